@@ -1,0 +1,8 @@
+SHOW STREAMS;
+LIST TABLES EXTENDED;
+DESCRIBE possible_fraud EXTENDED;
+SET 'auto.offset.reset' = 'earliest';
+UNSET 'auto.offset.reset';
+TERMINATE CTAS_POSSIBLE_FRAUD_1;
+TERMINATE ALL;
+DROP TABLE IF EXISTS possible_fraud DELETE TOPIC;

@@ -1,0 +1,1 @@
+CREATE SOURCE TABLE inventory (product STRING PRIMARY KEY, stock INT) WITH (KAFKA_TOPIC='warehouse-inventory', KEY_FORMAT='KAFKA', VALUE_FORMAT='KAFKA');

@@ -1,0 +1,1 @@
+SELECT customerId, SUM(price) AS total FROM orders WINDOW SESSION (1 HOUR) GROUP BY customerId EMIT CHANGES;

@@ -1,0 +1,347 @@
+//! The engine: executes statements against the catalog and a [`Runtime`].
+//!
+//! `CREATE STREAM/TABLE` adds a source (creating its topic when `PARTITIONS` is given);
+//! `CREATE ... AS SELECT` plans a persistent query, creates its sink topic (with the
+//! source's partition count unless `PARTITIONS` says otherwise) and starts it on the runtime;
+//! `DROP` and `TERMINATE` undo that. The runtime is the Kafka runtime ([`crate::kafka`]) in
+//! the server and the in-memory driver ([`crate::testing`]) in tests: the engine does not know
+//! which. Query ids follow ksqlDB (`CSAS_<SINK>_<n>`, `CTAS_<SINK>_<n>`).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, Source};
+use crate::error::Error;
+use crate::exec::task::PipelineSpec;
+use crate::format::decode::SourceDecoder;
+use crate::format::encode::SinkEncoder;
+use crate::plan::PlanError;
+use crate::plan::ddl::plan_create_source;
+use crate::plan::query::{QueryPlan, SinkRequest, plan_query};
+use crate::sql::ast::{
+    CreateAsSelect, CreateSource, DropSource, QueryTarget, SourceKind, normalize,
+};
+use crate::sql::{self, Statement};
+
+/// Where queries run and topics live.
+pub trait Runtime: Send {
+    /// The partition count of `topic`, or `None` if it does not exist.
+    fn topic_partitions(
+        &self,
+        topic: &str,
+    ) -> impl Future<Output = Result<Option<i32>, Error>> + Send;
+    /// Creates `topic` with `partitions` partitions.
+    fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Starts running `query` until [`Runtime::stop_query`].
+    fn start_query(
+        &mut self,
+        query: PersistentQuery,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Stops query `id` and releases its resources.
+    fn stop_query(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// A planned query, ready for a runtime.
+#[derive(Debug, Clone)]
+pub struct PersistentQuery {
+    /// `CSAS_<SINK>_<n>` or `CTAS_<SINK>_<n>`.
+    pub id: String,
+    /// The statement that created it.
+    pub statement: String,
+    /// The topic read.
+    pub source_topic: String,
+    /// The topic written.
+    pub sink_topic: String,
+    /// Decode, operators, encode.
+    pub pipeline: PipelineSpec,
+}
+
+/// What executing a statement did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A stream or table was added to the catalog.
+    SourceCreated {
+        /// Stream or table.
+        kind: SourceKind,
+        /// Its name.
+        name: String,
+    },
+    /// A persistent query was started.
+    QueryStarted {
+        /// The query id.
+        id: String,
+        /// The sink it writes.
+        sink: String,
+    },
+    /// A source was dropped.
+    SourceDropped(String),
+    /// Queries were terminated.
+    Terminated(Vec<String>),
+    /// Nothing to do (e.g. `IF NOT EXISTS` on an existing source).
+    Noop(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::SourceCreated {
+                kind: SourceKind::Stream,
+                ..
+            } => f.write_str("Stream created"),
+            Outcome::SourceCreated {
+                kind: SourceKind::Table,
+                ..
+            } => f.write_str("Table created"),
+            Outcome::QueryStarted { id, .. } => write!(f, "Created query with ID {id}"),
+            Outcome::SourceDropped(name) => write!(f, "Source `{name}` (topic kept) was dropped."),
+            Outcome::Terminated(ids) => write!(f, "Terminated {}", ids.join(", ")),
+            Outcome::Noop(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A running persistent query, as the engine remembers it.
+#[derive(Debug, Clone)]
+pub struct QueryInfo {
+    /// The statement text.
+    pub statement: String,
+    /// The sink's name.
+    pub sink: String,
+}
+
+/// Executes statements.
+#[derive(Debug)]
+pub struct Engine<R> {
+    catalog: Catalog,
+    runtime: R,
+    next_id: u64,
+    queries: BTreeMap<String, QueryInfo>,
+}
+
+impl<R: Runtime> Engine<R> {
+    /// An engine with an empty catalog.
+    pub fn new(runtime: R) -> Self {
+        Self {
+            catalog: Catalog::default(),
+            runtime,
+            next_id: 0,
+            queries: BTreeMap::new(),
+        }
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+
+    /// The runtime, mutably (the in-memory driver's tests feed it records).
+    pub fn runtime_mut(&mut self) -> &mut R {
+        &mut self.runtime
+    }
+
+    /// The running queries by id.
+    pub fn queries(&self) -> &BTreeMap<String, QueryInfo> {
+        &self.queries
+    }
+
+    /// Parses and executes a script, statement by statement; stops at the first error.
+    pub async fn execute_script(&mut self, script: &str) -> Result<Vec<Outcome>, Error> {
+        let mut outcomes = Vec::new();
+        for statement in sql::parse(script)? {
+            outcomes.push(self.execute(&statement).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Executes one statement.
+    #[tracing::instrument(skip_all, fields(statement = %statement))]
+    pub async fn execute(&mut self, statement: &Statement) -> Result<Outcome, Error> {
+        match statement {
+            Statement::CreateSource(c) => self.create_source(c).await,
+            Statement::CreateAsSelect(c) => self.create_as_select(c, &statement.to_string()).await,
+            Statement::Drop(d) => self.drop_source(d).await,
+            Statement::Terminate(target) => self.terminate(target).await,
+            other => Err(PlanError::Unsupported(format!(
+                "{} statements in this engine",
+                first_words(&other.to_string())
+            ))
+            .into()),
+        }
+    }
+
+    async fn create_source(&mut self, stmt: &CreateSource) -> Result<Outcome, Error> {
+        let planned = plan_create_source(stmt)?;
+        let name = planned.source.name.clone();
+        if let Some(existing) = self.catalog.get(&name) {
+            if stmt.if_not_exists {
+                return Ok(Outcome::Noop(format!(
+                    "Cannot add {name}: it already exists."
+                )));
+            }
+            if !stmt.or_replace {
+                return Err(already_exists(existing).into());
+            }
+        }
+        let topic = planned.source.topic.clone();
+        match (
+            self.runtime.topic_partitions(&topic).await?,
+            planned.partitions,
+        ) {
+            (Some(_), _) => {}
+            (None, Some(p)) => self.runtime.create_topic(&topic, p).await?,
+            (None, None) => {
+                return Err(PlanError::Invalid(format!(
+                    "Topic '{topic}' does not exist. If you want to create a new topic for the {} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS').",
+                    stmt.kind.to_string().to_lowercase()
+                ))
+                .into());
+            }
+        }
+        SourceDecoder::try_new(&planned.source)?;
+        let kind = planned.source.kind;
+        self.catalog.insert(planned.source);
+        Ok(Outcome::SourceCreated { kind, name })
+    }
+
+    async fn create_as_select(
+        &mut self,
+        stmt: &CreateAsSelect,
+        text: &str,
+    ) -> Result<Outcome, Error> {
+        let name = normalize(&stmt.name);
+        if let Some(existing) = self.catalog.get(&name) {
+            if stmt.if_not_exists {
+                return Ok(Outcome::Noop(format!(
+                    "Cannot add {name}: it already exists."
+                )));
+            }
+            return Err(already_exists(existing).into());
+        }
+        let prefix = match stmt.kind {
+            SourceKind::Stream => "CSAS",
+            SourceKind::Table => "CTAS",
+        };
+        let id = format!("{prefix}_{name}_{}", self.next_id);
+        let sink = SinkRequest {
+            name: name.clone(),
+            kind: stmt.kind,
+            properties: &stmt.properties,
+            query_id: id.clone(),
+        };
+        let plan = plan_query(&stmt.query, &self.catalog, sink)?;
+        let pipeline = self.pipeline(plan.source.as_ref(), &plan).await?;
+        let query = PersistentQuery {
+            id: id.clone(),
+            statement: text.to_string(),
+            source_topic: plan.source.topic.clone(),
+            sink_topic: plan.sink.topic.clone(),
+            pipeline,
+        };
+        self.runtime.start_query(query).await?;
+        self.next_id += 1;
+        self.catalog.insert(plan.sink);
+        self.queries.insert(
+            id.clone(),
+            QueryInfo {
+                statement: text.to_string(),
+                sink: name.clone(),
+            },
+        );
+        Ok(Outcome::QueryStarted { id, sink: name })
+    }
+
+    /// Creates the sink topic if needed (with the source's partition count unless the query
+    /// says otherwise) and assembles the query's pipeline.
+    async fn pipeline(&self, source: &Source, plan: &QueryPlan) -> Result<PipelineSpec, Error> {
+        let source_partitions = self
+            .runtime
+            .topic_partitions(&source.topic)
+            .await?
+            .ok_or_else(|| {
+                PlanError::Invalid(format!("Topic '{}' does not exist.", source.topic))
+            })?;
+        let partitions = match self.runtime.topic_partitions(&plan.sink.topic).await? {
+            Some(existing) => existing,
+            None => {
+                let p = plan.partitions.unwrap_or(source_partitions);
+                self.runtime.create_topic(&plan.sink.topic, p).await?;
+                p
+            }
+        };
+        let encoder = SinkEncoder::try_new(
+            &plan.sink.topic,
+            partitions,
+            (plan.sink.key_format, plan.sink.value_format),
+            &plan.output_schema,
+            &plan.key_names,
+            plan.sink.window,
+        )?;
+        Ok(PipelineSpec {
+            decoder: SourceDecoder::try_new(source)?,
+            operators: plan.operators.clone(),
+            encoder,
+        })
+    }
+
+    async fn drop_source(&mut self, stmt: &DropSource) -> Result<Outcome, Error> {
+        let name = normalize(&stmt.name);
+        let Some(source) = self.catalog.get(&name).map(Arc::clone) else {
+            if stmt.if_exists {
+                return Ok(Outcome::Noop(format!("Source {name} does not exist.")));
+            }
+            return Err(PlanError::UnknownSource(name).into());
+        };
+        if let Some(id) = &source.written_by
+            && self.queries.contains_key(id)
+        {
+            self.runtime.stop_query(id).await?;
+            self.queries.remove(id);
+        }
+        self.catalog.remove(&name);
+        Ok(Outcome::SourceDropped(name))
+    }
+
+    async fn terminate(&mut self, target: &QueryTarget) -> Result<Outcome, Error> {
+        let ids: Vec<String> = match target {
+            QueryTarget::All => self.queries.keys().cloned().collect(),
+            QueryTarget::Id(id) => {
+                let id = normalize(id);
+                if !self.queries.contains_key(&id) {
+                    return Err(PlanError::Invalid(format!("Unknown queryId: {id}")).into());
+                }
+                vec![id]
+            }
+        };
+        for id in &ids {
+            self.runtime.stop_query(id).await?;
+            self.queries.remove(id);
+        }
+        Ok(Outcome::Terminated(ids))
+    }
+
+    /// Stops every running query (for shutdown).
+    pub async fn shutdown(&mut self) -> Result<(), Error> {
+        self.terminate(&QueryTarget::All).await.map(|_| ())
+    }
+}
+
+fn already_exists(existing: &Source) -> PlanError {
+    PlanError::SourceExists {
+        kind: existing.kind.to_string().to_lowercase(),
+        name: existing.name.clone(),
+    }
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}

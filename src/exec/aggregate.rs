@@ -1,0 +1,346 @@
+//! [`AggregateOp`]: GROUP BY with optional windows, HAVING, and EMIT CHANGES or EMIT FINAL.
+//!
+//! For each input row the operator advances stream time, assigns the row's windows, drops
+//! it for windows already closed (late records, counted), and feeds the aggregate arguments
+//! to the group's DataFusion accumulators. Within a batch, rows of one group are fed together
+//! and the group is emitted once (ksqlDB's cache does the same; in test mode a batch is one
+//! record, so every record yields its output at once).
+//!
+//! Output rows are `[group keys.., WINDOWSTART, WINDOWEND, aggregates.., ROWTIME]`, ROWTIME
+//! being the latest contributing timestamp. HAVING is applied here because it needs per-group
+//! memory: a group that stops matching after being emitted yields a tombstone. With EMIT
+//! FINAL nothing is emitted until stream time passes a window's end plus its grace period.
+//! Aggregations over table sources (retractions) are not implemented yet.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array, new_empty_array};
+use arrow::compute::take;
+use arrow::datatypes::{Int64Type, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion_common::ScalarValue;
+use datafusion_physical_expr::PhysicalExpr;
+use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
+
+use super::filter::evaluate_mask;
+use super::window::WindowSpec;
+use super::{Batch, ExecError, Operator};
+use crate::state::aggregate_store::{AggregateStore, GroupKey};
+
+/// When aggregate results are emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitMode {
+    /// Every update, as it happens.
+    Changes,
+    /// Once per window, when it closes.
+    Final,
+}
+
+/// The planned aggregation, shared by every task of a query.
+#[derive(Debug)]
+pub struct AggregateSpec {
+    /// GROUP BY expressions over the input.
+    pub group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Aggregate calls, with their argument expressions over the input.
+    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    /// The window, if any.
+    pub window: Option<WindowSpec>,
+    /// HAVING over the output schema.
+    pub having: Option<Arc<dyn PhysicalExpr>>,
+    /// When to emit.
+    pub emit: EmitMode,
+    /// `[keys.., WINDOWSTART, WINDOWEND (if windowed), aggregates.., ROWTIME]`
+    pub output_schema: SchemaRef,
+    /// Index of ROWTIME in the input.
+    pub input_rowtime: usize,
+}
+
+/// Runs an [`AggregateSpec`] for one task.
+pub struct AggregateOp {
+    spec: Arc<AggregateSpec>,
+    store: AggregateStore,
+    converter: RowConverter,
+    stream_time: i64,
+    late_records: u64,
+}
+
+impl std::fmt::Debug for AggregateOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AggregateOp")
+            .field("groups", &self.store.len())
+            .field("stream_time", &self.stream_time)
+            .field("late_records", &self.late_records)
+            .finish()
+    }
+}
+
+/// Rows of one batch, grouped by the group they update, in the order groups were first touched.
+#[derive(Default)]
+struct Touched {
+    order: Vec<GroupKey>,
+    rows: HashMap<GroupKey, Vec<u32>>,
+}
+
+impl Touched {
+    fn add(&mut self, key: GroupKey, row: u32) {
+        match self.rows.get_mut(&key) {
+            Some(rows) => rows.push(row),
+            None => {
+                self.order.push(key.clone());
+                self.rows.insert(key, vec![row]);
+            }
+        }
+    }
+}
+
+impl AggregateOp {
+    /// A fresh operator (empty state) for `spec`.
+    pub fn try_new(
+        spec: Arc<AggregateSpec>,
+        input: &arrow::datatypes::Schema,
+    ) -> Result<Self, ExecError> {
+        let fields = spec
+            .group_exprs
+            .iter()
+            .map(|e| Ok(SortField::new(e.data_type(input)?)))
+            .collect::<Result<Vec<_>, ExecError>>()?;
+        Ok(Self {
+            spec,
+            store: AggregateStore::default(),
+            converter: RowConverter::new(fields)?,
+            stream_time: i64::MIN,
+            late_records: 0,
+        })
+    }
+
+    /// Records dropped because their window had closed.
+    pub fn late_records(&self) -> u64 {
+        self.late_records
+    }
+
+    /// Assigns each row to its groups, advancing stream time row by row.
+    fn assign_groups(&mut self, batch: &RecordBatch) -> Result<Touched, ExecError> {
+        let rows = batch.num_rows();
+        let keys = self
+            .spec
+            .group_exprs
+            .iter()
+            .map(|e| Ok(e.evaluate(batch)?.into_array(rows)?))
+            .collect::<Result<Vec<ArrayRef>, ExecError>>()?;
+        let encoded = self.converter.convert_columns(&keys)?;
+        let rowtime = batch
+            .column(self.spec.input_rowtime)
+            .as_primitive::<Int64Type>();
+        let mut touched = Touched::default();
+        for row in 0..rows {
+            let ts = rowtime.value(row);
+            self.stream_time = self.stream_time.max(ts);
+            let key: Box<[u8]> = encoded.row(row).as_ref().into();
+            match &self.spec.window {
+                None => touched.add((key, None), row as u32),
+                Some(spec) => {
+                    for window in spec.assign(ts) {
+                        if spec.is_closed(&window, self.stream_time) {
+                            self.late_records += 1;
+                        } else {
+                            touched.add((key.clone(), Some(window)), row as u32);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Feeds each touched group its rows.
+    fn update(&mut self, batch: &RecordBatch, touched: &Touched) -> Result<(), ExecError> {
+        let rows = batch.num_rows();
+        let args = self
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| {
+                a.expressions()
+                    .iter()
+                    .map(|e| Ok(e.evaluate(batch)?.into_array(rows)?))
+                    .collect::<Result<Vec<ArrayRef>, ExecError>>()
+            })
+            .collect::<Result<Vec<_>, ExecError>>()?;
+        let rowtime = batch
+            .column(self.spec.input_rowtime)
+            .as_primitive::<Int64Type>();
+        for key in &touched.order {
+            let indices = UInt32Array::from(touched.rows.get(key).cloned().unwrap_or_default());
+            let max_ts = indices
+                .values()
+                .iter()
+                .map(|i| rowtime.value(*i as usize))
+                .max()
+                .unwrap_or(i64::MIN);
+            let spec = &self.spec;
+            let state = self.store.get_or_insert_with(key, || {
+                spec.aggregates
+                    .iter()
+                    .map(|a| a.create_accumulator())
+                    .collect()
+            })?;
+            state.max_timestamp = state.max_timestamp.max(max_ts);
+            for (acc, arg_arrays) in state.accumulators.iter_mut().zip(&args) {
+                let taken = arg_arrays
+                    .iter()
+                    .map(|a| take(a.as_ref(), &indices, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                acc.update_batch(&taken)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The output rows of `groups` (current values), in the given order.
+    fn result_rows<'a>(
+        &self,
+        groups: impl Iterator<Item = (&'a GroupKey, Vec<ScalarValue>, i64)>,
+    ) -> Result<RecordBatch, ExecError> {
+        let parser = self.converter.parser();
+        let mut key_rows = Vec::new();
+        let (mut starts, mut ends, mut rowtimes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.aggregates.len()];
+        for (key, aggregates, ts) in groups {
+            key_rows.push(parser.parse(&key.0));
+            if let Some(w) = key.1 {
+                starts.push(w.start);
+                ends.push(w.end);
+            }
+            for (column, v) in values.iter_mut().zip(aggregates) {
+                column.push(v);
+            }
+            rowtimes.push(ts);
+        }
+        let mut columns = self.converter.convert_rows(key_rows)?;
+        if self.spec.window.is_some() {
+            columns.push(Arc::new(Int64Array::from(starts)));
+            columns.push(Arc::new(Int64Array::from(ends)));
+        }
+        let first_agg = columns.len();
+        for (i, column) in values.into_iter().enumerate() {
+            let field = self.spec.output_schema.field(first_agg + i);
+            columns.push(if column.is_empty() {
+                new_empty_array(field.data_type())
+            } else {
+                ScalarValue::iter_to_array(column)?
+            });
+        }
+        columns.push(Arc::new(Int64Array::from(rowtimes)));
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.spec.output_schema),
+            columns,
+        )?)
+    }
+
+    /// Emits the current rows of the touched groups, applying HAVING with tombstones.
+    fn emit_changes(&mut self, touched: &Touched, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        let mut current = Vec::with_capacity(touched.order.len());
+        for key in &touched.order {
+            if let Some(state) = self.store.get_mut(key) {
+                let values = state
+                    .accumulators
+                    .iter_mut()
+                    .map(|a| a.evaluate())
+                    .collect::<Result<Vec<_>, _>>()?;
+                current.push((key, values, state.max_timestamp));
+            }
+        }
+        let batch = self.result_rows(current.into_iter())?;
+        let Some(having) = &self.spec.having else {
+            touched.order.iter().for_each(|k| {
+                if let Some(s) = self.store.get_mut(k) {
+                    s.emitted = true;
+                }
+            });
+            out.push(Batch {
+                data: batch,
+                tombstones: Some(BooleanArray::from(vec![false; touched.order.len()])),
+            });
+            return Ok(());
+        };
+        let mask = evaluate_mask(having.as_ref(), &batch)?;
+        let (mut keep, mut tombstones) = (Vec::new(), Vec::new());
+        for (i, key) in touched.order.iter().enumerate() {
+            let Some(state) = self.store.get_mut(key) else {
+                continue;
+            };
+            let passes = mask.value(i);
+            if passes || state.emitted {
+                keep.push(i as u32);
+                tombstones.push(!passes);
+            }
+            state.emitted = passes;
+        }
+        if !keep.is_empty() {
+            let data = arrow::compute::take_record_batch(&batch, &UInt32Array::from(keep))?;
+            out.push(Batch {
+                data,
+                tombstones: Some(BooleanArray::from(tombstones)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops windows that can no longer change; with EMIT FINAL, emits them first.
+    fn close_windows(&mut self, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        let Some(spec) = self.spec.window else {
+            return Ok(());
+        };
+        let mut closed = self
+            .store
+            .remove_ending_by(self.stream_time.saturating_sub(spec.grace()));
+        if self.spec.emit != EmitMode::Final || closed.is_empty() {
+            return Ok(());
+        }
+        closed.sort_by(|(a, _), (b, _)| {
+            (a.1.map(|w| w.end), &a.0, a.1).cmp(&(b.1.map(|w| w.end), &b.0, b.1))
+        });
+        let mut finals = Vec::with_capacity(closed.len());
+        for (key, mut state) in closed {
+            let values = state
+                .accumulators
+                .iter_mut()
+                .map(|a| a.evaluate())
+                .collect::<Result<Vec<_>, _>>()?;
+            finals.push((key, values, state.max_timestamp));
+        }
+        let batch = self.result_rows(finals.iter().map(|(k, v, t)| (k, v.clone(), *t)))?;
+        let data = match &self.spec.having {
+            Some(having) => arrow::compute::filter_record_batch(
+                &batch,
+                &evaluate_mask(having.as_ref(), &batch)?,
+            )?,
+            None => batch,
+        };
+        if data.num_rows() > 0 {
+            let n = data.num_rows();
+            out.push(Batch {
+                data,
+                tombstones: Some(BooleanArray::from(vec![false; n])),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Operator for AggregateOp {
+    fn name(&self) -> &'static str {
+        "Aggregate"
+    }
+
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        let touched = self.assign_groups(&batch.data)?;
+        self.update(&batch.data, &touched)?;
+        if self.spec.emit == EmitMode::Changes && !touched.order.is_empty() {
+            self.emit_changes(&touched, out)?;
+        }
+        self.close_windows(out)
+    }
+}

@@ -1,0 +1,69 @@
+//! Operators: the steps of a running query, over Arrow record batches.
+//!
+//! Every operator implements [`Operator`]: it takes a [`Batch`] and pushes zero or more
+//! batches to its output. Operators own their state and never touch Kafka, files or
+//! clocks, so the same operators run under the Kafka runtime ([`crate::kafka`]) and the
+//! in-memory driver ([`crate::testing`]). [`task::Task`] chains them between a decoder and
+//! an encoder for one input partition.
+//!
+//! Layout: [`filter`], [`project`], [`aggregate`] (grouped and windowed aggregation with
+//! HAVING and emit modes), [`window`] (window assignment), [`task`], [`error`].
+
+pub mod aggregate;
+pub mod error;
+pub mod filter;
+pub mod processing_log;
+pub mod project;
+pub mod task;
+pub mod window;
+
+use arrow::array::{BooleanArray, RecordBatch};
+
+pub use error::ExecError;
+
+/// Rows flowing between operators.
+///
+/// For streams every row is an insert. For tables (`tombstones` is `Some`) every row is an
+/// upsert of its key, or a delete where the mask is true.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The rows.
+    pub data: RecordBatch,
+    /// Table changelog semantics: `true` marks a row whose key is deleted.
+    pub tombstones: Option<BooleanArray>,
+}
+
+impl Batch {
+    /// A batch of stream rows.
+    pub fn stream(data: RecordBatch) -> Self {
+        Self {
+            data,
+            tombstones: None,
+        }
+    }
+
+    /// Whether row `i` deletes its key.
+    pub fn is_tombstone(&self, i: usize) -> bool {
+        self.tombstones.as_ref().is_some_and(|t| t.value(i))
+    }
+
+    /// The tombstone flags as a plain vector (all false for streams).
+    pub fn tombstone_flags(&self) -> Vec<bool> {
+        match &self.tombstones {
+            Some(t) => t.iter().map(|v| v.unwrap_or(false)).collect(),
+            None => vec![false; self.data.num_rows()],
+        }
+    }
+}
+
+/// One step of a running continuous query.
+///
+/// The task calls [`Operator::process`] for each input batch, in order. Operators keep
+/// whatever state they need (aggregates, windows) and emit results into `out`.
+pub trait Operator: Send + Sync {
+    /// Short name used in `EXPLAIN`, metrics and error context.
+    fn name(&self) -> &'static str;
+
+    /// Transforms one batch, pushing zero or more batches to `out`.
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError>;
+}

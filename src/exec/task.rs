@@ -1,0 +1,128 @@
+//! [`Task`]: one input partition's share of a persistent query.
+//!
+//! A task decodes a batch of records, pushes the batch through the query's operators and
+//! encodes the results for the sink. [`PipelineSpec`] is the planned query, shared by all
+//! tasks; [`PipelineSpec::new_task`] creates a task with fresh operator state. Drivers (Kafka
+//! or in-memory) own the records and decide batching; the task never does I/O.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::aggregate::{AggregateOp, AggregateSpec};
+use super::filter::FilterOp;
+use super::processing_log::ProcessingLog;
+use super::project::ProjectOp;
+use super::{Batch, ExecError, Operator};
+use crate::format::decode::SourceDecoder;
+use crate::format::encode::SinkEncoder;
+use crate::record::Record;
+
+/// One planned operator and the schema of its input.
+#[derive(Debug, Clone)]
+pub enum OperatorSpec {
+    /// `WHERE`
+    Filter(Arc<dyn PhysicalExpr>),
+    /// The select list.
+    Project(Vec<(String, Arc<dyn PhysicalExpr>)>),
+    /// `GROUP BY`, windows, `HAVING`, emit mode.
+    Aggregate(Arc<AggregateSpec>),
+}
+
+impl OperatorSpec {
+    fn instantiate(&self, input: &SchemaRef) -> Result<Box<dyn Operator>, ExecError> {
+        Ok(match self {
+            OperatorSpec::Filter(p) => Box::new(FilterOp::try_new(Arc::clone(p), input)?),
+            OperatorSpec::Project(exprs) => Box::new(ProjectOp::try_new(exprs.clone(), input)?),
+            OperatorSpec::Aggregate(spec) => {
+                Box::new(AggregateOp::try_new(Arc::clone(spec), input)?)
+            }
+        })
+    }
+}
+
+/// A planned persistent query: decode, operators, encode.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Decodes the source's records.
+    pub decoder: SourceDecoder,
+    /// Operators in order, each with the schema of its input.
+    pub operators: Vec<(OperatorSpec, SchemaRef)>,
+    /// Encodes results for the sink.
+    pub encoder: SinkEncoder,
+}
+
+impl PipelineSpec {
+    /// A task with empty state.
+    pub fn new_task(&self, log: ProcessingLog) -> Result<Task, ExecError> {
+        let operators = self
+            .operators
+            .iter()
+            .map(|(op, input)| op.instantiate(input))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Task {
+            decoder: self.decoder.clone(),
+            operators,
+            encoder: self.encoder.clone(),
+            log,
+            processed: 0,
+        })
+    }
+}
+
+/// Runs a pipeline for one input partition.
+pub struct Task {
+    decoder: SourceDecoder,
+    operators: Vec<Box<dyn Operator>>,
+    encoder: SinkEncoder,
+    log: ProcessingLog,
+    processed: u64,
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.operators.iter().map(|o| o.name()).collect();
+        f.debug_struct("Task")
+            .field("operators", &names)
+            .field("processed", &self.processed)
+            .finish()
+    }
+}
+
+impl Task {
+    /// Processes records (in order) and returns the records to write to the sink.
+    pub fn process(&mut self, records: &[Record]) -> Result<Vec<Record>, ExecError> {
+        let decoded = self.decoder.decode(records);
+        for (index, error) in &decoded.failures {
+            self.log.record_failed(&records[*index], error);
+        }
+        self.processed += records.len() as u64;
+        if decoded.batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        let tombstones = (!decoded.tombstones.is_empty())
+            .then(|| arrow::array::BooleanArray::from(decoded.tombstones));
+        let mut batches = vec![Batch {
+            data: decoded.batch,
+            tombstones,
+        }];
+        for op in &mut self.operators {
+            let mut next = Vec::new();
+            for batch in batches {
+                op.process(batch, &mut next)?;
+            }
+            batches = next;
+        }
+        let mut out = Vec::new();
+        for batch in batches {
+            out.extend(self.encoder.encode(&batch.data, &batch.tombstone_flags())?);
+        }
+        Ok(out)
+    }
+
+    /// Records read by this task so far (including those that failed to decode).
+    pub fn processed(&self) -> u64 {
+        self.processed
+    }
+}

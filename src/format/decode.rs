@@ -1,0 +1,249 @@
+//! [`SourceDecoder`]: a batch of records → one Arrow `RecordBatch` in the source's layout.
+//!
+//! A record whose key or value does not match the schema is left out of the batch and
+//! returned as a failure with its index, so the caller can write it to the processing log
+//! and carry on (ksqlDB's `ksql.fail.on.deserialization.error=false`). A stream record with a
+//! null value is skipped, as ksqlDB does; a table record with a null value is a tombstone.
+//! Windowed keys and the DELIMITED format are not decoded yet.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, new_empty_array};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion_common::ScalarValue;
+use serde_json::Value;
+
+use super::{Format, FormatError, json, kafka};
+use crate::catalog::Source;
+use crate::record::Record;
+use crate::sql::ast::SourceKind;
+
+/// Records decoded into a batch, plus what could not be decoded.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The decoded rows, in record order, in the source's batch layout.
+    pub batch: RecordBatch,
+    /// For tables: which rows are tombstones (value columns all null). Empty for streams.
+    pub tombstones: Vec<bool>,
+    /// Records left out: their index in the input and why.
+    pub failures: Vec<(usize, FormatError)>,
+}
+
+/// Decodes records of one source.
+#[derive(Debug, Clone)]
+pub struct SourceDecoder {
+    schema: SchemaRef,
+    kind: SourceKind,
+    key_format: Format,
+    value_format: Format,
+    keys: Vec<DataType>,
+    values: Vec<(String, DataType)>,
+    /// Index into `values` of the column that overrides ROWTIME.
+    timestamp: Option<usize>,
+}
+
+impl SourceDecoder {
+    /// A decoder for `source`; fails if its formats cannot carry its columns.
+    pub fn try_new(source: &Source) -> Result<Self, FormatError> {
+        let keys: Vec<DataType> = source.schema.keys().map(|c| c.data_type.clone()).collect();
+        let values: Vec<(String, DataType)> = source
+            .schema
+            .values()
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect();
+        check_formats(source.key_format, &keys, "key")?;
+        let value_types: Vec<DataType> = values.iter().map(|(_, t)| t.clone()).collect();
+        check_formats(source.value_format, &value_types, "value")?;
+        let timestamp = source
+            .timestamp_column
+            .as_ref()
+            .and_then(|name| values.iter().position(|(n, _)| n == name));
+        Ok(Self {
+            schema: source.schema.batch_schema(false),
+            kind: source.kind,
+            key_format: source.key_format,
+            value_format: source.value_format,
+            keys,
+            values,
+            timestamp,
+        })
+    }
+
+    /// The schema of the batches this decoder produces.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Decodes `records`; never fails as a whole.
+    pub fn decode(&self, records: &[Record]) -> Decoded {
+        let width = self.keys.len() + self.values.len();
+        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(records.len()); width];
+        let (mut rowtime, mut partition, mut offset) = (Vec::new(), Vec::new(), Vec::new());
+        let mut tombstones = Vec::new();
+        let mut failures = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let row = match self.decode_row(record) {
+                Ok(Some(row)) => row,
+                Ok(None) => continue,
+                Err(e) => {
+                    failures.push((i, e));
+                    continue;
+                }
+            };
+            let ts = match self.timestamp {
+                None => record.timestamp,
+                Some(idx) => match event_time(&row.0[self.keys.len() + idx]) {
+                    Some(ts) => ts,
+                    None => {
+                        failures.push((
+                            i,
+                            FormatError::Value("invalid or null timestamp column".into()),
+                        ));
+                        continue;
+                    }
+                },
+            };
+            for (column, value) in columns.iter_mut().zip(row.0) {
+                column.push(value);
+            }
+            if self.kind == SourceKind::Table {
+                tombstones.push(row.1);
+            }
+            rowtime.push(ts);
+            partition.push(record.partition.unwrap_or(0));
+            offset.push(record.offset);
+        }
+        let batch = self.assemble(columns, rowtime, partition, offset);
+        Decoded {
+            batch,
+            tombstones,
+            failures,
+        }
+    }
+
+    /// One record's key and value columns, and whether it is a tombstone; `None` to skip it.
+    fn decode_row(&self, record: &Record) -> Result<Option<(Vec<ScalarValue>, bool)>, FormatError> {
+        let mut row = self.decode_key(record.key.as_deref())?;
+        match record.value.as_deref() {
+            None if self.kind == SourceKind::Stream => Ok(None),
+            None => {
+                for (_, t) in &self.values {
+                    row.push(null_of(t)?);
+                }
+                Ok(Some((row, true)))
+            }
+            Some(bytes) => {
+                row.extend(self.decode_value(bytes)?);
+                Ok(Some((row, false)))
+            }
+        }
+    }
+
+    fn decode_key(&self, bytes: Option<&[u8]>) -> Result<Vec<ScalarValue>, FormatError> {
+        match (self.keys.as_slice(), bytes) {
+            ([], _) => Ok(Vec::new()),
+            (types, None) => types.iter().map(null_of).collect(),
+            ([t], Some(bytes)) if self.key_format == Format::Kafka => {
+                Ok(vec![kafka::to_scalar(bytes, t).map_err(FormatError::Key)?])
+            }
+            ([t], Some(bytes)) => {
+                let value: Value =
+                    serde_json::from_slice(bytes).map_err(|e| FormatError::Key(e.to_string()))?;
+                Ok(vec![json::to_scalar(&value, t).map_err(FormatError::Key)?])
+            }
+            (_, Some(_)) => Err(FormatError::Key(
+                "multi-column keys are not supported yet".into(),
+            )),
+        }
+    }
+
+    fn decode_value(&self, bytes: &[u8]) -> Result<Vec<ScalarValue>, FormatError> {
+        match self.value_format {
+            Format::Kafka => match self.values.as_slice() {
+                [(_, t)] => Ok(vec![
+                    kafka::to_scalar(bytes, t).map_err(FormatError::Value)?,
+                ]),
+                _ => Err(FormatError::Value("KAFKA values hold one column".into())),
+            },
+            Format::Json => {
+                let value: Value =
+                    serde_json::from_slice(bytes).map_err(|e| FormatError::Value(e.to_string()))?;
+                self.json_columns(&value)
+            }
+            Format::None => Ok(Vec::new()),
+        }
+    }
+
+    fn json_columns(&self, value: &Value) -> Result<Vec<ScalarValue>, FormatError> {
+        match value {
+            Value::Object(object) => self
+                .values
+                .iter()
+                .map(|(name, t)| {
+                    let v = json::field(object, name).unwrap_or(&Value::Null);
+                    json::to_scalar(v, t).map_err(|e| FormatError::Value(format!("{name}: {e}")))
+                })
+                .collect(),
+            // An unwrapped single value: `134` rather than `{"COL": 134}`.
+            other if self.values.len() == 1 => Ok(vec![
+                json::to_scalar(other, &self.values[0].1).map_err(FormatError::Value)?,
+            ]),
+            _ => Err(FormatError::Value(format!(
+                "expected a JSON object, got {value}"
+            ))),
+        }
+    }
+
+    fn assemble(
+        &self,
+        columns: Vec<Vec<ScalarValue>>,
+        rowtime: Vec<i64>,
+        partition: Vec<i32>,
+        offset: Vec<i64>,
+    ) -> RecordBatch {
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len() + 3);
+        for (field, column) in self.schema.fields().iter().zip(columns) {
+            let array = if column.is_empty() {
+                new_empty_array(field.data_type())
+            } else {
+                // Every scalar was produced for this field's type, so this cannot fail.
+                ScalarValue::iter_to_array(column)
+                    .unwrap_or_else(|_| new_empty_array(field.data_type()))
+            };
+            arrays.push(array);
+        }
+        arrays.push(Arc::new(Int64Array::from(rowtime)));
+        arrays.push(Arc::new(Int32Array::from(partition)));
+        arrays.push(Arc::new(Int64Array::from(offset)));
+        RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+            .unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.schema)))
+    }
+}
+
+fn null_of(t: &DataType) -> Result<ScalarValue, FormatError> {
+    ScalarValue::try_from(t).map_err(|e| FormatError::Unsupported(e.to_string()))
+}
+
+fn event_time(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::Int64(Some(ts)) | ScalarValue::TimestampMillisecond(Some(ts), _) => Some(*ts),
+        _ => None,
+    }
+}
+
+fn check_formats(format: Format, types: &[DataType], what: &str) -> Result<(), FormatError> {
+    match format {
+        Format::Kafka if types.len() > 1 => Err(FormatError::Unsupported(format!(
+            "The KAFKA format only supports a single field. Got: {} {what} columns",
+            types.len()
+        ))),
+        Format::Kafka if !types.iter().all(kafka::supports) => Err(FormatError::Unsupported(
+            format!("The KAFKA format does not support the {what} column type"),
+        )),
+        Format::None if !types.is_empty() => Err(FormatError::Unsupported(format!(
+            "The NONE format can only be used when no columns are defined. Got {} {what} columns",
+            types.len()
+        ))),
+        _ => Ok(()),
+    }
+}

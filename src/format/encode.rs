@@ -1,0 +1,167 @@
+//! [`SinkEncoder`]: result rows → records for the sink topic, in ksqlDB's encoding.
+//!
+//! Keys use the sink's key format, followed for windowed results by the window bytes of
+//! Kafka Streams' windowed serdes (`<key><8-byte big-endian start>`, or for sessions
+//! `<key><8-byte end><8-byte start>`). Values are JSON objects of the value columns (or the
+//! bare value for the KAFKA format). Each record's partition is chosen from the inner key with
+//! Java's partitioner. Tombstones become records with a null value.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{FieldRef, Int64Type};
+use datafusion_common::ScalarValue;
+
+use super::{Format, FormatError, json, kafka};
+use crate::catalog::WindowInfo;
+use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
+use crate::kafka::partitioner::partition_for;
+use crate::record::Record;
+
+/// Encodes result batches for one sink.
+#[derive(Debug, Clone)]
+pub struct SinkEncoder {
+    topic: String,
+    partitions: i32,
+    key_format: Format,
+    value_format: Format,
+    keys: Vec<usize>,
+    values: Vec<usize>,
+    value_fields: Vec<FieldRef>,
+    rowtime: usize,
+    window: Option<(WindowInfo, usize, usize)>,
+}
+
+impl SinkEncoder {
+    /// An encoder for batches shaped like `batch_schema`, where `key_names` are the key columns
+    /// and every other column except `ROWTIME`, `WINDOWSTART` and `WINDOWEND` is a value column.
+    pub fn try_new(
+        topic: &str,
+        partitions: i32,
+        (key_format, value_format): (Format, Format),
+        batch_schema: &arrow::datatypes::Schema,
+        key_names: &[String],
+        window: Option<WindowInfo>,
+    ) -> Result<Self, FormatError> {
+        let index = |name: &str| {
+            batch_schema
+                .index_of(name)
+                .map_err(|_| FormatError::Unsupported(format!("sink has no column {name}")))
+        };
+        let keys = key_names
+            .iter()
+            .map(|k| index(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rowtime = index(ROWTIME)?;
+        let window = match window {
+            Some(w) => Some((w, index(WINDOWSTART)?, index(WINDOWEND)?)),
+            None => None,
+        };
+        let values: Vec<usize> = (0..batch_schema.fields().len())
+            .filter(|i| !keys.contains(i) && *i != rowtime)
+            .filter(|i| !matches!(window, Some((_, s, e)) if *i == s || *i == e))
+            .collect();
+        let value_fields = values
+            .iter()
+            .map(|i| std::sync::Arc::clone(&batch_schema.fields()[*i]))
+            .collect();
+        Ok(Self {
+            topic: topic.to_string(),
+            partitions,
+            key_format,
+            value_format,
+            keys,
+            values,
+            value_fields,
+            rowtime,
+            window,
+        })
+    }
+
+    /// One record per row; `tombstones[i]` (when given) makes row `i` a delete.
+    pub fn encode(
+        &self,
+        batch: &RecordBatch,
+        tombstones: &[bool],
+    ) -> Result<Vec<Record>, FormatError> {
+        let rowtime = batch.column(self.rowtime).as_primitive::<Int64Type>();
+        (0..batch.num_rows())
+            .map(|row| {
+                let key = self.encode_key(batch, row)?;
+                let partition = key.as_deref().map(|k| partition_for(k, self.partitions));
+                let key = key.map(|k| self.append_window(k, batch, row));
+                let value = if tombstones.get(row).copied().unwrap_or(false) {
+                    None
+                } else {
+                    Some(self.encode_value(batch, row)?)
+                };
+                Ok(Record {
+                    topic: self.topic.clone(),
+                    partition,
+                    offset: 0,
+                    key,
+                    value,
+                    timestamp: rowtime.value(row),
+                })
+            })
+            .collect()
+    }
+
+    fn scalar(batch: &RecordBatch, column: usize, row: usize) -> Result<ScalarValue, FormatError> {
+        ScalarValue::try_from_array(batch.column(column), row)
+            .map_err(|e| FormatError::Unsupported(e.to_string()))
+    }
+
+    fn encode_key(&self, batch: &RecordBatch, row: usize) -> Result<Option<Vec<u8>>, FormatError> {
+        let scalars = self
+            .keys
+            .iter()
+            .map(|c| Self::scalar(batch, *c, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(match (self.key_format, scalars.as_slice()) {
+            (_, []) | (Format::None, _) => None,
+            (Format::Kafka, [v]) => kafka::from_scalar(v),
+            (_, [v]) if v.is_null() => None,
+            (_, [v]) => Some(json::from_scalar(v).to_string().into_bytes()),
+            (_, many) => {
+                let fields: Vec<FieldRef> = self
+                    .keys
+                    .iter()
+                    .map(|c| std::sync::Arc::clone(&batch.schema_ref().fields()[*c]))
+                    .collect();
+                Some(json::object(&fields, many).to_string().into_bytes())
+            }
+        })
+    }
+
+    fn append_window(&self, mut key: Vec<u8>, batch: &RecordBatch, row: usize) -> Vec<u8> {
+        let Some((kind, start, end)) = self.window else {
+            return key;
+        };
+        let start = batch.column(start).as_primitive::<Int64Type>().value(row);
+        let end = batch.column(end).as_primitive::<Int64Type>().value(row);
+        match kind {
+            WindowInfo::Time { .. } => key.extend_from_slice(&start.to_be_bytes()),
+            WindowInfo::Session => {
+                key.extend_from_slice(&end.to_be_bytes());
+                key.extend_from_slice(&start.to_be_bytes());
+            }
+        }
+        key
+    }
+
+    fn encode_value(&self, batch: &RecordBatch, row: usize) -> Result<Vec<u8>, FormatError> {
+        let scalars = self
+            .values
+            .iter()
+            .map(|c| Self::scalar(batch, *c, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        match (self.value_format, scalars.as_slice()) {
+            (Format::Kafka, [v]) => Ok(kafka::from_scalar(v).unwrap_or_default()),
+            (Format::Kafka, _) => Err(FormatError::Unsupported(
+                "The KAFKA format only supports a single field".into(),
+            )),
+            _ => Ok(json::object(&self.value_fields, &scalars)
+                .to_string()
+                .into_bytes()),
+        }
+    }
+}

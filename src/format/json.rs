@@ -1,0 +1,200 @@
+//! JSON values ↔ Arrow scalars, with ksqlDB's coercions.
+//!
+//! Reading follows ksqlDB's JSON deserializer: numbers and numeric strings are accepted for
+//! numeric columns, any JSON for a STRING column (non-strings keep their JSON text), and
+//! object fields match column names exactly first, then case-insensitively. Writing produces
+//! the JSON ksqlDB writes (explicit nulls, doubles with a decimal point). Row assembly is in
+//! [`super::decode`] and [`super::encode`].
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field};
+use datafusion_common::ScalarValue;
+use serde_json::{Map, Number, Value};
+
+/// Converts one JSON value to a scalar of `data_type`, or says why it cannot.
+pub fn to_scalar(value: &Value, data_type: &DataType) -> Result<ScalarValue, String> {
+    if value.is_null() {
+        return ScalarValue::try_from(data_type).map_err(|e| e.to_string());
+    }
+    let mismatch = || {
+        format!(
+            "Can't convert type. sourceType: {}, requiredType: {}",
+            kind(value),
+            crate::types::sql_name(data_type)
+        )
+    };
+    Ok(match data_type {
+        DataType::Boolean => ScalarValue::Boolean(Some(match value {
+            Value::Bool(b) => *b,
+            Value::String(s) if s.eq_ignore_ascii_case("true") => true,
+            Value::String(s) if s.eq_ignore_ascii_case("false") => false,
+            _ => return Err(mismatch()),
+        })),
+        DataType::Int32 => {
+            let n = to_i64(value).ok_or_else(mismatch)?;
+            ScalarValue::Int32(Some(i32::try_from(n).map_err(|_| mismatch())?))
+        }
+        DataType::Int64 | DataType::Timestamp(_, _) => {
+            let n = to_i64(value).ok_or_else(mismatch)?;
+            match data_type {
+                DataType::Int64 => ScalarValue::Int64(Some(n)),
+                _ => ScalarValue::TimestampMillisecond(Some(n), None),
+            }
+        }
+        DataType::Float64 => ScalarValue::Float64(Some(to_f64(value).ok_or_else(mismatch)?)),
+        DataType::Decimal128(p, s) => decimal(value, *p, *s).ok_or_else(mismatch)?,
+        DataType::Utf8 => ScalarValue::Utf8(Some(match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })),
+        DataType::List(field) => {
+            let Value::Array(items) = value else {
+                return Err(mismatch());
+            };
+            let scalars = items
+                .iter()
+                .map(|v| to_scalar(v, field.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            ScalarValue::List(ScalarValue::new_list_nullable(&scalars, field.data_type()))
+        }
+        other => {
+            return Err(format!(
+                "JSON values of type {} are not supported yet",
+                crate::types::sql_name(other)
+            ));
+        }
+    })
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NULL",
+        Value::Bool(_) => "BOOLEAN",
+        Value::Number(n) if n.is_f64() => "DOUBLE",
+        Value::Number(_) => "BIGINT",
+        Value::String(_) => "STRING",
+        Value::Array(_) => "ARRAY",
+        Value::Object(_) => "STRUCT",
+    }
+}
+
+fn to_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn to_f64(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn decimal(value: &Value, precision: u8, scale: i8) -> Option<ScalarValue> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    let parsed = arrow::compute::kernels::cast::cast(
+        &(Arc::new(arrow::array::StringArray::from(vec![text])) as arrow::array::ArrayRef),
+        &DataType::Decimal128(precision, scale),
+    )
+    .ok()?;
+    let scalar = ScalarValue::try_from_array(&parsed, 0).ok()?;
+    (!scalar.is_null()).then_some(scalar)
+}
+
+/// Converts a scalar to the JSON ksqlDB writes for it.
+pub fn from_scalar(value: &ScalarValue) -> Value {
+    match value {
+        v if v.is_null() => Value::Null,
+        ScalarValue::Boolean(Some(b)) => Value::Bool(*b),
+        ScalarValue::Int8(Some(n)) => Value::from(*n),
+        ScalarValue::Int16(Some(n)) => Value::from(*n),
+        ScalarValue::Int32(Some(n)) => Value::from(*n),
+        ScalarValue::Int64(Some(n)) => Value::from(*n),
+        ScalarValue::UInt32(Some(n)) => Value::from(*n),
+        ScalarValue::UInt64(Some(n)) => Value::from(*n),
+        ScalarValue::TimestampMillisecond(Some(n), _) => Value::from(*n),
+        ScalarValue::Float32(Some(f)) => {
+            Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
+        }
+        ScalarValue::Float64(Some(f)) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
+        ScalarValue::Decimal128(Some(_), _, _) => {
+            let text = value.to_string();
+            text.parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map_or(Value::String(text), Value::Number)
+        }
+        ScalarValue::List(list) => {
+            let items = (0..list.value_length(0).max(0) as usize)
+                .filter_map(|i| ScalarValue::try_from_array(&list.value(0), i).ok())
+                .map(|v| from_scalar(&v))
+                .collect();
+            Value::Array(items)
+        }
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// Finds the field of `object` for column `name`: exact match first, then case-insensitive.
+pub fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// A JSON object from column names and scalars.
+pub fn object(fields: &[Arc<Field>], values: &[ScalarValue]) -> Value {
+    Value::Object(
+        fields
+            .iter()
+            .zip(values)
+            .map(|(f, v)| (f.name().clone(), from_scalar(v)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_coerce_like_ksqldb() {
+        assert_eq!(
+            to_scalar(&json!("12"), &DataType::Int32).unwrap(),
+            ScalarValue::Int32(Some(12))
+        );
+        assert_eq!(
+            to_scalar(&json!(3), &DataType::Float64).unwrap(),
+            ScalarValue::Float64(Some(3.0))
+        );
+        assert_eq!(
+            to_scalar(&json!(7), &DataType::Utf8).unwrap(),
+            ScalarValue::Utf8(Some("7".into()))
+        );
+        assert!(to_scalar(&json!("x"), &DataType::Int64).is_err());
+    }
+
+    #[test]
+    fn doubles_keep_a_decimal_point() {
+        assert_eq!(
+            from_scalar(&ScalarValue::Float64(Some(101.0))).to_string(),
+            "101.0"
+        );
+    }
+}

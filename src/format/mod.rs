@@ -1,0 +1,51 @@
+//! Formats: record bytes ↔ Arrow, as ksqlDB encodes keys and values.
+//!
+//! [`Format`] names the encodings of `KEY_FORMAT`/`VALUE_FORMAT`; [`decode::SourceDecoder`]
+//! turns a batch of [`crate::record::Record`]s into one Arrow `RecordBatch` (a record that does
+//! not decode is reported, not fatal); [`encode::SinkEncoder`] turns result rows back into
+//! records, including windowed keys. Per-format value conversions live in [`json`] and
+//! [`kafka`]. DELIMITED and the schema-registry formats (Avro, Protobuf, JSON_SR) are not
+//! implemented yet.
+
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod json;
+pub mod kafka;
+
+pub use error::FormatError;
+
+use std::fmt;
+
+/// A key or value serialization format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Kafka's primitive serializers: big-endian INT/BIGINT/DOUBLE, UTF-8 STRING.
+    Kafka,
+    /// JSON text.
+    Json,
+    /// No data (keys only).
+    None,
+}
+
+impl Format {
+    /// Parses a format name as written in a `WITH` clause (case-insensitive).
+    pub fn from_name(name: &str) -> Result<Self, FormatError> {
+        match name.to_ascii_uppercase().as_str() {
+            "KAFKA" => Ok(Format::Kafka),
+            "JSON" => Ok(Format::Json),
+            "NONE" => Ok(Format::None),
+            _ => Err(FormatError::UnknownFormat(name.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Kafka => "KAFKA",
+            Format::Json => "JSON",
+            Format::None => "NONE",
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! [`KafkaRuntime`]: persistent queries on a real broker.
+//!
+//! Each query gets a thread with a consumer in the group `<service-id>-query-<id>`
+//! (cooperative-sticky assignment, so several servers with one service id share the
+//! partitions) and a producer. The thread polls a batch (up to [`MAX_BATCH`] records, or what
+//! arrives within [`POLL`]), splits it by partition, hands each partition's records to that
+//! partition's task, and produces the results to the partitions the encoder chose.
+//!
+//! Offsets are not committed yet: state has no changelog, so a restarted query re-reads its
+//! input from the earliest offset and rebuilds its state exactly, re-emitting results
+//! (at-least-once output). Committing offsets together with changelog writes comes with the
+//! state stores' changelogs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use super::admin::Topics;
+use super::{KafkaConfig, KafkaError};
+use crate::engine::{PersistentQuery, Runtime};
+use crate::error::Error;
+use crate::exec::processing_log::ProcessingLog;
+use crate::exec::task::Task;
+use crate::record::Record;
+
+/// Most records handed to tasks in one poll round.
+pub const MAX_BATCH: usize = 5_000;
+/// How long a poll waits for the first record of a batch.
+pub const POLL: Duration = Duration::from_millis(100);
+
+struct RunningQuery {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// Runs queries on Kafka.
+pub struct KafkaRuntime {
+    config: KafkaConfig,
+    topics: Topics,
+    queries: HashMap<String, RunningQuery>,
+}
+
+impl std::fmt::Debug for KafkaRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaRuntime")
+            .field("bootstrap_servers", &self.config.bootstrap_servers)
+            .field("queries", &self.queries.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaRuntime {
+    /// A runtime for the cluster of `config`.
+    pub fn connect(config: KafkaConfig) -> Result<Self, KafkaError> {
+        let topics = Topics::connect(&config)?;
+        Ok(Self {
+            config,
+            topics,
+            queries: HashMap::new(),
+        })
+    }
+}
+
+impl Runtime for KafkaRuntime {
+    async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, Error> {
+        Ok(self.topics.partitions(topic).await?)
+    }
+
+    async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
+        Ok(self.topics.create(topic, partitions).await?)
+    }
+
+    async fn start_query(&mut self, query: PersistentQuery) -> Result<(), Error> {
+        let (consumer, producer) = clients(&self.config, &query)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let id = query.id.clone();
+        let loop_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(format!("query-{id}"))
+            .spawn(move || {
+                let id = query.id.clone();
+                if let Err(e) = QueryLoop::new(query, consumer, producer).run(&loop_stop) {
+                    tracing::error!(query = %id, "query stopped with an error: {e}");
+                }
+            })
+            .map_err(|e| KafkaError::Unavailable(format!("cannot start a query thread: {e}")))?;
+        tracing::info!(query = %id, "query started");
+        self.queries.insert(id, RunningQuery { stop, thread });
+        Ok(())
+    }
+
+    async fn stop_query(&mut self, id: &str) -> Result<(), Error> {
+        if let Some(q) = self.queries.remove(id) {
+            q.stop.store(true, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || q.thread.join()).await;
+            tracing::info!(query = %id, "query stopped");
+        }
+        Ok(())
+    }
+}
+
+fn clients(
+    config: &KafkaConfig,
+    query: &PersistentQuery,
+) -> Result<(BaseConsumer, BaseProducer), KafkaError> {
+    let consumer: BaseConsumer = config
+        .client_config()
+        .set("group.id", config.application_id(&query.id))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    consumer.subscribe(&[query.source_topic.as_str()])?;
+    let producer: BaseProducer = config
+        .client_config()
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create()?;
+    Ok((consumer, producer))
+}
+
+/// The polling loop of one query.
+struct QueryLoop {
+    query: PersistentQuery,
+    consumer: BaseConsumer,
+    producer: BaseProducer,
+    tasks: HashMap<i32, Task>,
+    log: ProcessingLog,
+}
+
+impl QueryLoop {
+    fn new(query: PersistentQuery, consumer: BaseConsumer, producer: BaseProducer) -> Self {
+        let log = ProcessingLog::new(&query.id);
+        Self {
+            query,
+            consumer,
+            producer,
+            tasks: HashMap::new(),
+            log,
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) -> Result<(), Error> {
+        while !stop.load(Ordering::Relaxed) {
+            let batch = self.poll_batch();
+            for (partition, records) in batch {
+                self.process(partition, &records)?;
+            }
+            self.producer.poll(Duration::ZERO);
+        }
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(KafkaError::from)?;
+        Ok(())
+    }
+
+    /// Up to [`MAX_BATCH`] records, grouped by partition in arrival order.
+    fn poll_batch(&self) -> Vec<(i32, Vec<Record>)> {
+        let mut by_partition: Vec<(i32, Vec<Record>)> = Vec::new();
+        let mut timeout = POLL;
+        for _ in 0..MAX_BATCH {
+            let Some(result) = self.consumer.poll(timeout) else {
+                break;
+            };
+            timeout = Duration::ZERO;
+            match result {
+                Ok(m) => {
+                    let record = Record {
+                        topic: m.topic().to_string(),
+                        partition: Some(m.partition()),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        timestamp: m.timestamp().to_millis().unwrap_or(0),
+                    };
+                    match by_partition.iter_mut().find(|(p, _)| *p == m.partition()) {
+                        Some((_, records)) => records.push(record),
+                        None => by_partition.push((m.partition(), vec![record])),
+                    }
+                }
+                Err(e) => tracing::warn!(query = %self.query.id, "consumer: {e}"),
+            }
+        }
+        by_partition
+    }
+
+    fn process(&mut self, partition: i32, records: &[Record]) -> Result<(), Error> {
+        let task = match self.tasks.entry(partition) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                tracing::info!(query = %self.query.id, partition, "task created");
+                e.insert(
+                    self.query
+                        .pipeline
+                        .new_task(self.log.clone())
+                        .map_err(|source| Error::Query {
+                            query: self.query.id.clone(),
+                            source,
+                        })?,
+                )
+            }
+        };
+        let outputs = task.process(records).map_err(|source| Error::Query {
+            query: self.query.id.clone(),
+            source,
+        })?;
+        for output in &outputs {
+            self.send(output)?;
+        }
+        Ok(())
+    }
+
+    /// Produces one record, waiting while the producer's queue is full.
+    fn send(&self, record: &Record) -> Result<(), Error> {
+        loop {
+            let mut out: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(&record.topic).timestamp(record.timestamp);
+            if let Some(key) = &record.key {
+                out = out.key(key.as_slice());
+            }
+            if let Some(value) = &record.value {
+                out = out.payload(value.as_slice());
+            }
+            if let Some(p) = record.partition {
+                out = out.partition(p);
+            }
+            match self.producer.send(out) {
+                Ok(()) => return Ok(()),
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => return Err(KafkaError::from(e).into()),
+            }
+        }
+    }
+}

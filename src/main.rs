@@ -1,0 +1,231 @@
+//! The `eddy` binary: parses the command line and hands each subcommand to the library.
+//!
+//! `server` runs SQL files on Kafka, `check` parses SQL files, `print` shows a topic,
+//! `datagen` writes sample data. No logic lives here beyond argument handling and exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use eddy::kafka::KafkaConfig;
+
+/// Eddy: continuous SQL over Apache Kafka, in ksqlDB's dialect.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run persistent queries from a SQL file on Kafka until stopped.
+    Server {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// SQL file to run headless (CREATE STREAM/TABLE, CREATE ... AS SELECT).
+        #[arg(long)]
+        queries_file: PathBuf,
+    },
+    /// Parse SQL files and report every error as file:line:col.
+    Check {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show the records of a topic.
+    Print {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// The topic.
+        topic: String,
+        /// Start at the earliest offset.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Keys are windowed with this window size (e.g. 300000 for 5 minutes).
+        #[arg(long)]
+        window_size_ms: Option<i64>,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Produce sample card authorizations.
+    Datagen {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Target topic.
+        #[arg(long, default_value = "authorizations")]
+        topic: String,
+        /// Records per second.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        /// Distinct cards.
+        #[arg(long, default_value_t = 200)]
+        cards: u32,
+        /// Stop after this many seconds (default: run until stopped).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+#[derive(Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "EDDY_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    bootstrap_servers: String,
+    /// ksqlDB's ksql.service.id: prefixes consumer groups and internal topics.
+    #[arg(long, default_value = "default_")]
+    service_id: String,
+    /// Extra Kafka client property, e.g. -p security.protocol=SASL_SSL (repeatable).
+    #[arg(short = 'p', long = "property", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
+}
+
+impl KafkaArgs {
+    fn config(self) -> KafkaConfig {
+        KafkaConfig {
+            bootstrap_servers: self.bootstrap_servers,
+            service_id: self.service_id,
+            properties: self.properties,
+        }
+    }
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("expected key=value, got {s}"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Server {
+            kafka,
+            queries_file,
+        } => run_server(kafka, queries_file),
+        Command::Check { files } => check(&files),
+        Command::Print {
+            kafka,
+            topic,
+            from_beginning,
+            window_size_ms,
+            limit,
+        } => {
+            let options = eddy::kafka::print::PrintOptions {
+                topic,
+                from_beginning,
+                window_size_ms,
+                limit,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let handler_stop = Arc::clone(&stop);
+            let _ = ctrlc_flag(handler_stop);
+            report(
+                eddy::kafka::print::print_topic(&kafka.config(), &options, &stop)
+                    .map_err(eddy::Error::from),
+            )
+        }
+        Command::Datagen {
+            kafka,
+            topic,
+            rate,
+            cards,
+            seconds,
+        } => {
+            match eddy::datagen::produce(
+                &kafka.config(),
+                &topic,
+                rate,
+                cards,
+                seconds.map(Duration::from_secs),
+            ) {
+                Ok(n) => {
+                    eprintln!("produced {n} authorizations to {topic}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report(Err(e.into())),
+            }
+        }
+    }
+}
+
+fn run_server(kafka: KafkaArgs, queries_file: PathBuf) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            return report(Err(eddy::Error::Io {
+                path: "tokio runtime".into(),
+                source: e,
+            }));
+        }
+    };
+    report(
+        runtime.block_on(eddy::server::run(eddy::server::ServerConfig {
+            kafka: kafka.config(),
+            queries_file,
+        })),
+    )
+}
+
+/// Sets `flag` on Ctrl-C, from a small background runtime.
+fn ctrlc_flag(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    });
+    Ok(())
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        let outcome = std::fs::read_to_string(file).map(|sql| eddy::sql::parse(&sql));
+        match outcome {
+            Ok(Ok(statements)) => {
+                eprintln!("{}: {} statements ok", file.display(), statements.len())
+            }
+            Ok(Err(e)) => {
+                failed = true;
+                println!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message);
+            }
+            Err(e) => {
+                failed = true;
+                println!("{}: {e}", file.display());
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report(result: Result<(), eddy::Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e.kind() {
+                eddy::ErrorKind::User => 1,
+                eddy::ErrorKind::External => 2,
+                eddy::ErrorKind::Internal => 3,
+            })
+        }
+    }
+}

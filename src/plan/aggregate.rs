@@ -1,0 +1,349 @@
+//! Planning `GROUP BY`: key columns, aggregate calls, windows and `HAVING`.
+//!
+//! ksqlDB's shape: the aggregation outputs `[group keys.., WINDOWSTART, WINDOWEND,
+//! KSQL_AGG_VARIABLE_0.., ROWTIME]`; SELECT and HAVING are rewritten so that aggregate calls
+//! and GROUP BY expressions become references to those columns, then planned over that
+//! schema. Key columns are named after their column, their alias in the SELECT, or
+//! `KSQL_COL_n`. The projection itself is planned by [`super::query`].
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion_common::{Column, DFSchema};
+use datafusion_expr::Expr;
+use datafusion_expr::type_coercion::functions::fields_with_udf;
+use datafusion_physical_expr::aggregate::AggregateExprBuilder;
+use sqlparser::ast::{Expr as SqlExpr, SelectItem};
+
+use super::error::PlanError;
+use super::expr::{ExprPlanner, function_args};
+use super::rewrite::{column_ref, rewrite};
+use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
+use crate::exec::aggregate::{AggregateSpec, EmitMode};
+use crate::exec::window::{DEFAULT_GRACE_MS, WindowSpec};
+use crate::sql::ast::{Query, WindowExpr};
+
+type Result<T> = std::result::Result<T, PlanError>;
+
+/// The planned aggregation and what the projection over it needs.
+#[derive(Debug)]
+pub struct PlannedAggregate {
+    /// The operator's specification.
+    pub spec: Arc<AggregateSpec>,
+    /// Names of the key columns in the aggregation's output.
+    pub key_names: Vec<String>,
+    /// The SELECT items rewritten over the aggregation's output, with their output names.
+    pub projection: Vec<(String, SqlExpr)>,
+}
+
+/// Names select items the way ksqlDB does; generated names count up from `KSQL_COL_0`.
+#[derive(Debug, Default)]
+pub struct Namer {
+    generated: usize,
+}
+
+impl Namer {
+    /// The output name of a select item's expression (`alias` when given).
+    pub fn name(&mut self, expr: &SqlExpr, alias: Option<&sqlparser::ast::Ident>) -> String {
+        if let Some(alias) = alias {
+            return crate::sql::ast::normalize(alias);
+        }
+        match expr {
+            SqlExpr::Identifier(id) => crate::sql::ast::normalize(id),
+            SqlExpr::CompoundIdentifier(parts) if !parts.is_empty() => {
+                crate::sql::ast::normalize(&parts[parts.len() - 1])
+            }
+            _ => {
+                let name = format!("KSQL_COL_{}", self.generated);
+                self.generated += 1;
+                name
+            }
+        }
+    }
+}
+
+/// Plans the aggregation of `query` over batches of `input`.
+pub fn plan_aggregate(
+    query: &Query,
+    input: &SchemaRef,
+    emit: EmitMode,
+) -> Result<PlannedAggregate> {
+    let df_input = DFSchema::try_from(input.as_ref().clone())?;
+    let planner = ExprPlanner::new(&df_input);
+    let group_exprs = query
+        .group_by
+        .iter()
+        .map(|g| planner.lower(g))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(g) = query.group_by.iter().find(|g| contains_aggregate(g)) {
+        return Err(PlanError::Invalid(format!(
+            "GROUP BY does not support aggregate functions: {g} is an aggregate function."
+        )));
+    }
+    let items = select_items(&query.projection)?;
+    let key_names = key_names(&items, &group_exprs, &planner);
+
+    let (projection, having, calls) = rewrite_over_aggregation(
+        &items,
+        query.having.as_ref(),
+        &group_exprs,
+        &key_names,
+        &planner,
+    );
+    let window = query.window.as_ref().map(window_spec).transpose()?;
+    let aggregates = calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| aggregate_call(call, &format!("KSQL_AGG_VARIABLE_{i}"), &planner, input))
+        .collect::<Result<Vec<_>>>()?;
+
+    let output_schema = output_schema(
+        &group_exprs,
+        &key_names,
+        window.is_some(),
+        &aggregates,
+        &planner,
+    )?;
+    let having = having
+        .map(|h| plan_having(&h, &output_schema))
+        .transpose()?;
+    let group_physical = group_exprs
+        .iter()
+        .map(|g| planner.physical(g))
+        .collect::<Result<Vec<_>>>()?;
+    let spec = AggregateSpec {
+        group_exprs: group_physical,
+        aggregates,
+        window,
+        having,
+        emit,
+        output_schema,
+        input_rowtime: input.index_of(ROWTIME)?,
+    };
+    Ok(PlannedAggregate {
+        spec: Arc::new(spec),
+        key_names,
+        projection,
+    })
+}
+
+/// SELECT items (named) and HAVING rewritten over the aggregation's output: aggregate calls
+/// become `KSQL_AGG_VARIABLE_n` and GROUP BY expressions their key column. Also returns the
+/// distinct aggregate calls, in order of first use.
+fn rewrite_over_aggregation(
+    items: &[(SqlExpr, Option<sqlparser::ast::Ident>)],
+    having: Option<&SqlExpr>,
+    group_exprs: &[Expr],
+    key_names: &[String],
+    planner: &ExprPlanner<'_>,
+) -> (Vec<(String, SqlExpr)>, Option<SqlExpr>, Vec<SqlExpr>) {
+    let mut calls: Vec<SqlExpr> = Vec::new();
+    let mut rewrite_item = |e: &SqlExpr| {
+        rewrite(e, &mut |node| {
+            if let SqlExpr::Function(f) = node
+                && crate::functions::is_aggregate(&f.name.to_string())
+            {
+                let index = calls.iter().position(|c| c == node).unwrap_or_else(|| {
+                    calls.push(node.clone());
+                    calls.len() - 1
+                });
+                return Some(column_ref(&format!("KSQL_AGG_VARIABLE_{index}")));
+            }
+            let lowered = planner.lower(node).ok()?;
+            group_exprs
+                .iter()
+                .position(|g| *g == lowered)
+                .map(|i| column_ref(&key_names[i]))
+        })
+    };
+    let mut namer = Namer::default();
+    let projection = items
+        .iter()
+        .map(|(e, alias)| (namer.name(e, alias.as_ref()), rewrite_item(e)))
+        .collect();
+    let having = having.map(&mut rewrite_item);
+    (projection, having, calls)
+}
+
+/// `[keys.., WINDOWSTART, WINDOWEND (if windowed), aggregates.., ROWTIME]`
+fn output_schema(
+    group_exprs: &[Expr],
+    key_names: &[String],
+    windowed: bool,
+    aggregates: &[Arc<datafusion_physical_expr::aggregate::AggregateFunctionExpr>],
+    planner: &ExprPlanner<'_>,
+) -> Result<SchemaRef> {
+    let mut fields: Vec<Field> = group_exprs
+        .iter()
+        .zip(key_names)
+        .map(|(g, name)| Ok(Field::new(name, planner.data_type(g)?, true)))
+        .collect::<Result<_>>()?;
+    if windowed {
+        fields.push(Field::new(WINDOWSTART, DataType::Int64, false));
+        fields.push(Field::new(WINDOWEND, DataType::Int64, false));
+    }
+    for a in aggregates {
+        fields.push(Field::new(a.name(), a.field().data_type().clone(), true));
+    }
+    fields.push(Field::new(ROWTIME, DataType::Int64, false));
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// HAVING (already rewritten) over the aggregation's output.
+fn plan_having(
+    having: &SqlExpr,
+    output: &SchemaRef,
+) -> Result<Arc<dyn datafusion_physical_expr::PhysicalExpr>> {
+    let df_output = DFSchema::try_from(output.as_ref().clone())?;
+    ExprPlanner::new(&df_output)
+        .plan(having)
+        .map_err(|e| non_aggregate_error(e, "HAVING"))
+}
+
+/// `(expression, alias)` per select item; `*` is not allowed in an aggregation.
+pub fn select_items(
+    projection: &[SelectItem],
+) -> Result<Vec<(SqlExpr, Option<sqlparser::ast::Ident>)>> {
+    projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Ok((e.clone(), None)),
+            SelectItem::ExprWithAlias { expr, alias } => Ok((expr.clone(), Some(alias.clone()))),
+            other => Err(PlanError::Unsupported(format!("{other} in an aggregation"))),
+        })
+        .collect()
+}
+
+/// A key column is named after its column, else after the select item that computes it,
+/// else `KSQL_COL_n` (numbered after the select items' generated names).
+fn key_names(
+    items: &[(SqlExpr, Option<sqlparser::ast::Ident>)],
+    group_exprs: &[Expr],
+    planner: &ExprPlanner<'_>,
+) -> Vec<String> {
+    let mut namer = Namer::default();
+    let item_names: Vec<(String, Option<Expr>)> = items
+        .iter()
+        .map(|(e, alias)| (namer.name(e, alias.as_ref()), planner.lower(e).ok()))
+        .collect();
+    group_exprs
+        .iter()
+        .map(|g| {
+            if let Some((name, _)) = item_names
+                .iter()
+                .find(|(_, lowered)| lowered.as_ref() == Some(g))
+            {
+                return name.clone();
+            }
+            match g {
+                Expr::Column(Column { name, .. }) => name.clone(),
+                _ => namer.name(&SqlExpr::Value(sqlparser::ast::Value::Null.into()), None),
+            }
+        })
+        .collect()
+}
+
+fn aggregate_call(
+    call: &SqlExpr,
+    name: &str,
+    planner: &ExprPlanner<'_>,
+    input: &SchemaRef,
+) -> Result<Arc<datafusion_physical_expr::aggregate::AggregateFunctionExpr>> {
+    let SqlExpr::Function(f) = call else {
+        return Err(PlanError::Invalid(format!("not an aggregate call: {call}")));
+    };
+    let function_name = f.name.to_string();
+    let udaf = crate::functions::aggregate(&function_name)
+        .ok_or_else(|| PlanError::UnknownFunction(function_name.clone()))?;
+    let mut args = function_args(f)?
+        .iter()
+        .map(|a| planner.lower(a))
+        .collect::<Result<Vec<_>>>()?;
+    if args.is_empty() && function_name.eq_ignore_ascii_case("COUNT") {
+        // COUNT(*) counts rows: ksqlDB rewrites it to COUNT(ROWTIME), which is never null.
+        args.push(Expr::Column(Column::new_unqualified(ROWTIME)));
+    }
+    let df_input = DFSchema::try_from(input.as_ref().clone())?;
+    let fields = args
+        .iter()
+        .map(|a| Ok(datafusion_expr::ExprSchemable::to_field(a, &df_input)?.1))
+        .collect::<Result<Vec<_>>>()?;
+    let coerced = fields_with_udf(&fields, udaf.as_ref())?;
+    let physical = args
+        .into_iter()
+        .zip(fields.iter().zip(&coerced))
+        .map(|(a, (from, to))| {
+            let a = if from.data_type() == to.data_type() {
+                a
+            } else {
+                datafusion_expr::cast(a, to.data_type().clone())
+            };
+            planner.physical(&a)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let built = AggregateExprBuilder::new(udaf, physical)
+        .schema(Arc::clone(input))
+        .alias(name)
+        .build()?;
+    Ok(Arc::new(built))
+}
+
+/// The window of a `WINDOW` clause, with ksqlDB's 24-hour default grace period.
+fn window_spec(window: &WindowExpr) -> Result<WindowSpec> {
+    let grace = |g: &Option<crate::sql::ast::Duration>| g.map_or(DEFAULT_GRACE_MS, |d| d.millis());
+    match window {
+        WindowExpr::Tumbling { size, grace: g, .. } => Ok(WindowSpec::Tumbling {
+            size: positive(size.millis())?,
+            grace: grace(g),
+        }),
+        WindowExpr::Hopping {
+            size,
+            advance,
+            grace: g,
+            ..
+        } => {
+            let (size, advance) = (positive(size.millis())?, positive(advance.millis())?);
+            if advance > size {
+                return Err(PlanError::Invalid(
+                    "Window advance must be less than or equal to the window size".into(),
+                ));
+            }
+            Ok(WindowSpec::Hopping {
+                size,
+                advance,
+                grace: grace(g),
+            })
+        }
+        WindowExpr::Session { .. } => Err(PlanError::Unsupported("SESSION windows".into())),
+    }
+}
+
+fn positive(ms: i64) -> Result<i64> {
+    if ms > 0 {
+        Ok(ms)
+    } else {
+        Err(PlanError::Invalid("Window size must be positive".into()))
+    }
+}
+
+/// Whether `expr` calls an aggregate function anywhere.
+pub fn contains_aggregate(expr: &SqlExpr) -> bool {
+    let mut found = false;
+    rewrite(expr, &mut |node| {
+        if let SqlExpr::Function(f) = node {
+            found |= crate::functions::is_aggregate(&f.name.to_string());
+        }
+        None
+    });
+    found
+}
+
+/// ksqlDB's message for a column used outside GROUP BY and aggregates.
+pub fn non_aggregate_error(e: PlanError, clause: &str) -> PlanError {
+    match e {
+        PlanError::UnknownColumn(c) => PlanError::Invalid(format!(
+            "Non-aggregate {clause} expression(s) not part of GROUP BY: {c}"
+        )),
+        other => other,
+    }
+}

@@ -1,0 +1,174 @@
+//! `CREATE STREAM/TABLE` → a catalog [`Source`], with ksqlDB's rules for keys and formats.
+//!
+//! Resolves the `WITH` clause (`KAFKA_TOPIC`, `KEY_FORMAT`, `VALUE_FORMAT`/`FORMAT`,
+//! `TIMESTAMP`, `PARTITIONS`), checks the key columns (streams use `KEY`, tables need a
+//! `PRIMARY KEY`) and that the formats can carry the columns. Creating the topic is the
+//! engine's job; this file only says which partition count was asked for.
+
+use crate::catalog::{Column, ColumnKind, LogicalSchema, Source};
+use crate::format::Format;
+use crate::sql::ast::{ColumnConstraint, CreateSource, SourceKind, WithProperties, normalize};
+
+use super::error::PlanError;
+
+type Result<T> = std::result::Result<T, PlanError>;
+
+/// A planned `CREATE STREAM/TABLE`: the source, and the partitions asked for its topic.
+#[derive(Debug)]
+pub struct PlannedSource {
+    /// The catalog entry.
+    pub source: Source,
+    /// `PARTITIONS`, when given: create the topic with this many partitions if it is missing.
+    pub partitions: Option<i32>,
+}
+
+/// Plans `CREATE [SOURCE] STREAM/TABLE name (columns) WITH (...)`.
+pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
+    let name = normalize(&stmt.name);
+    let props = &stmt.properties;
+    let topic = props.get_str("KAFKA_TOPIC").ok_or_else(|| {
+        PlanError::Invalid(
+            "Missing required property \"KAFKA_TOPIC\" which has no default value.".into(),
+        )
+    })?;
+    let (key_format, value_format) = formats(props, None)?;
+    let schema = LogicalSchema::new(columns(stmt)?);
+    check_keys(stmt.kind, &schema)?;
+    let timestamp_column = props.get_str("TIMESTAMP").map(|t| t.to_ascii_uppercase());
+    if let Some(ts) = &timestamp_column
+        && schema.column(ts).is_none()
+    {
+        return Err(PlanError::Invalid(format!(
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+        )));
+    }
+    Ok(PlannedSource {
+        source: Source {
+            name,
+            kind: stmt.kind,
+            topic,
+            key_format,
+            value_format,
+            schema,
+            timestamp_column,
+            window: None,
+            written_by: None,
+            is_source: stmt.is_source,
+        },
+        partitions: partitions(props)?,
+    })
+}
+
+fn columns(stmt: &CreateSource) -> Result<Vec<Column>> {
+    let mut seen = std::collections::HashSet::new();
+    stmt.columns
+        .iter()
+        .map(|c| {
+            let name = normalize(&c.name);
+            if !seen.insert(name.clone()) {
+                return Err(PlanError::Invalid(format!("Duplicate column names: {name}")));
+            }
+            let data_type = crate::types::to_arrow(&c.data_type)
+                .ok_or_else(|| PlanError::Unsupported(format!("type {}", c.data_type)))?;
+            let kind = match &c.constraint {
+                None => ColumnKind::Value,
+                Some(ColumnConstraint::Key) if stmt.kind == SourceKind::Table => {
+                    return Err(PlanError::Invalid(format!(
+                        "Column `{name}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NULL constraints."
+                    )));
+                }
+                Some(ColumnConstraint::PrimaryKey) if stmt.kind == SourceKind::Stream => {
+                    return Err(PlanError::Invalid(format!(
+                        "Column `{name}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NULL constraints."
+                    )));
+                }
+                Some(ColumnConstraint::Key | ColumnConstraint::PrimaryKey) => ColumnKind::Key,
+                Some(ColumnConstraint::Headers | ColumnConstraint::Header(_)) => {
+                    return Err(PlanError::Unsupported("header columns".into()));
+                }
+            };
+            Ok(Column { name, data_type, kind })
+        })
+        .collect()
+}
+
+fn check_keys(kind: SourceKind, schema: &LogicalSchema) -> Result<()> {
+    if kind == SourceKind::Table && schema.keys().next().is_none() {
+        return Err(PlanError::Invalid(
+            "Tables require a PRIMARY KEY. Please define the PRIMARY KEY.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The key and value formats from `WITH`, falling back to `inherited` (a query's source)
+/// and then to ksqlDB's defaults (KAFKA keys; values must be given).
+pub fn formats(
+    props: &WithProperties,
+    inherited: Option<(Format, Format)>,
+) -> Result<(Format, Format)> {
+    let format = props.get_str("FORMAT");
+    if format.is_some()
+        && (props.get("KEY_FORMAT").is_some() || props.get("VALUE_FORMAT").is_some())
+    {
+        return Err(PlanError::Invalid(
+            "Cannot supply both 'FORMAT' and 'KEY_FORMAT' or 'VALUE_FORMAT' properties, as 'FORMAT' sets both key and value formats.".into(),
+        ));
+    }
+    let pick = |name: &str, inherited: Option<Format>| -> Result<Option<Format>> {
+        match props.get_str(name).or_else(|| format.clone()) {
+            Some(f) => Ok(Some(Format::from_name(&f)?)),
+            None => Ok(inherited),
+        }
+    };
+    let key = pick("KEY_FORMAT", inherited.map(|i| i.0))?.unwrap_or(Format::Kafka);
+    let value = pick("VALUE_FORMAT", inherited.map(|i| i.1))?.ok_or_else(|| {
+        PlanError::Invalid(
+            "Missing required property \"VALUE_FORMAT\" which has no default value.".into(),
+        )
+    })?;
+    Ok((key, value))
+}
+
+/// `PARTITIONS`, if given.
+pub fn partitions(props: &WithProperties) -> Result<Option<i32>> {
+    props
+        .get_str("PARTITIONS")
+        .map(|p| {
+            p.parse()
+                .map_err(|_| PlanError::Invalid(format!("Invalid number of partitions: {p}")))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Statement, parse};
+
+    fn plan(sql: &str) -> Result<PlannedSource> {
+        match parse(sql).unwrap().remove(0) {
+            Statement::CreateSource(c) => plan_create_source(&c),
+            _ => panic!("not a CREATE"),
+        }
+    }
+
+    #[test]
+    fn stream_with_key() {
+        let p = plan("CREATE STREAM a (k VARCHAR KEY, v DOUBLE) WITH (KAFKA_TOPIC='t', VALUE_FORMAT='json', PARTITIONS=2);").unwrap();
+        assert_eq!(p.source.name, "A");
+        assert_eq!(p.source.schema.to_sql(), "`K` STRING KEY, `V` DOUBLE");
+        assert_eq!(
+            (p.source.key_format, p.source.value_format),
+            (Format::Kafka, Format::Json)
+        );
+        assert_eq!(p.partitions, Some(2));
+    }
+
+    #[test]
+    fn table_needs_primary_key() {
+        let e = plan("CREATE TABLE a (v INT) WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');")
+            .unwrap_err();
+        assert!(e.to_string().contains("Tables require a PRIMARY KEY"));
+    }
+}

@@ -1,0 +1,41 @@
+//! Errors raised while turning a statement into catalog changes and a runnable plan.
+//!
+//! Messages follow ksqlDB's wording where its tests check them (e.g. `Column 'X' cannot be
+//! resolved.`), so the `expectedException` cases of its suite can match them.
+
+/// A statement that is valid SQL but cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A stream or table that is not in the catalog.
+    #[error("{0} does not exist.")]
+    UnknownSource(String),
+    /// A stream or table that already exists.
+    #[error("Cannot add {kind} '{name}': A {kind} with the same name already exists")]
+    SourceExists {
+        /// `stream` or `table`.
+        kind: String,
+        /// The name.
+        name: String,
+    },
+    /// A column that is not in scope.
+    #[error("Column '{0}' cannot be resolved.")]
+    UnknownColumn(String),
+    /// A function Eddy does not know.
+    #[error("Can't find any functions with the name '{0}'")]
+    UnknownFunction(String),
+    /// Valid SQL that breaks one of ksqlDB's semantic rules.
+    #[error("{0}")]
+    Invalid(String),
+    /// Valid ksqlDB that Eddy does not implement yet.
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+    /// The declared formats cannot carry the declared columns.
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
+    /// DataFusion rejected an expression (usually a type mismatch).
+    #[error(transparent)]
+    DataFusion(#[from] datafusion_common::DataFusionError),
+    /// Arrow rejected a schema.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+}

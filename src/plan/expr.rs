@@ -1,0 +1,356 @@
+//! Expressions: sqlparser [`SqlExpr`] → DataFusion [`Expr`] → [`PhysicalExpr`].
+//!
+//! [`ExprPlanner`] resolves names against one input schema (ksqlDB's rule: unquoted names
+//! are upper-cased), maps literals to ksqlDB's types (integers are INT or BIGINT, `1.5` is a
+//! DECIMAL, `1.5E0` a DOUBLE), maps function names through [`crate::functions`], and inserts
+//! the casts DataFusion's coercion rules ask for, so physical expressions always see matching
+//! types. Aggregate calls never reach it: [`super::query`] replaces them with columns first.
+
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion_common::{Column, DFSchema, ScalarValue};
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::expr::{Between, Case, InList, Like, ScalarFunction};
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::type_coercion::binary::BinaryTypeCoercer;
+use datafusion_expr::type_coercion::functions::fields_with_udf;
+use datafusion_expr::{Expr, ExprSchemable, Operator, ScalarUDF};
+use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
+use sqlparser::ast::{
+    BinaryOperator, CastKind, DataType as SqlDataType, Expr as SqlExpr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArguments, UnaryOperator, Value,
+};
+
+use super::error::PlanError;
+use crate::sql::ast::normalize;
+
+type Result<T> = std::result::Result<T, PlanError>;
+
+/// Lowers expressions over one input schema.
+#[derive(Debug)]
+pub struct ExprPlanner<'a> {
+    schema: &'a DFSchema,
+}
+
+impl<'a> ExprPlanner<'a> {
+    /// A planner resolving names in `schema`.
+    pub fn new(schema: &'a DFSchema) -> Self {
+        Self { schema }
+    }
+
+    /// Lowers and plans `expr` in one step.
+    pub fn plan(&self, expr: &SqlExpr) -> Result<Arc<dyn PhysicalExpr>> {
+        self.physical(&self.lower(expr)?)
+    }
+
+    /// A physical expression for a lowered `expr`.
+    pub fn physical(&self, expr: &Expr) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(create_physical_expr(
+            expr,
+            self.schema,
+            &ExecutionProps::new(),
+            &PhysicalPlanningContext::default(),
+        )?)
+    }
+
+    /// The type of a lowered expression.
+    pub fn data_type(&self, expr: &Expr) -> Result<DataType> {
+        Ok(expr.get_type(self.schema)?)
+    }
+
+    /// Lowers a sqlparser expression to a DataFusion one, with casts where types differ.
+    pub fn lower(&self, expr: &SqlExpr) -> Result<Expr> {
+        match expr {
+            SqlExpr::Identifier(ident) => self.column(&normalize(ident)),
+            // `alias.column`: sources are not qualified yet, so the column name decides.
+            SqlExpr::CompoundIdentifier(parts) => match parts.last() {
+                Some(last) => self.column(&normalize(last)),
+                None => Err(PlanError::Invalid("empty name".into())),
+            },
+            SqlExpr::Value(v) => literal(&v.value),
+            SqlExpr::Nested(inner) => self.lower(inner),
+            SqlExpr::BinaryOp { left, op, right } => self.binary(left, op, right),
+            SqlExpr::UnaryOp { op, expr } => self.unary(op, expr),
+            SqlExpr::IsNull(e) => Ok(Expr::IsNull(Box::new(self.lower(e)?))),
+            SqlExpr::IsNotNull(e) => Ok(Expr::IsNotNull(Box::new(self.lower(e)?))),
+            SqlExpr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => self.between(expr, *negated, low, high),
+            SqlExpr::InList {
+                expr,
+                list,
+                negated,
+            } => self.in_list(expr, list, *negated),
+            SqlExpr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                ..
+            } => {
+                let escape = match escape_char.as_ref().map(|v| &v.value) {
+                    Some(Value::SingleQuotedString(s)) => s.chars().next(),
+                    _ => None,
+                };
+                let (e, p) = (Box::new(self.lower(expr)?), Box::new(self.lower(pattern)?));
+                Ok(Expr::Like(Like::new(*negated, e, p, escape, false)))
+            }
+            SqlExpr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
+            SqlExpr::Cast {
+                kind: CastKind::Cast,
+                expr,
+                data_type,
+                ..
+            } => {
+                let target = cast_type(data_type)?;
+                Ok(datafusion_expr::cast(self.lower(expr)?, target))
+            }
+            SqlExpr::Function(f) => self.function(f),
+            other => Err(PlanError::Unsupported(format!("expression {other}"))),
+        }
+    }
+
+    fn case(
+        &self,
+        operand: Option<&SqlExpr>,
+        conditions: &[sqlparser::ast::CaseWhen],
+        else_result: Option<&SqlExpr>,
+    ) -> Result<Expr> {
+        let operand = operand.map(|o| self.lower(o).map(Box::new)).transpose()?;
+        let when_then = conditions
+            .iter()
+            .map(|c| {
+                Ok((
+                    Box::new(self.lower(&c.condition)?),
+                    Box::new(self.lower(&c.result)?),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let else_expr = else_result
+            .map(|e| self.lower(e).map(Box::new))
+            .transpose()?;
+        Ok(Expr::Case(Case::new(operand, when_then, else_expr)))
+    }
+
+    fn column(&self, name: &str) -> Result<Expr> {
+        let column = Column::new_unqualified(name);
+        if self.schema.has_column(&column) {
+            Ok(Expr::Column(column))
+        } else {
+            Err(PlanError::UnknownColumn(name.to_string()))
+        }
+    }
+
+    fn binary(&self, left: &SqlExpr, op: &BinaryOperator, right: &SqlExpr) -> Result<Expr> {
+        let op = match op {
+            BinaryOperator::Plus => Operator::Plus,
+            BinaryOperator::Minus => Operator::Minus,
+            BinaryOperator::Multiply => Operator::Multiply,
+            BinaryOperator::Divide => Operator::Divide,
+            BinaryOperator::Modulo => Operator::Modulo,
+            BinaryOperator::Eq => Operator::Eq,
+            BinaryOperator::NotEq => Operator::NotEq,
+            BinaryOperator::Lt => Operator::Lt,
+            BinaryOperator::LtEq => Operator::LtEq,
+            BinaryOperator::Gt => Operator::Gt,
+            BinaryOperator::GtEq => Operator::GtEq,
+            BinaryOperator::And => Operator::And,
+            BinaryOperator::Or => Operator::Or,
+            BinaryOperator::StringConcat => Operator::StringConcat,
+            other => return Err(PlanError::Unsupported(format!("operator {other}"))),
+        };
+        let (l, r) = (self.lower(left)?, self.lower(right)?);
+        let (lt, rt) = (self.data_type(&l)?, self.data_type(&r)?);
+        let (lc, rc) = BinaryTypeCoercer::new(&lt, &op, &rt).get_input_types().map_err(|_| {
+            PlanError::Invalid(format!(
+                "Error processing expression: {left} {op} {right}. Unsupported {op} between {} and {}",
+                crate::types::sql_name(&lt),
+                crate::types::sql_name(&rt)
+            ))
+        })?;
+        Ok(datafusion_expr::binary_expr(
+            cast_to(l, &lt, &lc),
+            op,
+            cast_to(r, &rt, &rc),
+        ))
+    }
+
+    fn unary(&self, op: &UnaryOperator, expr: &SqlExpr) -> Result<Expr> {
+        let inner = self.lower(expr)?;
+        match op {
+            UnaryOperator::Not => Ok(Expr::Not(Box::new(inner))),
+            UnaryOperator::Minus => Ok(Expr::Negative(Box::new(inner))),
+            UnaryOperator::Plus => Ok(inner),
+            other => Err(PlanError::Unsupported(format!("operator {other}"))),
+        }
+    }
+
+    fn between(
+        &self,
+        expr: &SqlExpr,
+        negated: bool,
+        low: &SqlExpr,
+        high: &SqlExpr,
+    ) -> Result<Expr> {
+        let e = self.lower(expr)?;
+        let t = self.data_type(&e)?;
+        let (low, high) = (self.lower(low)?, self.lower(high)?);
+        let (lt, ht) = (self.data_type(&low)?, self.data_type(&high)?);
+        Ok(Expr::Between(Between::new(
+            Box::new(e),
+            negated,
+            Box::new(cast_to(low, &lt, &t)),
+            Box::new(cast_to(high, &ht, &t)),
+        )))
+    }
+
+    fn in_list(&self, expr: &SqlExpr, list: &[SqlExpr], negated: bool) -> Result<Expr> {
+        let e = self.lower(expr)?;
+        let t = self.data_type(&e)?;
+        let list = list
+            .iter()
+            .map(|item| {
+                let item = self.lower(item)?;
+                let it = self.data_type(&item)?;
+                Ok(cast_to(item, &it, &t))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Expr::InList(InList::new(Box::new(e), list, negated)))
+    }
+
+    fn function(&self, f: &Function) -> Result<Expr> {
+        let name = f.name.to_string();
+        let udf = crate::functions::scalar(&name)
+            .ok_or_else(|| PlanError::UnknownFunction(name.to_ascii_uppercase()))?;
+        let args = function_args(f)?
+            .iter()
+            .map(|a| self.lower(a))
+            .collect::<Result<Vec<_>>>()?;
+        self.call(&udf, args)
+    }
+
+    /// Calls `udf`, casting the arguments to what its signature accepts.
+    fn call(&self, udf: &Arc<ScalarUDF>, args: Vec<Expr>) -> Result<Expr> {
+        let fields = args
+            .iter()
+            .map(|a| Ok(a.to_field(self.schema)?.1))
+            .collect::<Result<Vec<_>>>()?;
+        let coerced = fields_with_udf(&fields, udf.as_ref())?;
+        let args = args
+            .into_iter()
+            .zip(fields.iter().zip(&coerced))
+            .map(|(a, (from, to))| cast_to(a, from.data_type(), to.data_type()))
+            .collect();
+        Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::clone(udf),
+            args,
+        )))
+    }
+}
+
+/// The plain argument expressions of a call; `*` yields none.
+pub fn function_args(f: &Function) -> Result<Vec<SqlExpr>> {
+    let FunctionArguments::List(list) = &f.args else {
+        return Ok(Vec::new());
+    };
+    list.args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(Ok(e.clone())),
+            FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => None,
+            other => Some(Err(PlanError::Unsupported(format!(
+                "function argument {other}"
+            )))),
+        })
+        .collect()
+}
+
+fn cast_to(expr: Expr, from: &DataType, to: &DataType) -> Expr {
+    if from == to {
+        expr
+    } else {
+        datafusion_expr::cast(expr, to.clone())
+    }
+}
+
+/// ksqlDB's literal types.
+fn literal(value: &Value) -> Result<Expr> {
+    Ok(Expr::Literal(
+        match value {
+            Value::Number(n, _) => number(n)?,
+            Value::SingleQuotedString(s) => ScalarValue::Utf8(Some(s.clone())),
+            Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+            Value::Null => ScalarValue::Null,
+            other => return Err(PlanError::Unsupported(format!("literal {other}"))),
+        },
+        None,
+    ))
+}
+
+fn number(text: &str) -> Result<ScalarValue> {
+    let invalid = || PlanError::Invalid(format!("Invalid numeric literal: {text}"));
+    if text.contains(['e', 'E']) {
+        return text
+            .parse()
+            .map(|f| ScalarValue::Float64(Some(f)))
+            .map_err(|_| invalid());
+    }
+    if let Some((whole, fraction)) = text.split_once('.') {
+        let digits = format!("{whole}{fraction}");
+        let unscaled: i128 = digits.parse().map_err(|_| invalid())?;
+        let precision = digits
+            .trim_start_matches('0')
+            .len()
+            .max(fraction.len())
+            .max(1);
+        return Ok(ScalarValue::Decimal128(
+            Some(unscaled),
+            u8::try_from(precision).map_err(|_| invalid())?,
+            i8::try_from(fraction.len()).map_err(|_| invalid())?,
+        ));
+    }
+    let n: i64 = text.parse().map_err(|_| invalid())?;
+    Ok(match i32::try_from(n) {
+        Ok(small) => ScalarValue::Int32(Some(small)),
+        Err(_) => ScalarValue::Int64(Some(n)),
+    })
+}
+
+/// The Arrow type of a `CAST(... AS type)` target.
+fn cast_type(data_type: &SqlDataType) -> Result<DataType> {
+    let text = data_type.to_string();
+    let dialect = crate::sql::dialect::KsqlDialect;
+    let sql_type = crate::sql::parser::KsqlParser::new(&dialect, &text)
+        .and_then(|mut p| p.parse_sql_type())
+        .map_err(|e| PlanError::Invalid(e.message))?;
+    crate::types::to_arrow(&sql_type)
+        .ok_or_else(|| PlanError::Unsupported(format!("cast to {text}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_follow_ksqldb_types() {
+        assert_eq!(number("3").unwrap(), ScalarValue::Int32(Some(3)));
+        assert_eq!(
+            number("3000000000").unwrap(),
+            ScalarValue::Int64(Some(3_000_000_000))
+        );
+        assert_eq!(
+            number("1.50").unwrap(),
+            ScalarValue::Decimal128(Some(150), 3, 2)
+        );
+        assert_eq!(number("1.5E0").unwrap(), ScalarValue::Float64(Some(1.5)));
+    }
+}

@@ -1,0 +1,138 @@
+//! Pre-order rewriting of sqlparser expressions.
+//!
+//! The aggregate planner replaces aggregate calls and GROUP BY expressions inside SELECT and
+//! HAVING with references to the aggregation's output columns. [`rewrite`] walks an
+//! expression top-down and lets a closure replace any node (the node's children are then not
+//! visited). It covers the expression forms the planner lowers; other forms are left as is.
+
+use sqlparser::ast::{
+    CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident,
+};
+
+/// Rewrites `expr` top-down: where `f` returns a replacement, it is used and not descended.
+pub fn rewrite(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+    if let Some(replacement) = f(expr) {
+        return replacement;
+    }
+    let mut go = |e: &Expr| Box::new(rewrite(e, f));
+    match expr {
+        Expr::BinaryOp { left, op, right } => Expr::BinaryOp {
+            left: go(left),
+            op: op.clone(),
+            right: go(right),
+        },
+        Expr::UnaryOp { op, expr } => Expr::UnaryOp {
+            op: *op,
+            expr: go(expr),
+        },
+        Expr::Nested(e) => Expr::Nested(go(e)),
+        Expr::IsNull(e) => Expr::IsNull(go(e)),
+        Expr::IsNotNull(e) => Expr::IsNotNull(go(e)),
+        Expr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => Expr::Between {
+            expr: go(expr),
+            negated: *negated,
+            low: go(low),
+            high: go(high),
+        },
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let e = go(expr);
+            Expr::InList {
+                expr: e,
+                list: list.iter().map(|i| rewrite(i, f)).collect(),
+                negated: *negated,
+            }
+        }
+        Expr::Like {
+            negated,
+            any,
+            expr,
+            pattern,
+            escape_char,
+        } => Expr::Like {
+            negated: *negated,
+            any: *any,
+            expr: go(expr),
+            pattern: go(pattern),
+            escape_char: escape_char.clone(),
+        },
+        Expr::Cast { .. } | Expr::Case { .. } => rewrite_cast_or_case(expr, f),
+        Expr::Function(func) => Expr::Function(rewrite_function(func, f)),
+        other => other.clone(),
+    }
+}
+
+fn rewrite_cast_or_case(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+    match expr {
+        Expr::Cast {
+            kind,
+            expr,
+            data_type,
+            array,
+            format,
+        } => Expr::Cast {
+            kind: kind.clone(),
+            expr: Box::new(rewrite(expr, f)),
+            data_type: data_type.clone(),
+            array: *array,
+            format: format.clone(),
+        },
+        Expr::Case {
+            case_token,
+            end_token,
+            operand,
+            conditions,
+            else_result,
+        } => Expr::Case {
+            case_token: case_token.clone(),
+            end_token: end_token.clone(),
+            operand: operand.as_ref().map(|o| Box::new(rewrite(o, f))),
+            conditions: conditions
+                .iter()
+                .map(|c| CaseWhen {
+                    condition: rewrite(&c.condition, f),
+                    result: rewrite(&c.result, f),
+                })
+                .collect(),
+            else_result: else_result.as_ref().map(|e| Box::new(rewrite(e, f))),
+        },
+        other => other.clone(),
+    }
+}
+
+fn rewrite_function(func: &Function, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Function {
+    let FunctionArguments::List(list) = &func.args else {
+        return func.clone();
+    };
+    let args = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(rewrite(e, f)))
+            }
+            other => other.clone(),
+        })
+        .collect();
+    Function {
+        args: FunctionArguments::List(FunctionArgumentList {
+            args,
+            ..list.clone()
+        }),
+        ..func.clone()
+    }
+}
+
+/// A reference to an output column, quoted so that its case is kept.
+pub fn column_ref(name: &str) -> Expr {
+    Expr::Identifier(Ident::with_quote('`', name))
+}

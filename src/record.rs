@@ -1,0 +1,22 @@
+//! [`Record`]: a Kafka record as bytes, the unit drivers hand to the engine and take back.
+//!
+//! Both drivers speak this type: the Kafka runtime ([`crate::kafka`]) converts rdkafka
+//! messages to and from it, and the in-memory driver ([`crate::testing`]) stores it in its
+//! topics. Decoding into Arrow is [`crate::format`]'s job, not this file's.
+
+/// One Kafka record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    /// The topic it was read from or is written to.
+    pub topic: String,
+    /// The partition (for output records, `None` lets the driver choose by key).
+    pub partition: Option<i32>,
+    /// The offset in its partition (input records only).
+    pub offset: i64,
+    /// Key bytes; `None` is a null key.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes; `None` is a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Record timestamp, epoch milliseconds.
+    pub timestamp: i64,
+}

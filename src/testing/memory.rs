@@ -1,0 +1,170 @@
+//! [`MemoryKafka`]: in-memory topics and a synchronous query driver.
+//!
+//! Records produced to a topic get offsets per partition (a keyed record's partition comes
+//! from Java's partitioner, as on Kafka). [`MemoryKafka::run_until_idle`] feeds every query
+//! the records it has not seen, one record per batch, appending their outputs to the sink
+//! topics, until no query has anything left to read. No threads, no clocks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use crate::engine::{PersistentQuery, Runtime};
+use crate::error::Error;
+use crate::exec::processing_log::ProcessingLog;
+use crate::exec::task::Task;
+use crate::kafka::partitioner::partition_for;
+use crate::record::Record;
+
+/// One running query and how far it has read.
+struct MemoryQuery {
+    query: PersistentQuery,
+    tasks: HashMap<i32, Task>,
+    /// Next offset to read, per partition of the source topic.
+    positions: HashMap<i32, usize>,
+    log: ProcessingLog,
+}
+
+/// In-memory topics running persistent queries.
+#[derive(Default)]
+pub struct MemoryKafka {
+    topics: Mutex<BTreeMap<String, Vec<Vec<Record>>>>,
+    queries: Vec<MemoryQuery>,
+}
+
+impl std::fmt::Debug for MemoryKafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryKafka")
+            .field("queries", &self.queries.len())
+            .finish()
+    }
+}
+
+impl MemoryKafka {
+    fn topics(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<Vec<Record>>>> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends `record` to its topic (which must exist), choosing a partition by key when
+    /// it names none. Returns the record's offset.
+    pub fn produce(&self, mut record: Record) -> Result<i64, Error> {
+        let mut topics = self.topics();
+        let partitions = topics.get_mut(&record.topic).ok_or_else(|| {
+            crate::kafka::KafkaError::Topic(format!("topic {} does not exist", record.topic))
+        })?;
+        let count = partitions.len() as i32;
+        let partition = record
+            .partition
+            .unwrap_or_else(|| record.key.as_deref().map_or(0, |k| partition_for(k, count)));
+        let log = partitions.get_mut(partition as usize).ok_or_else(|| {
+            crate::kafka::KafkaError::Topic(format!(
+                "partition {partition} of {} does not exist",
+                record.topic
+            ))
+        })?;
+        record.partition = Some(partition);
+        record.offset = log.len() as i64;
+        let offset = record.offset;
+        log.push(record);
+        Ok(offset)
+    }
+
+    /// Every record of `topic`, partition by partition, in offset order.
+    pub fn records(&self, topic: &str) -> Vec<Record> {
+        self.topics()
+            .get(topic)
+            .map(|ps| ps.iter().flatten().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs every query until none has unread input.
+    pub fn run_until_idle(&mut self) -> Result<(), Error> {
+        loop {
+            let mut progressed = false;
+            for i in 0..self.queries.len() {
+                progressed |= self.step(i)?;
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Feeds query `i` its unread records, one per batch.
+    fn step(&mut self, i: usize) -> Result<bool, Error> {
+        let topic = self.queries[i].query.source_topic.clone();
+        let partitions: Vec<Vec<Record>> = self.topics().get(&topic).cloned().unwrap_or_default();
+        let mut progressed = false;
+        for (partition, records) in partitions.iter().enumerate() {
+            let partition = partition as i32;
+            loop {
+                let q = &mut self.queries[i];
+                let position = q.positions.entry(partition).or_insert(0);
+                let Some(record) = records.get(*position) else {
+                    break;
+                };
+                *position += 1;
+                let task = match q.tasks.entry(partition) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(q.query.pipeline.new_task(q.log.clone()).map_err(|source| {
+                            Error::Query {
+                                query: q.query.id.clone(),
+                                source,
+                            }
+                        })?)
+                    }
+                };
+                let outputs = task
+                    .process(std::slice::from_ref(record))
+                    .map_err(|source| Error::Query {
+                        query: q.query.id.clone(),
+                        source,
+                    })?;
+                for output in outputs {
+                    self.produce(output)?;
+                }
+                progressed = true;
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Records the query `id` could not process.
+    pub fn processing_errors(&self, id: &str) -> u64 {
+        self.queries
+            .iter()
+            .find(|q| q.query.id == id)
+            .map_or(0, |q| q.log.error_count())
+    }
+}
+
+impl Runtime for MemoryKafka {
+    async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, Error> {
+        Ok(self.topics().get(topic).map(|p| p.len() as i32))
+    }
+
+    async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
+        self.topics()
+            .entry(topic.to_string())
+            .or_insert_with(|| vec![Vec::new(); partitions.max(1) as usize]);
+        Ok(())
+    }
+
+    async fn start_query(&mut self, query: PersistentQuery) -> Result<(), Error> {
+        let log = ProcessingLog::new(&query.id);
+        self.queries.push(MemoryQuery {
+            query,
+            tasks: HashMap::new(),
+            positions: HashMap::new(),
+            log,
+        });
+        Ok(())
+    }
+
+    async fn stop_query(&mut self, id: &str) -> Result<(), Error> {
+        self.queries.retain(|q| q.query.id != id);
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+//! Deterministic drivers for tests: the engine without a broker.
+//!
+//! [`memory::MemoryKafka`] is an in-memory set of topics that implements
+//! [`crate::engine::Runtime`] and runs persistent queries with the same [`crate::exec::task::Task`]s
+//! the Kafka runtime uses, feeding one record per batch so every input yields its outputs at
+//! once (ksqlDB's test mode). Like Kafka Streams' TopologyTestDriver, time only moves with
+//! record timestamps.
+
+pub mod memory;

@@ -1,0 +1,197 @@
+//! The engine on the in-memory driver: the talk's fraud query, HAVING tombstones, EMIT FINAL,
+//! and a malformed record, checked record by record without a broker.
+
+// Test helpers outside #[test] functions: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use eddy::engine::Engine;
+use eddy::record::Record;
+use eddy::testing::memory::MemoryKafka;
+
+const STREAM: &str =
+    "CREATE STREAM authorizations (card_number VARCHAR KEY, amount DOUBLE, merchant VARCHAR)
+  WITH (KAFKA_TOPIC='authorizations', VALUE_FORMAT='JSON', PARTITIONS=2);";
+
+fn auth(card: &str, ts: i64) -> Record {
+    Record {
+        topic: "authorizations".into(),
+        key: Some(card.as_bytes().to_vec()),
+        value: Some(br#"{"amount": 10.5, "merchant": "cafe"}"#.to_vec()),
+        timestamp: ts,
+        ..Record::default()
+    }
+}
+
+/// `(card, window start, value JSON or None)` of each output record, partition by partition.
+fn outputs(kafka: &MemoryKafka, topic: &str) -> Vec<(String, i64, Option<String>)> {
+    kafka
+        .records(topic)
+        .into_iter()
+        .map(|r| {
+            let key = r.key.unwrap();
+            let (card, start) = key.split_at(key.len() - 8);
+            (
+                String::from_utf8(card.to_vec()).unwrap(),
+                i64::from_be_bytes(start.try_into().unwrap()),
+                r.value.map(|v| String::from_utf8(v).unwrap()),
+            )
+        })
+        .collect()
+}
+
+async fn engine_with(sql: &str) -> Engine<MemoryKafka> {
+    let mut engine = Engine::new(MemoryKafka::default());
+    engine.execute_script(STREAM).await.unwrap();
+    engine.execute_script(sql).await.unwrap();
+    engine
+}
+
+const MIN: i64 = 60_000;
+
+#[tokio::test]
+async fn fraud_query_emits_every_change_past_having() {
+    let mut engine = engine_with(
+        "CREATE TABLE possible_fraud AS SELECT card_number, COUNT(*) AS attempts
+           FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES)
+           GROUP BY card_number HAVING COUNT(*) > 3 EMIT CHANGES;",
+    )
+    .await;
+    let kafka = engine_runtime(&mut engine);
+    for i in 0..5 {
+        kafka.produce(auth("card-a", i * 1000)).unwrap(); // 5 in one window
+    }
+    for i in 0..3 {
+        kafka.produce(auth("card-b", i * 1000)).unwrap(); // 3: never alerts
+    }
+    for ts in [4 * MIN, 4 * MIN + 1, 5 * MIN, 5 * MIN + 1] {
+        kafka.produce(auth("card-c", ts)).unwrap(); // 2 + 2 across a boundary
+    }
+    kafka.run_until_idle().unwrap();
+    let mut got = outputs(kafka, "POSSIBLE_FRAUD");
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("card-a".into(), 0, Some(r#"{"ATTEMPTS":4}"#.into())),
+            ("card-a".into(), 0, Some(r#"{"ATTEMPTS":5}"#.into())),
+        ]
+    );
+    let sink = engine.catalog().get("POSSIBLE_FRAUD").unwrap();
+    assert_eq!(
+        sink.schema.to_sql(),
+        "`CARD_NUMBER` STRING KEY, `ATTEMPTS` BIGINT"
+    );
+}
+
+#[tokio::test]
+async fn having_that_stops_matching_emits_a_tombstone() {
+    let mut engine = engine_with(
+        "CREATE TABLE big AS SELECT card_number, SUM(amount) AS total
+           FROM authorizations WINDOW TUMBLING (SIZE 30 SECONDS)
+           GROUP BY card_number HAVING SUM(amount) > 15;",
+    )
+    .await;
+    let kafka = engine_runtime(&mut engine);
+    kafka.produce(auth("x", 0)).unwrap(); // 10.5: below, nothing
+    kafka.produce(auth("x", 1)).unwrap(); // 21.0: emitted
+    let mut refund = auth("x", 2);
+    refund.value = Some(br#"{"amount": -20}"#.to_vec()); // 1.0: tombstone
+    kafka.produce(refund).unwrap();
+    kafka.run_until_idle().unwrap();
+    assert_eq!(
+        outputs(kafka, "BIG"),
+        vec![
+            ("x".into(), 0, Some(r#"{"TOTAL":21.0}"#.into())),
+            ("x".into(), 0, None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn emit_final_waits_for_the_window_to_close() {
+    let mut engine = engine_with(
+        "CREATE TABLE finals AS SELECT card_number, COUNT(*) AS n
+           FROM authorizations WINDOW TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)
+           GROUP BY card_number EMIT FINAL;",
+    )
+    .await;
+    let kafka = engine_runtime(&mut engine);
+    // One card, so every record lands in one partition and drives its stream time.
+    for ts in [0, 1] {
+        kafka.produce(auth("k", ts)).unwrap();
+    }
+    kafka.run_until_idle().unwrap();
+    assert!(
+        kafka.records("FINALS").is_empty(),
+        "nothing before the window closes"
+    );
+    kafka.produce(auth("k", 2)).unwrap();
+    kafka.run_until_idle().unwrap();
+    let records = kafka.records("FINALS");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].value.as_deref(), Some(&br#"{"N":2}"#[..]));
+    assert_eq!(
+        records[0].timestamp, 1,
+        "a final row carries its latest timestamp"
+    );
+}
+
+#[tokio::test]
+async fn malformed_records_are_skipped_and_counted() {
+    let mut engine = engine_with(
+        "CREATE TABLE counts AS SELECT card_number, COUNT(*) AS n
+           FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES) GROUP BY card_number;",
+    )
+    .await;
+    let kafka = engine_runtime(&mut engine);
+    kafka.produce(auth("k", 0)).unwrap();
+    let mut bad = auth("k", 1);
+    bad.value = Some(b"{not json".to_vec());
+    kafka.produce(bad).unwrap();
+    kafka.produce(auth("k", 2)).unwrap();
+    kafka.run_until_idle().unwrap();
+    let values: Vec<_> = outputs(kafka, "COUNTS")
+        .into_iter()
+        .map(|o| o.2.unwrap())
+        .collect();
+    assert_eq!(values, vec![r#"{"N":1}"#, r#"{"N":2}"#]);
+    let id = engine.queries().keys().next().unwrap().clone();
+    assert_eq!(engine.runtime().processing_errors(&id), 1);
+}
+
+#[tokio::test]
+async fn plan_errors_speak_ksqldb() {
+    let mut engine = Engine::new(MemoryKafka::default());
+    engine.execute_script(STREAM).await.unwrap();
+    let err = engine
+        .execute_script("CREATE STREAM s AS SELECT card_number, COUNT(*) FROM authorizations GROUP BY card_number;")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Your SELECT query produces a TABLE"),
+        "{err}"
+    );
+    let err = engine
+        .execute_script("CREATE STREAM s AS SELECT nope FROM authorizations;")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Column 'NOPE' cannot be resolved."),
+        "{err}"
+    );
+    let err = engine
+        .execute_script("CREATE TABLE t AS SELECT card_number, COUNT(*) FROM authorizations GROUP BY card_number EMIT FINAL;")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("EMIT FINAL is only supported for windowed aggregations."),
+        "{err}"
+    );
+}
+
+fn engine_runtime(engine: &mut Engine<MemoryKafka>) -> &mut MemoryKafka {
+    engine.runtime_mut()
+}
