@@ -1,0 +1,252 @@
+//! End to end on the real broker: `eddy server --queries-file` runs the talk's fraud query
+//! over records produced with rdkafka, and the output topic is checked exactly.
+//!
+//! Needs the broker the project starts (`docker/kafka.sh start`; `.ci/test.sh` does it) at
+//! `EDDY_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092). It fails, never skips, without one.
+//! Topic names are unique per run, so reruns never see old data.
+
+// Test helpers outside #[test] functions: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eddy::kafka::KafkaConfig;
+use eddy::kafka::admin::Topics;
+use eddy::kafka::partitioner::partition_for;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const FIVE_MINUTES: i64 = 300_000;
+
+fn bootstrap() -> String {
+    std::env::var("EDDY_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn config() -> KafkaConfig {
+    KafkaConfig {
+        bootstrap_servers: bootstrap(),
+        service_id: "e2e_".into(),
+        properties: Vec::new(),
+    }
+}
+
+/// Kills the server if the test fails before stopping it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    fn start(queries: &std::path::Path, log: &std::path::Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args([
+                "server",
+                "--bootstrap-servers",
+                &bootstrap(),
+                "--service-id",
+                "e2e_",
+                "--queries-file",
+            ])
+            .arg(queries)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Server(child)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop within 30 s of SIGTERM"
+            );
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+    }
+}
+
+fn produce(topic: &str, records: &[(&str, &[u8], i64)]) {
+    let producer: BaseProducer = config()
+        .client_config()
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
+    for (key, value, ts) in records {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .key(*key)
+                    .payload(*value)
+                    .timestamp(*ts),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Reads `topic` until at least `expected` records arrived and 5 s passed without more (at
+/// most 90 s).
+fn consume(topic: &str, expected: usize) -> Vec<(i32, Vec<u8>, Option<String>)> {
+    let consumer: BaseConsumer = config()
+        .client_config()
+        .set("group.id", format!("e2e-check-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline
+        && !(out.len() >= expected && quiet_since.elapsed() > Duration::from_secs(5))
+    {
+        // Until the server creates the output topic, polls report it unknown: keep waiting.
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push((
+                m.partition(),
+                m.key().unwrap().to_vec(),
+                m.payload().map(|v| String::from_utf8(v.to_vec()).unwrap()),
+            ));
+            quiet_since = Instant::now();
+        }
+    }
+    out
+}
+
+#[test]
+fn fraud_query_on_a_real_broker() {
+    let run = format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let (input, output) = (
+        format!("authorizations_{run}"),
+        format!("POSSIBLE_FRAUD_{run}"),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let topics = Topics::connect(&config()).unwrap();
+    runtime
+        .block_on(topics.create(&input, 2))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no broker at {} ({e}): start it with docker/kafka.sh start",
+                bootstrap()
+            )
+        });
+
+    // Event time two hours ago, aligned to a window: well inside the default 24 h grace.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let w0 = (now - 2 * 3_600_000) / FIVE_MINUTES * FIVE_MINUTES;
+    let ok = br#"{"amount": 9.99, "merchant": "cafe"}"#.as_slice();
+    let mut records: Vec<(&str, &[u8], i64)> = Vec::new();
+    records.extend((0..5).map(|i| ("card-five", ok, w0 + i * 1000))); // alerts at 4 and 5
+    records.extend((0..3).map(|i| ("card-three", ok, w0 + i * 1000))); // never alerts
+    for ts in [
+        w0 + FIVE_MINUTES - 2,
+        w0 + FIVE_MINUTES - 1,
+        w0 + FIVE_MINUTES,
+        w0 + FIVE_MINUTES + 1,
+    ] {
+        records.push(("card-straddle", ok, ts)); // 2 + 2 in two windows: never alerts
+    }
+    records.extend((0..2).map(|i| ("card-bad", ok, w0 + i * 1000)));
+    records.push(("card-bad", b"{\"amount\": oops".as_slice(), w0 + 2000)); // malformed: logged, skipped
+    records.extend((3..5).map(|i| ("card-bad", ok, w0 + i * 1000))); // still counted: alert at 4
+    produce(&input, &records);
+    // Where the malformed record landed: its partition, after the earlier records there.
+    let bad_partition = partition_for(b"card-bad", 2);
+    let bad_offset = records
+        .iter()
+        .take_while(|r| r.1.starts_with(b"{\"amount\": 9"))
+        .filter(|r| partition_for(r.0.as_bytes(), 2) == bad_partition)
+        .count();
+
+    let dir = std::env::temp_dir().join(format!("eddy-e2e-{run}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let queries = dir.join("fraud.sql");
+    std::fs::write(
+        &queries,
+        format!(
+            "CREATE STREAM authorizations (card_number VARCHAR KEY, amount DOUBLE, merchant VARCHAR)
+               WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');
+             CREATE TABLE possible_fraud WITH (KAFKA_TOPIC='{output}') AS
+               SELECT card_number, COUNT(*) AS attempts
+               FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES)
+               GROUP BY card_number HAVING COUNT(*) > 3 EMIT CHANGES;"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("server.log");
+    let server = Server::start(&queries, &log);
+    let got = consume(&output, 2);
+    let status = server.stop();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "server exit {status}; log:\n{log_text}");
+
+    // Updates of one key within a poll batch coalesce (as ksqlDB's cache does), so the exact
+    // check is on each (card, window)'s latest count; every emitted count must pass HAVING and
+    // counts only grow.
+    let mut latest: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for (partition, key, value) in got {
+        let (card, start) = key.split_at(key.len() - 8);
+        assert_eq!(
+            partition,
+            partition_for(card, 2),
+            "output partitioned by the card, as Java would"
+        );
+        let card = String::from_utf8(card.to_vec()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&value.expect("no tombstones: counts only grow")).unwrap();
+        let attempts = value["ATTEMPTS"].as_u64().unwrap();
+        assert!(
+            attempts > 3,
+            "HAVING COUNT(*) > 3 let {attempts} through for {card}"
+        );
+        let previous = latest.insert(
+            (card.clone(), i64::from_be_bytes(start.try_into().unwrap())),
+            attempts,
+        );
+        assert!(
+            previous.is_none_or(|p| p < attempts),
+            "{card}: count went from {previous:?} to {attempts}"
+        );
+    }
+    let expected = BTreeMap::from([
+        (("card-bad".to_string(), w0), 4),
+        (("card-five".to_string(), w0), 5),
+    ]);
+    assert_eq!(latest, expected, "server log:\n{log_text}");
+    let skipped = log_text
+        .lines()
+        .find(|l| l.contains("processing_log"))
+        .unwrap_or_else(|| panic!("no processing log line:\n{log_text}"));
+    assert!(
+        skipped.contains(&format!("topic={input}"))
+            && skipped.contains(&format!("partition={bad_partition}"))
+            && skipped.contains(&format!("offset={bad_offset}")),
+        "{skipped}"
+    );
+}
