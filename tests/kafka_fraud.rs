@@ -129,63 +129,47 @@ fn consume(topic: &str, expected: usize) -> Vec<(i32, Vec<u8>, Option<String>)> 
     out
 }
 
-#[test]
-fn fraud_query_on_a_real_broker() {
-    let run = format!(
-        "{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let (input, output) = (
-        format!("authorizations_{run}"),
-        format!("POSSIBLE_FRAUD_{run}"),
-    );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let topics = Topics::connect(&config()).unwrap();
-    runtime
-        .block_on(topics.create(&input, 2))
-        .unwrap_or_else(|e| {
-            panic!(
-                "no broker at {} ({e}): start it with docker/kafka.sh start",
-                bootstrap()
-            )
-        });
-
-    // Event time two hours ago, aligned to a window: well inside the default 24 h grace.
-    let now = std::time::SystemTime::now()
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64;
-    let w0 = (now - 2 * 3_600_000) / FIVE_MINUTES * FIVE_MINUTES;
-    let ok = br#"{"amount": 9.99, "merchant": "cafe"}"#.as_slice();
+        .as_millis() as i64
+}
+
+const OK: &[u8] = br#"{"amount": 9.99, "merchant": "cafe"}"#;
+
+/// The inputs, all in the window starting at `w0` or the next one, in produce order.
+fn fraud_inputs(w0: i64) -> Vec<(&'static str, &'static [u8], i64)> {
     let mut records: Vec<(&str, &[u8], i64)> = Vec::new();
-    records.extend((0..5).map(|i| ("card-five", ok, w0 + i * 1000))); // alerts at 4 and 5
-    records.extend((0..3).map(|i| ("card-three", ok, w0 + i * 1000))); // never alerts
+    records.extend((0..5).map(|i| ("card-five", OK, w0 + i * 1000))); // alerts at 4 and 5
+    records.extend((0..3).map(|i| ("card-three", OK, w0 + i * 1000))); // never alerts
     for ts in [
         w0 + FIVE_MINUTES - 2,
         w0 + FIVE_MINUTES - 1,
         w0 + FIVE_MINUTES,
         w0 + FIVE_MINUTES + 1,
     ] {
-        records.push(("card-straddle", ok, ts)); // 2 + 2 in two windows: never alerts
+        records.push(("card-straddle", OK, ts)); // 2 + 2 in two windows: never alerts
     }
-    records.extend((0..2).map(|i| ("card-bad", ok, w0 + i * 1000)));
-    records.push(("card-bad", b"{\"amount\": oops".as_slice(), w0 + 2000)); // malformed: logged, skipped
-    records.extend((3..5).map(|i| ("card-bad", ok, w0 + i * 1000))); // still counted: alert at 4
-    produce(&input, &records);
-    // Where the malformed record landed: its partition, after the earlier records there.
-    let bad_partition = partition_for(b"card-bad", 2);
-    let bad_offset = records
-        .iter()
-        .take_while(|r| r.1.starts_with(b"{\"amount\": 9"))
-        .filter(|r| partition_for(r.0.as_bytes(), 2) == bad_partition)
-        .count();
+    records.extend((0..2).map(|i| ("card-bad", OK, w0 + i * 1000)));
+    records.push(("card-bad", b"{\"amount\": oops", w0 + 2000)); // malformed: logged, skipped
+    records.extend((3..5).map(|i| ("card-bad", OK, w0 + i * 1000))); // still counted: alert at 4
+    records
+}
 
-    let dir = std::env::temp_dir().join(format!("eddy-e2e-{run}"));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Where the malformed record lands: its partition, after the earlier records there.
+fn bad_position(records: &[(&str, &[u8], i64)]) -> (i32, usize) {
+    let partition = partition_for(b"card-bad", 2);
+    let offset = records
+        .iter()
+        .take_while(|r| r.1 == OK)
+        .filter(|r| partition_for(r.0.as_bytes(), 2) == partition)
+        .count();
+    (partition, offset)
+}
+
+fn write_queries(dir: &std::path::Path, input: &str, output: &str) -> std::path::PathBuf {
     let queries = dir.join("fraud.sql");
     std::fs::write(
         &queries,
@@ -199,17 +183,16 @@ fn fraud_query_on_a_real_broker() {
         ),
     )
     .unwrap();
-    let log = dir.join("server.log");
-    let server = Server::start(&queries, &log);
-    let got = consume(&output, 2);
-    let status = server.stop();
-    let log_text = std::fs::read_to_string(&log).unwrap();
-    assert!(status.success(), "server exit {status}; log:\n{log_text}");
+    queries
+}
 
-    // Updates of one key within a poll batch coalesce (as ksqlDB's cache does), so the exact
-    // check is on each (card, window)'s latest count; every emitted count must pass HAVING and
-    // counts only grow.
-    let mut latest: BTreeMap<(String, i64), u64> = BTreeMap::new();
+/// The latest count per (card, window start), checking every record on the way.
+///
+/// Updates of one key within a poll batch coalesce (as ksqlDB's cache does), so the exact
+/// check is on each (card, window)'s latest count; every emitted count must pass HAVING and
+/// counts only grow.
+fn latest_counts(got: Vec<(i32, Vec<u8>, Option<String>)>) -> BTreeMap<(String, i64), u64> {
+    let mut latest = BTreeMap::new();
     for (partition, key, value) in got {
         let (card, start) = key.split_at(key.len() - 8);
         assert_eq!(
@@ -234,19 +217,55 @@ fn fraud_query_on_a_real_broker() {
             "{card}: count went from {previous:?} to {attempts}"
         );
     }
+    latest
+}
+
+#[test]
+fn fraud_query_on_a_real_broker() {
+    let run = format!("{}_{}", std::process::id(), now_ms());
+    let (input, output) = (
+        format!("authorizations_{run}"),
+        format!("POSSIBLE_FRAUD_{run}"),
+    );
+    let topics = Topics::connect(&config()).unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(topics.create(&input, 2))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no broker at {} ({e}): start it with docker/kafka.sh start",
+                bootstrap()
+            )
+        });
+    // Event time two hours ago, aligned to a window: well inside the default 24 h grace.
+    let w0 = (now_ms() - 2 * 3_600_000) / FIVE_MINUTES * FIVE_MINUTES;
+    let records = fraud_inputs(w0);
+    produce(&input, &records);
+
+    let dir = std::env::temp_dir().join(format!("eddy-e2e-{run}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("server.log");
+    let server = Server::start(&write_queries(&dir, &input, &output), &log);
+    let got = consume(&output, 2);
+    let status = server.stop();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "server exit {status}; log:\n{log_text}");
+
     let expected = BTreeMap::from([
         (("card-bad".to_string(), w0), 4),
         (("card-five".to_string(), w0), 5),
     ]);
-    assert_eq!(latest, expected, "server log:\n{log_text}");
+    assert_eq!(latest_counts(got), expected, "server log:\n{log_text}");
+    let (partition, offset) = bad_position(&records);
     let skipped = log_text
         .lines()
         .find(|l| l.contains("processing_log"))
         .unwrap_or_else(|| panic!("no processing log line:\n{log_text}"));
-    assert!(
-        skipped.contains(&format!("topic={input}"))
-            && skipped.contains(&format!("partition={bad_partition}"))
-            && skipped.contains(&format!("offset={bad_offset}")),
-        "{skipped}"
-    );
+    for field in [
+        format!("topic={input}"),
+        format!("partition={partition}"),
+        format!("offset={offset}"),
+    ] {
+        assert!(skipped.contains(&field), "{field} missing from: {skipped}");
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Like ksqlDB's `PRINT`: each record's timestamp, partition, key and value on one line. With
 //! `windowed`, the last 8 key bytes are read as the window start (Kafka Streams' windowed
-//! key), so the quickstart shows `card@[start, end)`. Runs until interrupted or `limit`.
+//! key), so the quickstart shows `card @ [start .. end)` in UTC. Runs until interrupted or `limit`.
 
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ pub fn print_topic(
         let m = result?;
         println!(
             "rowtime: {}, partition: {}, key: {}, value: {}",
-            m.timestamp().to_millis().unwrap_or(0),
+            utc(m.timestamp().to_millis().unwrap_or(0)),
             m.partition(),
             m.key().map_or("<null>".to_string(), |k| show_key(
                 k,
@@ -85,6 +85,14 @@ fn show_key(key: &[u8], window_size: Option<i64>) -> String {
         }
         _ => String::from_utf8_lossy(key).into_owned(),
     }
+}
+
+/// `2026-11-25 07:15:00.000Z`, or the raw number if out of range.
+fn utc(ms: i64) -> String {
+    arrow::temporal_conversions::timestamp_ms_to_datetime(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string(),
+    )
 }
 
 #[cfg(test)]

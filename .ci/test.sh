@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Eddy's test command (the README's second command). On a fresh machine it installs what is
+# missing (Debian packages for building librdkafka and running the broker; the broker's jars
+# come from Maven Central via docker/kafka.sh), starts the local Kafka broker, runs rustfmt,
+# clippy and every test (unit, grammar snapshots, in-memory engine, end to end on the broker),
+# and stops the broker it started even when a test fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eddy/target}
+export CARGO_TERM_COLOR=never
+
+missing=()
+command -v cc >/dev/null || missing+=(build-essential)
+command -v make >/dev/null || missing+=(make)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v perl >/dev/null || missing+=(perl) # librdkafka's configure
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "Rust (cargo) is needed: https://rustup.rs" >&2; exit 1; }
+
+started_broker=0
+if ! docker/kafka.sh status >/dev/null 2>&1; then
+  docker/kafka.sh start >/dev/null
+  started_broker=1
+fi
+stop_broker() { if ((started_broker)); then docker/kafka.sh stop; fi; }
+trap stop_broker EXIT
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Eddy's main job, on this machine (the README's first command): starts the local Kafka broker,
+# builds Eddy, runs the server with the queries in queries/, feeds it sample card
+# authorizations, and shows the fraud alerts as Eddy computes them. Ctrl-C stops everything
+# this script started (the broker too, unless it was already running).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eddy/target}
+bootstrap=127.0.0.1:${EDDY_KAFKA_PORT:-9092}
+logs=${EDDY_CACHE:-$HOME/.cache/eddy}/quickstart
+mkdir -p "$logs"
+
+started_broker=0
+if ! docker/kafka.sh status >/dev/null 2>&1; then
+  docker/kafka.sh start >/dev/null
+  started_broker=1
+fi
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if ((started_broker)); then docker/kafka.sh stop; fi
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+echo "building eddy..." >&2
+cargo build -q --bin eddy
+eddy=$CARGO_TARGET_DIR/debug/eddy
+
+"$eddy" server --bootstrap-servers "$bootstrap" --queries-file queries/card-fraud.sql >"$logs/server.log" 2>&1 &
+pids+=($!)
+# The server creates the input topic; wait for it before producing.
+for _ in $(seq 1 100); do grep -q "persistent queries" "$logs/server.log" && break; sleep 0.2; done
+grep -q "persistent queries" "$logs/server.log" || { cat "$logs/server.log" >&2; exit 1; }
+"$eddy" datagen --bootstrap-servers "$bootstrap" --rate "${RATE:-20}" --cards "${CARDS:-200}" >"$logs/datagen.log" 2>&1 &
+pids+=($!)
+
+cat >&2 <<MSG
+Eddy is running queries/card-fraud.sql on Kafka at $bootstrap.
+Sample authorizations flow into topic 'authorizations'; below are the fraud alerts
+(cards used more than 3 times in 5 minutes) from topic 'POSSIBLE_FRAUD'. Ctrl-C stops.
+Logs: $logs
+MSG
+"$eddy" print POSSIBLE_FRAUD --bootstrap-servers "$bootstrap" --from-beginning --window-size-ms 300000 &
+pids+=($!)
+wait "${pids[-1]}"
