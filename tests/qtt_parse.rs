@@ -16,12 +16,21 @@ fn qtt_root() -> PathBuf {
 
 /// Whether a case expects its statements to fail parsing.
 fn expects_parse_error(case: &serde_json::Value) -> bool {
-    let error = case.get("expectedException").or_else(|| case.get("expectedError"));
+    let error = case
+        .get("expectedException")
+        .or_else(|| case.get("expectedError"));
     error.is_some_and(|e| {
         let text = e.to_string();
-        ["ParseFailedException", "mismatched input", "no viable alternative", "extraneous input", "Syntax error", "missing "]
-            .iter()
-            .any(|needle| text.contains(needle))
+        [
+            "ParseFailedException",
+            "mismatched input",
+            "no viable alternative",
+            "extraneous input",
+            "Syntax error",
+            "missing ",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
     })
 }
 
@@ -30,13 +39,17 @@ fn statements() -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     let mut files: Vec<PathBuf> = ["qtt", "rest"]
         .iter()
-        .flat_map(|d| std::fs::read_dir(qtt_root().join(d)).unwrap_or_else(|e| panic!("{}: {e}", qtt_root().display())))
+        .flat_map(|d| {
+            std::fs::read_dir(qtt_root().join(d))
+                .unwrap_or_else(|e| panic!("{}: {e}", qtt_root().display()))
+        })
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
     for file in files {
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         for case in json["tests"].as_array().unwrap() {
             if expects_parse_error(case) {
@@ -49,7 +62,11 @@ fn statements() -> Vec<(String, String, String)> {
             for statement in case["statements"].as_array().unwrap() {
                 for format in &formats {
                     let sql = statement.as_str().unwrap().replace("{FORMAT}", format);
-                    out.push((name.clone(), case["name"].as_str().unwrap_or("").to_string(), sql));
+                    out.push((
+                        name.clone(),
+                        case["name"].as_str().unwrap_or("").to_string(),
+                        sql,
+                    ));
                     if !statement.as_str().unwrap().contains("{FORMAT}") {
                         break;
                     }
@@ -66,7 +83,10 @@ fn qtt_statements_parse() {
     let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (file, case, sql) in &all {
         if let Err(e) = eddy::sql::parse(sql) {
-            failures.entry(e.message.clone()).or_default().push(format!("{file} / {case}: {sql}"));
+            failures
+                .entry(e.message.clone())
+                .or_default()
+                .push(format!("{file} / {case}: {sql}"));
         }
     }
     let failed: usize = failures.values().map(Vec::len).sum();
@@ -75,11 +95,22 @@ fn qtt_statements_parse() {
     let mut by_count: Vec<_> = failures.iter().collect();
     by_count.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
     for (message, examples) in by_count.iter().take(40) {
-        println!("{:5} × {message}\n        e.g. {}", examples.len(), examples[0]);
+        println!(
+            "{:5} × {message}\n        e.g. {}",
+            examples.len(),
+            examples[0]
+        );
     }
     let ratchet = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qtt_parse.count");
-    let recorded: usize = std::fs::read_to_string(&ratchet).unwrap().trim().parse().unwrap();
-    assert!(parsed >= recorded, "QTT statements parsed fell from {recorded} to {parsed}");
+    let recorded: usize = std::fs::read_to_string(&ratchet)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        parsed >= recorded,
+        "QTT statements parsed fell from {recorded} to {parsed}"
+    );
     if parsed > recorded {
         println!("raise tests/qtt_parse.count from {recorded} to {parsed}");
     }
