@@ -21,7 +21,7 @@ use super::rewrite::{column_ref, rewrite};
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::exec::aggregate::{AggregateSpec, EmitMode};
 use crate::exec::window::{DEFAULT_GRACE_MS, WindowSpec};
-use crate::sql::ast::{Query, WindowExpr};
+use crate::sql::ast::{ProjectionItem, Query, WindowExpr};
 
 type Result<T> = std::result::Result<T, PlanError>;
 
@@ -202,13 +202,15 @@ fn plan_having(
 
 /// `(expression, alias)` per select item; `*` is not allowed in an aggregation.
 pub fn select_items(
-    projection: &[SelectItem],
+    projection: &[ProjectionItem],
 ) -> Result<Vec<(SqlExpr, Option<sqlparser::ast::Ident>)>> {
     projection
         .iter()
         .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => Ok((e.clone(), None)),
-            SelectItem::ExprWithAlias { expr, alias } => Ok((expr.clone(), Some(alias.clone()))),
+            ProjectionItem::Item(SelectItem::UnnamedExpr(e)) => Ok((e.clone(), None)),
+            ProjectionItem::Item(SelectItem::ExprWithAlias { expr, alias }) => {
+                Ok((expr.clone(), Some(alias.clone())))
+            }
             other => Err(PlanError::Unsupported(format!("{other} in an aggregation"))),
         })
         .collect()

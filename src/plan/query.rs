@@ -22,7 +22,7 @@ use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source, WindowInfo};
 use crate::exec::aggregate::EmitMode;
 use crate::exec::task::OperatorSpec;
-use crate::sql::ast::{Emit, Query, SourceKind, WithProperties, normalize};
+use crate::sql::ast::{Emit, ProjectionItem, Query, SourceKind, WithProperties, normalize};
 
 type Result<T> = std::result::Result<T, PlanError>;
 
@@ -147,11 +147,12 @@ fn plan_body(
     })
 }
 
-fn item_has_aggregate(item: &SelectItem) -> bool {
+fn item_has_aggregate(item: &ProjectionItem) -> bool {
     match item {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-            contains_aggregate(e)
-        }
+        ProjectionItem::Item(
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. },
+        )
+        | ProjectionItem::StructAll(e) => contains_aggregate(e),
         _ => false,
     }
 }
@@ -194,10 +195,13 @@ fn check_shape(query: &Query, source: &Source, kind: SourceKind, aggregated: boo
 }
 
 /// Select items as `(name, expression)`, with `*` expanded to the source's columns.
-fn expand_items(projection: &[SelectItem], source: &Source) -> Result<Vec<(String, SqlExpr)>> {
+fn expand_items(projection: &[ProjectionItem], source: &Source) -> Result<Vec<(String, SqlExpr)>> {
     let mut namer = Namer::default();
     let mut out = Vec::new();
     for item in projection {
+        let ProjectionItem::Item(item) = item else {
+            return Err(PlanError::Unsupported(format!("select item {item}")));
+        };
         match item {
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
                 out.extend(

@@ -29,7 +29,11 @@ pub enum Statement {
     Drop(DropSource),
     /// `TERMINATE query_id` or `TERMINATE ALL`
     Terminate(QueryTarget),
-    /// `(LIST|SHOW) STREAMS|TABLES|QUERIES|TOPICS|PROPERTIES|FUNCTIONS [EXTENDED]`
+    /// `PAUSE query_id` or `PAUSE ALL`
+    Pause(QueryTarget),
+    /// `RESUME query_id` or `RESUME ALL`
+    Resume(QueryTarget),
+    /// `(LIST|SHOW) STREAMS|TABLES|QUERIES|[ALL] TOPICS|PROPERTIES|FUNCTIONS|TYPES|VARIABLES|... [EXTENDED]`
     List(ListKind, bool),
     /// `DESCRIBE name [EXTENDED]`
     Describe {
@@ -37,6 +41,99 @@ pub enum Statement {
         name: Ident,
         /// `EXTENDED` asks for statistics too.
         extended: bool,
+    },
+    /// `DESCRIBE STREAMS [EXTENDED]`: every stream.
+    DescribeStreams(bool),
+    /// `DESCRIBE FUNCTION name`
+    DescribeFunction(Ident),
+    /// `DESCRIBE CONNECTOR name`
+    DescribeConnector(Ident),
+    /// `PRINT topic [FROM BEGINNING] [INTERVAL|SAMPLE n] [LIMIT n]`
+    Print(Print),
+    /// `EXPLAIN statement` or `EXPLAIN query_id`
+    Explain(Box<Explain>),
+    /// `DEFINE name = 'value'`
+    Define {
+        /// The variable.
+        name: Ident,
+        /// Its value.
+        value: String,
+    },
+    /// `UNDEFINE name`
+    Undefine(Ident),
+    /// `CREATE TYPE [IF NOT EXISTS] name AS type`
+    CreateType {
+        /// The type's name.
+        name: Ident,
+        /// What it stands for.
+        data_type: SqlType,
+        /// `IF NOT EXISTS`
+        if_not_exists: bool,
+    },
+    /// `DROP TYPE [IF EXISTS] name`
+    DropType {
+        /// The type's name.
+        name: Ident,
+        /// `IF EXISTS`
+        if_exists: bool,
+    },
+    /// `ALTER STREAM|TABLE name ADD [COLUMN] col type [, ADD [COLUMN] col type]*`
+    Alter {
+        /// Stream or table.
+        kind: SourceKind,
+        /// The source altered.
+        name: Ident,
+        /// Columns added.
+        columns: Vec<(Ident, SqlType)>,
+    },
+    /// `ALTER SYSTEM 'property' = 'value'`
+    AlterSystem {
+        /// Property name.
+        name: String,
+        /// Property value.
+        value: String,
+    },
+    /// `ASSERT [NOT EXISTS] TOPIC name [WITH (...)] [TIMEOUT n unit]`
+    AssertTopic {
+        /// `NOT EXISTS`
+        not_exists: bool,
+        /// The topic.
+        name: Ident,
+        /// Expected topic properties.
+        properties: WithProperties,
+        /// How long to wait.
+        timeout: Option<Duration>,
+    },
+    /// `ASSERT [NOT EXISTS] SCHEMA [SUBJECT name] [ID n] [TIMEOUT n unit]`
+    AssertSchema {
+        /// `NOT EXISTS`
+        not_exists: bool,
+        /// The subject.
+        subject: Option<Ident>,
+        /// The schema id.
+        id: Option<u64>,
+        /// How long to wait.
+        timeout: Option<Duration>,
+    },
+    /// `RUN SCRIPT 'path'`
+    RunScript(String),
+    /// `CREATE SOURCE|SINK CONNECTOR [IF NOT EXISTS] name WITH (...)`
+    CreateConnector {
+        /// Source or sink.
+        kind: ConnectorKind,
+        /// The connector's name.
+        name: Ident,
+        /// Its configuration.
+        properties: WithProperties,
+        /// `IF NOT EXISTS`
+        if_not_exists: bool,
+    },
+    /// `DROP CONNECTOR [IF EXISTS] name`
+    DropConnector {
+        /// The connector's name.
+        name: Ident,
+        /// `IF EXISTS`
+        if_exists: bool,
     },
     /// `SET 'property' = 'value'`
     SetProperty {
@@ -152,6 +249,46 @@ pub enum QueryTarget {
     All,
 }
 
+/// What `EXPLAIN` explains.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Explain {
+    /// A statement's plan.
+    Statement(Statement),
+    /// A running query's plan.
+    Query(Ident),
+}
+
+/// `PRINT topic [FROM BEGINNING] [INTERVAL|SAMPLE n] [LIMIT n]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Print {
+    /// The topic, as an identifier or a quoted string (case kept).
+    pub topic: Ident,
+    /// `FROM BEGINNING`
+    pub from_beginning: bool,
+    /// `INTERVAL n`: print every n-th record.
+    pub interval: Option<u64>,
+    /// `LIMIT n`
+    pub limit: Option<u64>,
+}
+
+/// Source or sink connectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    /// `SOURCE`
+    Source,
+    /// `SINK`
+    Sink,
+}
+
+impl fmt::Display for ConnectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectorKind::Source => "SOURCE",
+            ConnectorKind::Sink => "SINK",
+        })
+    }
+}
+
 /// What `LIST`/`SHOW` lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListKind {
@@ -161,12 +298,23 @@ pub enum ListKind {
     Tables,
     /// `QUERIES`
     Queries,
-    /// `TOPICS`
-    Topics,
+    /// `[ALL] TOPICS`; `ALL` includes internal topics.
+    Topics {
+        /// `ALL`
+        all: bool,
+    },
     /// `PROPERTIES`
     Properties,
     /// `FUNCTIONS`
     Functions,
+    /// `TYPES`
+    Types,
+    /// `VARIABLES`
+    Variables,
+    /// `[SOURCE|SINK] CONNECTORS`
+    Connectors(Option<ConnectorKind>),
+    /// `CONNECTOR PLUGINS`
+    ConnectorPlugins,
 }
 
 impl fmt::Display for ListKind {
@@ -175,9 +323,16 @@ impl fmt::Display for ListKind {
             ListKind::Streams => "STREAMS",
             ListKind::Tables => "TABLES",
             ListKind::Queries => "QUERIES",
-            ListKind::Topics => "TOPICS",
+            ListKind::Topics { all: false } => "TOPICS",
+            ListKind::Topics { all: true } => "ALL TOPICS",
             ListKind::Properties => "PROPERTIES",
             ListKind::Functions => "FUNCTIONS",
+            ListKind::Types => "TYPES",
+            ListKind::Variables => "VARIABLES",
+            ListKind::Connectors(None) => "CONNECTORS",
+            ListKind::Connectors(Some(ConnectorKind::Source)) => "SOURCE CONNECTORS",
+            ListKind::Connectors(Some(ConnectorKind::Sink)) => "SINK CONNECTORS",
+            ListKind::ConnectorPlugins => "CONNECTOR PLUGINS",
         })
     }
 }
@@ -276,7 +431,7 @@ pub fn value_text(value: &Value) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     /// The select list.
-    pub projection: Vec<SelectItem>,
+    pub projection: Vec<ProjectionItem>,
     /// `FROM` source and joins.
     pub from: Relation,
     /// `WINDOW ...`
@@ -293,6 +448,25 @@ pub struct Query {
     pub emit: Option<Emit>,
     /// `LIMIT n`
     pub limit: Option<u64>,
+}
+
+/// One item of a select list.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // the common variant is the large one: boxing it buys nothing
+pub enum ProjectionItem {
+    /// `*`, `src.*`, `expr [AS alias]`: sqlparser's select items.
+    Item(SelectItem),
+    /// `expr->*`: every field of a struct.
+    StructAll(Expr),
+}
+
+impl fmt::Display for ProjectionItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProjectionItem::Item(item) => write!(f, "{item}"),
+            ProjectionItem::StructAll(e) => write!(f, "{e}->*"),
+        }
+    }
 }
 
 /// `source [alias] (join_type JOIN source [alias] [WITHIN ...] ON expr)*`
@@ -481,8 +655,9 @@ impl fmt::Display for Statement {
             Statement::InsertValues(s) => write!(f, "{s}"),
             Statement::Query(q) => write!(f, "{q}"),
             Statement::Drop(d) => write!(f, "{d}"),
-            Statement::Terminate(QueryTarget::All) => f.write_str("TERMINATE ALL"),
-            Statement::Terminate(QueryTarget::Id(id)) => write!(f, "TERMINATE {id}"),
+            Statement::Terminate(t) => write!(f, "TERMINATE {t}"),
+            Statement::Pause(t) => write!(f, "PAUSE {t}"),
+            Statement::Resume(t) => write!(f, "RESUME {t}"),
             Statement::List(kind, extended) => {
                 write!(f, "SHOW {kind}{}", if *extended { " EXTENDED" } else { "" })
             }
@@ -497,7 +672,147 @@ impl fmt::Display for Statement {
                 write!(f, "SET {} = {}", quote(name), quote(value))
             }
             Statement::UnsetProperty(name) => write!(f, "UNSET {}", quote(name)),
+            other => fmt_more(other, f),
         }
+    }
+}
+
+impl fmt::Display for QueryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryTarget::All => f.write_str("ALL"),
+            QueryTarget::Id(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// The statements beyond the core DDL and queries.
+fn fmt_more(statement: &Statement, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let extended = |e: &bool| if *e { " EXTENDED" } else { "" };
+    match statement {
+        Statement::DescribeStreams(e) => write!(f, "DESCRIBE STREAMS{}", extended(e)),
+        Statement::DescribeFunction(name) => write!(f, "DESCRIBE FUNCTION {name}"),
+        Statement::DescribeConnector(name) => write!(f, "DESCRIBE CONNECTOR {name}"),
+        Statement::Print(p) => write!(f, "{p}"),
+        Statement::Explain(e) => match e.as_ref() {
+            Explain::Statement(s) => write!(f, "EXPLAIN {s}"),
+            Explain::Query(id) => write!(f, "EXPLAIN {id}"),
+        },
+        Statement::Define { name, value } => write!(f, "DEFINE {name} = {}", quote(value)),
+        Statement::Undefine(name) => write!(f, "UNDEFINE {name}"),
+        other => fmt_definitions(other, f),
+    }
+}
+
+/// Types, ALTER, ASSERT, scripts and connectors.
+fn fmt_definitions(statement: &Statement, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match statement {
+        Statement::CreateType {
+            name,
+            data_type,
+            if_not_exists,
+        } => {
+            let ine = if *if_not_exists { "IF NOT EXISTS " } else { "" };
+            write!(f, "CREATE TYPE {ine}{name} AS {data_type}")
+        }
+        Statement::DropType { name, if_exists } => {
+            write!(
+                f,
+                "DROP TYPE {}{name}",
+                if *if_exists { "IF EXISTS " } else { "" }
+            )
+        }
+        Statement::Alter {
+            kind,
+            name,
+            columns,
+        } => {
+            let adds: Vec<String> = columns
+                .iter()
+                .map(|(c, t)| format!("ADD COLUMN {c} {t}"))
+                .collect();
+            write!(f, "ALTER {kind} {name} {}", adds.join(", "))
+        }
+        Statement::AlterSystem { name, value } => {
+            write!(f, "ALTER SYSTEM {} = {}", quote(name), quote(value))
+        }
+        other => fmt_assertions_and_connectors(other, f),
+    }
+}
+
+/// ASSERT, RUN SCRIPT and connectors.
+fn fmt_assertions_and_connectors(statement: &Statement, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match statement {
+        Statement::AssertTopic {
+            not_exists,
+            name,
+            properties,
+            timeout,
+        } => {
+            write!(
+                f,
+                "ASSERT {}TOPIC {name}{properties}",
+                if *not_exists { "NOT EXISTS " } else { "" }
+            )?;
+            timeout.map_or(Ok(()), |t| write!(f, " TIMEOUT {t}"))
+        }
+        Statement::AssertSchema {
+            not_exists,
+            subject,
+            id,
+            timeout,
+        } => {
+            write!(
+                f,
+                "ASSERT {}SCHEMA",
+                if *not_exists { "NOT EXISTS " } else { "" }
+            )?;
+            if let Some(s) = subject {
+                write!(f, " SUBJECT {s}")?;
+            }
+            if let Some(id) = id {
+                write!(f, " ID {id}")?;
+            }
+            timeout.map_or(Ok(()), |t| write!(f, " TIMEOUT {t}"))
+        }
+        Statement::RunScript(path) => write!(f, "RUN SCRIPT {}", quote(path)),
+        Statement::CreateConnector {
+            kind,
+            name,
+            properties,
+            if_not_exists,
+        } => {
+            let ine = if *if_not_exists { "IF NOT EXISTS " } else { "" };
+            write!(f, "CREATE {kind} CONNECTOR {ine}{name}{properties}")
+        }
+        Statement::DropConnector { name, if_exists } => {
+            write!(
+                f,
+                "DROP CONNECTOR {}{name}",
+                if *if_exists { "IF EXISTS " } else { "" }
+            )
+        }
+        other => write!(f, "{other:?}"),
+    }
+}
+
+impl fmt::Display for Print {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.topic.quote_style == Some('\'') {
+            write!(f, "PRINT {}", quote(&self.topic.value))?;
+        } else {
+            write!(f, "PRINT {}", self.topic)?;
+        }
+        if self.from_beginning {
+            f.write_str(" FROM BEGINNING")?;
+        }
+        if let Some(n) = self.interval {
+            write!(f, " INTERVAL {n}")?;
+        }
+        if let Some(n) = self.limit {
+            write!(f, " LIMIT {n}")?;
+        }
+        Ok(())
     }
 }
 

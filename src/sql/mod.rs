@@ -9,6 +9,7 @@ pub mod ast;
 pub mod dialect;
 pub mod error;
 pub mod parser;
+pub mod types;
 
 pub use ast::Statement;
 pub use error::ParseError;

@@ -12,9 +12,10 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 use super::ast::{
-    AliasedSource, ColumnConstraint, ColumnDef, CreateAsSelect, CreateSource, DropSource, Duration,
-    Emit, InsertInto, InsertValues, Join, JoinKind, ListKind, Query, QueryTarget, Relation,
-    SourceKind, SqlType, Statement, TimeUnit, WindowExpr, WithProperties, Within,
+    AliasedSource, ColumnConstraint, ColumnDef, ConnectorKind, CreateAsSelect, CreateSource,
+    DropSource, Duration, Emit, Explain, InsertInto, InsertValues, Join, JoinKind, ListKind, Print,
+    ProjectionItem, Query, QueryTarget, Relation, SourceKind, SqlType, Statement, TimeUnit,
+    WindowExpr, WithProperties, Within,
 };
 use super::dialect::KsqlDialect;
 use super::error::ParseError;
@@ -46,8 +47,6 @@ pub struct KsqlParser<'a> {
     parser: Parser<'a>,
     /// Where the input ends, for errors at end of input.
     end: Location,
-    /// A `>` left over from splitting a `>>` token in nested type parameters.
-    pending_gt: bool,
 }
 
 impl<'a> KsqlParser<'a> {
@@ -61,7 +60,6 @@ impl<'a> KsqlParser<'a> {
         Ok(Self {
             parser: Parser::new(dialect).with_tokens_with_locations(tokens),
             end: end_of(sql),
-            pending_gt: false,
         })
     }
 
@@ -88,7 +86,7 @@ impl<'a> KsqlParser<'a> {
             "SELECT" => Ok(Statement::Query(Box::new(self.parse_query()?))),
             "INSERT" => self.parse_insert(),
             "DROP" => self.parse_drop(),
-            "TERMINATE" => self.parse_terminate(),
+            "TERMINATE" | "PAUSE" | "RESUME" => self.parse_query_control(),
             "SHOW" | "LIST" => self.parse_list(),
             "DESCRIBE" => self.parse_describe(),
             "SET" => self.parse_set(),
@@ -96,8 +94,23 @@ impl<'a> KsqlParser<'a> {
                 self.parser.next_token();
                 Ok(Statement::UnsetProperty(self.parse_string()?))
             }
+            "PRINT" => self.parse_print(),
+            "EXPLAIN" => self.parse_explain(),
+            "DEFINE" => self.parse_define(),
+            "UNDEFINE" => {
+                self.parser.next_token();
+                Ok(Statement::Undefine(self.parse_identifier()?))
+            }
+            "ALTER" => self.parse_alter(),
+            "ASSERT" => self.parse_assert(),
+            "RUN" => {
+                self.parser.next_token();
+                self.expect_word("SCRIPT")?;
+                Ok(Statement::RunScript(self.parse_string()?))
+            }
             _ => self.expected(
-                "a statement (CREATE, SELECT, INSERT, DROP, TERMINATE, SHOW, DESCRIBE, SET)",
+                "a statement (CREATE, SELECT, INSERT, DROP, TERMINATE, PAUSE, RESUME, SHOW, LIST, \
+                 DESCRIBE, PRINT, EXPLAIN, SET, UNSET, DEFINE, UNDEFINE, ALTER, ASSERT, RUN SCRIPT)",
             ),
         }
     }
@@ -105,6 +118,29 @@ impl<'a> KsqlParser<'a> {
     /// `CREATE [OR REPLACE] [SOURCE] {STREAM | TABLE} [IF NOT EXISTS] name ...`
     fn parse_create(&mut self) -> Result<Statement> {
         self.expect_word("CREATE")?;
+        if self.parse_word("TYPE") {
+            let if_not_exists = self.parse_words(&["IF", "NOT", "EXISTS"]);
+            let name = self.parse_identifier()?;
+            self.expect_word("AS")?;
+            let data_type = self.parse_sql_type()?;
+            return Ok(Statement::CreateType {
+                name,
+                data_type,
+                if_not_exists,
+            });
+        }
+        if let Some(kind) = self.parse_connector_kind() {
+            self.expect_word("CONNECTOR")?;
+            let if_not_exists = self.parse_words(&["IF", "NOT", "EXISTS"]);
+            let name = self.parse_identifier()?;
+            let properties = self.parse_with_properties()?;
+            return Ok(Statement::CreateConnector {
+                kind,
+                name,
+                properties,
+                if_not_exists,
+            });
+        }
         let or_replace = self.parse_words(&["OR", "REPLACE"]);
         let is_source = self.parse_word("SOURCE");
         let kind = self.parse_source_kind()?;
@@ -190,103 +226,18 @@ impl<'a> KsqlParser<'a> {
         })
     }
 
-    /// A ksqlDB type: primitives, `DECIMAL(p, s)`, `ARRAY<T>`, `MAP<K, V>`, `STRUCT<f T, ...>` or a
-    /// custom type's name.
+    /// A ksqlDB type (see [`super::types`]).
     pub fn parse_sql_type(&mut self) -> Result<SqlType> {
-        let Some(word) = self.peek_word_upper() else {
-            return self.expected("a type");
-        };
-        let ident = self.parse_identifier()?;
-        if ident.quote_style.is_some() {
-            return Ok(SqlType::Custom(ident));
-        }
-        Ok(match word.as_str() {
-            "BOOLEAN" => SqlType::Boolean,
-            "INT" | "INTEGER" => SqlType::Int,
-            "BIGINT" => SqlType::Bigint,
-            "DOUBLE" => SqlType::Double,
-            "STRING" | "VARCHAR" => SqlType::String,
-            "BYTES" => SqlType::Bytes,
-            "TIMESTAMP" => SqlType::Timestamp,
-            "DATE" => SqlType::Date,
-            "TIME" => SqlType::Time,
-            "DECIMAL" => self.parse_decimal_params()?,
-            "ARRAY" => {
-                self.expect_token(Token::Lt, "'<' after ARRAY")?;
-                let element = self.parse_sql_type()?;
-                self.expect_gt()?;
-                SqlType::Array(Box::new(element))
-            }
-            "MAP" => {
-                self.expect_token(Token::Lt, "'<' after MAP")?;
-                let key = self.parse_sql_type()?;
-                self.expect_token(Token::Comma, "',' between the key and value types")?;
-                let value = self.parse_sql_type()?;
-                self.expect_gt()?;
-                SqlType::Map(Box::new(key), Box::new(value))
-            }
-            "STRUCT" => self.parse_struct_fields()?,
-            _ => SqlType::Custom(ident),
-        })
+        Ok(super::types::parse_sql_type(&mut self.parser)?)
     }
 
-    fn parse_decimal_params(&mut self) -> Result<SqlType> {
-        self.expect_token(Token::LParen, "'(' after DECIMAL")?;
-        let precision = self.parse_small_int("a precision from 1 to 38")?;
-        self.expect_token(Token::Comma, "',' between precision and scale")?;
-        let scale = self.parse_small_int("a scale")?;
-        self.expect_token(Token::RParen, "')'")?;
-        match (u8::try_from(precision), i8::try_from(scale)) {
-            (Ok(p), Ok(s)) if (1..=38).contains(&p) => Ok(SqlType::Decimal(p, s)),
-            _ => self.expected("DECIMAL precision from 1 to 38 and a scale that fits it"),
-        }
-    }
-
+    /// A non-negative integer literal, or `Expected: <what>`.
     fn parse_small_int(&mut self, what: &str) -> Result<u64> {
-        match self.parser.parse_literal_uint() {
-            Ok(n) => Ok(n),
-            Err(_) => {
-                self.parser.prev_token();
-                self.expected(what)
-            }
-        }
-    }
-
-    fn parse_struct_fields(&mut self) -> Result<SqlType> {
-        self.expect_token(Token::Lt, "'<' after STRUCT")?;
-        let mut fields = Vec::new();
-        if self.parser.consume_token(&Token::Gt) {
-            return Ok(SqlType::Struct(fields));
-        }
-        loop {
-            let name = self.parse_identifier()?;
-            let field_type = self.parse_sql_type()?;
-            fields.push((name, field_type));
-            if !self.parser.consume_token(&Token::Comma) {
-                break;
-            }
-        }
-        self.expect_gt()?;
-        Ok(SqlType::Struct(fields))
-    }
-
-    /// `>` closing type parameters; a `>>` token closes two.
-    fn expect_gt(&mut self) -> Result<()> {
-        if self.pending_gt {
-            self.pending_gt = false;
-            return Ok(());
-        }
         match self.peek() {
-            Token::Gt => {
-                self.parser.next_token();
-                Ok(())
+            Token::Number(n, _) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(self.parser.parse_literal_uint()?)
             }
-            Token::ShiftRight => {
-                self.parser.next_token();
-                self.pending_gt = true;
-                Ok(())
-            }
-            _ => self.expected("'>'"),
+            _ => self.expected(what),
         }
     }
 
@@ -298,7 +249,7 @@ impl<'a> KsqlParser<'a> {
         }
         self.expect_token(Token::LParen, "'(' after WITH")?;
         loop {
-            let name = self.parse_identifier()?;
+            let name = self.parse_name_or_string()?;
             self.expect_token(Token::Eq, "'=' after the property name")?;
             let value = self.parse_literal()?;
             properties.push((name, value));
@@ -336,10 +287,12 @@ impl<'a> KsqlParser<'a> {
         let partition_by = self.parse_expr_list(&["PARTITION", "BY"])?;
         let having = self.parse_optional_expr(&["HAVING"])?;
         let emit = self.parse_emit()?;
-        let limit = if self.parse_word("LIMIT") {
-            Some(self.parse_small_int("a row count after LIMIT")?)
-        } else {
-            None
+        let limit = match (self.parse_word("LIMIT"), self.peek()) {
+            (false, _) => None,
+            (true, Token::Number(n, _)) if n.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(self.parser.parse_literal_uint()?)
+            }
+            (true, _) => return Err(self.error_here("Value must be integer for command: LIMIT")),
         };
         Ok(Query {
             projection,
@@ -354,12 +307,26 @@ impl<'a> KsqlParser<'a> {
         })
     }
 
-    fn parse_projection(&mut self) -> Result<Vec<SelectItem>> {
-        let mut items = vec![self.parser.parse_select_item()?];
+    fn parse_projection(&mut self) -> Result<Vec<ProjectionItem>> {
+        let mut items = vec![self.parse_projection_item()?];
         while self.parser.consume_token(&Token::Comma) {
-            items.push(self.parser.parse_select_item()?);
+            items.push(self.parse_projection_item()?);
         }
         Ok(items)
+    }
+
+    /// A select item, or `expr->*` (the dialect stops expressions before `->*`).
+    fn parse_projection_item(&mut self) -> Result<ProjectionItem> {
+        let item = self.parser.parse_select_item()?;
+        if self.peek() == Token::Arrow && self.parser.peek_nth_token(1).token == Token::Mul {
+            let SelectItem::UnnamedExpr(expr) = item else {
+                return self.expected("a struct before ->*");
+            };
+            self.parser.next_token();
+            self.parser.next_token();
+            return Ok(ProjectionItem::StructAll(expr));
+        }
+        Ok(ProjectionItem::Item(item))
     }
 
     fn parse_optional_expr(&mut self, words: &[&str]) -> Result<Option<Expr>> {
@@ -373,6 +340,12 @@ impl<'a> KsqlParser<'a> {
     fn parse_expr_list(&mut self, words: &[&str]) -> Result<Vec<Expr>> {
         if !self.parse_words(words) {
             return Ok(Vec::new());
+        }
+        // `()` parses (ksqlDB rejects it when planning): kept as an empty tuple.
+        if self.peek() == Token::LParen && self.parser.peek_nth_token(1).token == Token::RParen {
+            self.parser.next_token();
+            self.parser.next_token();
+            return Ok(vec![Expr::Tuple(Vec::new())]);
         }
         let mut exprs = vec![self.parser.parse_expr()?];
         while self.parser.consume_token(&Token::Comma) {
@@ -614,6 +587,20 @@ impl<'a> KsqlParser<'a> {
     /// `DROP {STREAM | TABLE} [IF EXISTS] name [DELETE TOPIC]`
     fn parse_drop(&mut self) -> Result<Statement> {
         self.expect_word("DROP")?;
+        if self.parse_word("TYPE") {
+            let if_exists = self.parse_words(&["IF", "EXISTS"]);
+            return Ok(Statement::DropType {
+                if_exists,
+                name: self.parse_identifier()?,
+            });
+        }
+        if self.parse_word("CONNECTOR") {
+            let if_exists = self.parse_words(&["IF", "EXISTS"]);
+            return Ok(Statement::DropConnector {
+                if_exists,
+                name: self.parse_identifier()?,
+            });
+        }
         let kind = self.parse_source_kind()?;
         let if_exists = self.parse_words(&["IF", "EXISTS"]);
         let name = self.parse_identifier()?;
@@ -626,33 +613,88 @@ impl<'a> KsqlParser<'a> {
         }))
     }
 
-    fn parse_terminate(&mut self) -> Result<Statement> {
-        self.expect_word("TERMINATE")?;
-        if self.parse_word("ALL") {
-            return Ok(Statement::Terminate(QueryTarget::All));
-        }
-        Ok(Statement::Terminate(QueryTarget::Id(
-            self.parse_identifier()?,
-        )))
+    /// `TERMINATE|PAUSE|RESUME (query_id | ALL)`
+    fn parse_query_control(&mut self) -> Result<Statement> {
+        let verb = self.peek_word_upper().unwrap_or_default();
+        self.parser.next_token();
+        let target = if self.parse_word("ALL") {
+            QueryTarget::All
+        } else {
+            QueryTarget::Id(self.parse_identifier()?)
+        };
+        Ok(match verb.as_str() {
+            "PAUSE" => Statement::Pause(target),
+            "RESUME" => Statement::Resume(target),
+            _ => Statement::Terminate(target),
+        })
     }
 
+    /// `(LIST|SHOW) what [EXTENDED]`
     fn parse_list(&mut self) -> Result<Statement> {
         self.parser.next_token();
-        let kind = match self.peek_word_upper().as_deref() {
-            Some("STREAMS") => ListKind::Streams,
-            Some("TABLES") => ListKind::Tables,
-            Some("QUERIES") => ListKind::Queries,
-            Some("TOPICS") => ListKind::Topics,
-            Some("PROPERTIES") => ListKind::Properties,
-            Some("FUNCTIONS") => ListKind::Functions,
-            _ => return self.expected("STREAMS, TABLES, QUERIES, TOPICS, PROPERTIES or FUNCTIONS"),
+        let kind = if self.parse_words(&["ALL", "TOPICS"]) {
+            ListKind::Topics { all: true }
+        } else if self.parse_words(&["CONNECTOR", "PLUGINS"]) {
+            ListKind::ConnectorPlugins
+        } else if let Some(kind) = self.parse_connector_kind() {
+            self.expect_word("CONNECTORS")?;
+            ListKind::Connectors(Some(kind))
+        } else {
+            let kind = match self.peek_word_upper().as_deref() {
+                Some("STREAMS") => ListKind::Streams,
+                Some("TABLES") => ListKind::Tables,
+                Some("QUERIES") => ListKind::Queries,
+                Some("TOPICS") => ListKind::Topics { all: false },
+                Some("PROPERTIES") => ListKind::Properties,
+                Some("FUNCTIONS") => ListKind::Functions,
+                Some("TYPES") => ListKind::Types,
+                Some("VARIABLES") => ListKind::Variables,
+                Some("CONNECTORS") => ListKind::Connectors(None),
+                _ => {
+                    return self.expected(
+                        "STREAMS, TABLES, QUERIES, [ALL] TOPICS, PROPERTIES, FUNCTIONS, TYPES, VARIABLES or CONNECTORS",
+                    );
+                }
+            };
+            self.parser.next_token();
+            kind
         };
-        self.parser.next_token();
         Ok(Statement::List(kind, self.parse_word("EXTENDED")))
+    }
+
+    /// `SOURCE` or `SINK` when a connector follows (`CONNECTOR`, `CONNECTORS`); consumes only
+    /// that word, so `CREATE SOURCE STREAM` is left alone.
+    fn parse_connector_kind(&mut self) -> Option<ConnectorKind> {
+        let kind = match self.peek_word_upper().as_deref() {
+            Some("SOURCE") => ConnectorKind::Source,
+            Some("SINK") => ConnectorKind::Sink,
+            _ => return None,
+        };
+        let next = match self.parser.peek_nth_token(1).token {
+            Token::Word(w) => w.value.to_ascii_uppercase(),
+            _ => String::new(),
+        };
+        if next == "CONNECTOR" || next == "CONNECTORS" {
+            self.parser.next_token();
+            Some(kind)
+        } else {
+            None
+        }
     }
 
     fn parse_describe(&mut self) -> Result<Statement> {
         self.expect_word("DESCRIBE")?;
+        if self.parse_word("STREAMS") {
+            return Ok(Statement::DescribeStreams(self.parse_word("EXTENDED")));
+        }
+        if self.peek_nth_is_word(1) {
+            if self.parse_word("FUNCTION") {
+                return Ok(Statement::DescribeFunction(self.parse_identifier()?));
+            }
+            if self.parse_word("CONNECTOR") {
+                return Ok(Statement::DescribeConnector(self.parse_identifier()?));
+            }
+        }
         let name = self.parse_identifier()?;
         let extended = self.parse_word("EXTENDED");
         Ok(Statement::Describe { name, extended })
@@ -664,6 +706,138 @@ impl<'a> KsqlParser<'a> {
         self.expect_token(Token::Eq, "'=' after the property name")?;
         let value = self.parse_string()?;
         Ok(Statement::SetProperty { name, value })
+    }
+
+    /// `PRINT topic [FROM BEGINNING] [INTERVAL|SAMPLE n] [LIMIT n]`
+    fn parse_print(&mut self) -> Result<Statement> {
+        self.expect_word("PRINT")?;
+        let topic = match self.peek() {
+            Token::SingleQuotedString(t) => {
+                self.parser.next_token();
+                Ident::with_quote('\'', t)
+            }
+            _ => self.parse_identifier()?,
+        };
+        let from_beginning = self.parse_words(&["FROM", "BEGINNING"]);
+        let interval = if self.parse_word("INTERVAL") || self.parse_word("SAMPLE") {
+            Some(self.parse_small_int("a record count after INTERVAL")?)
+        } else {
+            None
+        };
+        let limit = if self.parse_word("LIMIT") {
+            Some(self.parse_small_int("a record count after LIMIT")?)
+        } else {
+            None
+        };
+        Ok(Statement::Print(Print {
+            topic,
+            from_beginning,
+            interval,
+            limit,
+        }))
+    }
+
+    /// `EXPLAIN statement` or `EXPLAIN query_id`
+    fn parse_explain(&mut self) -> Result<Statement> {
+        self.expect_word("EXPLAIN")?;
+        let explained = match self.peek_word_upper().as_deref() {
+            Some("SELECT" | "CREATE" | "INSERT") => Explain::Statement(self.parse_statement()?),
+            _ => Explain::Query(self.parse_identifier()?),
+        };
+        Ok(Statement::Explain(Box::new(explained)))
+    }
+
+    /// `DEFINE name = 'value'`
+    fn parse_define(&mut self) -> Result<Statement> {
+        self.expect_word("DEFINE")?;
+        let name = self.parse_identifier()?;
+        self.expect_token(Token::Eq, "'=' after the variable name")?;
+        Ok(Statement::Define {
+            name,
+            value: self.parse_string()?,
+        })
+    }
+
+    /// `ALTER STREAM|TABLE name ADD [COLUMN] c t, ...` or `ALTER SYSTEM 'p' = 'v'`
+    fn parse_alter(&mut self) -> Result<Statement> {
+        self.expect_word("ALTER")?;
+        if self.parse_word("SYSTEM") {
+            let name = self.parse_string()?;
+            self.expect_token(Token::Eq, "'=' after the property name")?;
+            return Ok(Statement::AlterSystem {
+                name,
+                value: self.parse_string()?,
+            });
+        }
+        let kind = self.parse_source_kind()?;
+        let name = self.parse_identifier()?;
+        let mut columns = Vec::new();
+        loop {
+            self.expect_word("ADD")?;
+            self.parse_word("COLUMN");
+            columns.push((self.parse_identifier()?, self.parse_sql_type()?));
+            if !self.parser.consume_token(&Token::Comma) {
+                return Ok(Statement::Alter {
+                    kind,
+                    name,
+                    columns,
+                });
+            }
+        }
+    }
+
+    /// `ASSERT [NOT EXISTS] TOPIC ...` or `ASSERT [NOT EXISTS] SCHEMA ...`
+    fn parse_assert(&mut self) -> Result<Statement> {
+        self.expect_word("ASSERT")?;
+        let not_exists = self.parse_words(&["NOT", "EXISTS"]);
+        if self.parse_word("TOPIC") {
+            let name = self.parse_name_or_string()?;
+            let properties = self.parse_with_properties()?;
+            let timeout = self.parse_timeout()?;
+            return Ok(Statement::AssertTopic {
+                not_exists,
+                name,
+                properties,
+                timeout,
+            });
+        }
+        self.expect_word("SCHEMA")?;
+        let subject = if self.parse_word("SUBJECT") {
+            Some(self.parse_name_or_string()?)
+        } else {
+            None
+        };
+        let id = if self.parse_word("ID") {
+            Some(self.parse_small_int("a schema id")?)
+        } else {
+            None
+        };
+        let timeout = self.parse_timeout()?;
+        Ok(Statement::AssertSchema {
+            not_exists,
+            subject,
+            id,
+            timeout,
+        })
+    }
+
+    fn parse_timeout(&mut self) -> Result<Option<Duration>> {
+        if self.parse_word("TIMEOUT") {
+            Ok(Some(self.parse_duration()?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A name, or a quoted string kept as a name with its case.
+    fn parse_name_or_string(&mut self) -> Result<Ident> {
+        match self.peek() {
+            Token::SingleQuotedString(t) => {
+                self.parser.next_token();
+                Ok(Ident::with_quote('`', t))
+            }
+            _ => self.parse_identifier(),
+        }
     }
 
     // ---- token helpers -------------------------------------------------------------------
@@ -678,6 +852,11 @@ impl<'a> KsqlParser<'a> {
             Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
             _ => None,
         }
+    }
+
+    /// Whether the token after the next one is a word (so the next one is not the last name).
+    fn peek_nth_is_word(&self, n: usize) -> bool {
+        matches!(self.parser.peek_nth_token(n).token, Token::Word(_))
     }
 
     /// Consumes the next token if it is the (unquoted, case-insensitive) word `word`.
@@ -743,20 +922,22 @@ impl<'a> KsqlParser<'a> {
 
     /// An error at the next token: `Expected: <what>, found: <token>`.
     fn expected<T>(&self, what: &str) -> Result<T> {
+        let found = match self.parser.peek_token().token {
+            Token::EOF => "end of input".to_string(),
+            other => other.to_string(),
+        };
+        Err(self.error_here(&format!("Expected: {what}, found: {found}")))
+    }
+
+    /// An error with `message` at the next token (or the end of the input).
+    fn error_here(&self, message: &str) -> ParseError {
         let next = self.parser.peek_token();
         let location = if next.token == Token::EOF || next.span.start.line == 0 {
             self.end
         } else {
             next.span.start
         };
-        let found = match next.token {
-            Token::EOF => "end of input".to_string(),
-            other => other.to_string(),
-        };
-        Err(ParseError::at(
-            location,
-            format!("Expected: {what}, found: {found}"),
-        ))
+        ParseError::at(location, message)
     }
 }
 

@@ -1,0 +1,1 @@
+SELECT * FROM riderLocations LIMIT 2.5;

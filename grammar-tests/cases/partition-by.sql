@@ -1,0 +1,2 @@
+CREATE STREAM by_customer AS SELECT * FROM orders PARTITION BY customerId, region EMIT CHANGES;
+CREATE STREAM unkeyed AS SELECT * FROM orders PARTITION BY ();

@@ -1,0 +1,6 @@
+CREATE TYPE IF NOT EXISTS ADDRESS AS STRUCT<number INTEGER, street VARCHAR, city VARCHAR>;
+DROP TYPE IF EXISTS ADDRESS;
+CREATE SOURCE CONNECTOR IF NOT EXISTS jdbc WITH ('connector.class'='io.confluent.connect.jdbc.JdbcSourceConnector', "tasks.max"=1);
+CREATE SINK CONNECTOR es WITH (topics='orders');
+DROP CONNECTOR IF EXISTS jdbc;
+DESCRIBE CONNECTOR es;

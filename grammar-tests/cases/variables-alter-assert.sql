@@ -1,0 +1,10 @@
+DEFINE topic = 'orders';
+UNDEFINE topic;
+ALTER STREAM orders ADD COLUMN note STRING, ADD discount DECIMAL(4, 2);
+ALTER SYSTEM 'ksql.streams.num.stream.threads' = '2';
+ASSERT TOPIC orders WITH (PARTITIONS=2) TIMEOUT 10 SECONDS;
+ASSERT NOT EXISTS TOPIC 'old-topic';
+ASSERT SCHEMA SUBJECT 'orders-value' ID 3 TIMEOUT 5 SECONDS;
+RUN SCRIPT '/tmp/orders.sql';
+PAUSE ALL;
+RESUME CSAS_ORDERS_1;

@@ -1,0 +1,137 @@
+//! Parsing ksqlDB's type syntax: `BOOLEAN`, `INT`, `BIGINT`, `DOUBLE`, `DECIMAL(p, s)`,
+//! `STRING`/`VARCHAR`, `BYTES`, `TIMESTAMP`, `DATE`, `TIME`, `ARRAY<T>`, `MAP<K, V>`,
+//! `STRUCT<name T, ...>` and custom type names.
+//!
+//! Works on sqlparser's [`Parser`] so that both Eddy's statement parser (column lists,
+//! `CREATE TYPE`) and the dialect's expression hook (`CAST(x AS MAP<...>)`) use it. Checks
+//! syntax only: whether a DECIMAL's precision is allowed is the planner's concern.
+
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::Token;
+
+use super::ast::SqlType;
+
+/// Parses one type. `>>` closing two levels of nesting is handled.
+pub fn parse_sql_type(parser: &mut Parser<'_>) -> Result<SqlType, ParserError> {
+    let mut types = TypeParser {
+        parser,
+        pending_gt: false,
+    };
+    types.parse()
+}
+
+struct TypeParser<'p, 'a> {
+    parser: &'p mut Parser<'a>,
+    /// A `>` left over from splitting a `>>` token.
+    pending_gt: bool,
+}
+
+impl TypeParser<'_, '_> {
+    fn parse(&mut self) -> Result<SqlType, ParserError> {
+        let next = self.parser.peek_token();
+        let Token::Word(word) = &next.token else {
+            return self.parser.expected("a type", next);
+        };
+        let ident = self.parser.parse_identifier()?;
+        if word.quote_style.is_some() {
+            return Ok(SqlType::Custom(ident));
+        }
+        Ok(match word.value.to_ascii_uppercase().as_str() {
+            "BOOLEAN" => SqlType::Boolean,
+            "INT" | "INTEGER" => SqlType::Int,
+            "BIGINT" => SqlType::Bigint,
+            "DOUBLE" => SqlType::Double,
+            "STRING" | "VARCHAR" => {
+                self.skip_parameters()?;
+                SqlType::String
+            }
+            "BYTES" => SqlType::Bytes,
+            "TIMESTAMP" => SqlType::Timestamp,
+            "DATE" => SqlType::Date,
+            "TIME" => SqlType::Time,
+            "DECIMAL" => self.decimal()?,
+            "ARRAY" => {
+                self.parser.expect_token(&Token::Lt)?;
+                let element = self.parse()?;
+                self.expect_gt()?;
+                SqlType::Array(Box::new(element))
+            }
+            "MAP" => {
+                self.parser.expect_token(&Token::Lt)?;
+                let key = self.parse()?;
+                self.parser.expect_token(&Token::Comma)?;
+                let value = self.parse()?;
+                self.expect_gt()?;
+                SqlType::Map(Box::new(key), Box::new(value))
+            }
+            "STRUCT" => self.struct_fields()?,
+            _ => SqlType::Custom(ident),
+        })
+    }
+
+    fn decimal(&mut self) -> Result<SqlType, ParserError> {
+        self.parser.expect_token(&Token::LParen)?;
+        let precision = self.parser.parse_literal_uint()?;
+        self.parser.expect_token(&Token::Comma)?;
+        let scale = self.parser.parse_literal_uint()?;
+        self.parser.expect_token(&Token::RParen)?;
+        match (u8::try_from(precision), i8::try_from(scale)) {
+            (Ok(p), Ok(s)) => Ok(SqlType::Decimal(p, s)),
+            _ => Err(ParserError::ParserError(format!(
+                "DECIMAL({precision}, {scale}) is out of range"
+            ))),
+        }
+    }
+
+    fn struct_fields(&mut self) -> Result<SqlType, ParserError> {
+        self.parser.expect_token(&Token::Lt)?;
+        let mut fields = Vec::new();
+        if self.parser.consume_token(&Token::Gt) {
+            return Ok(SqlType::Struct(fields));
+        }
+        loop {
+            let name = self.parser.parse_identifier()?;
+            let field_type = self.parse()?;
+            fields.push((name, field_type));
+            if !self.parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        self.expect_gt()?;
+        Ok(SqlType::Struct(fields))
+    }
+
+    /// ksqlDB accepts and ignores parameters on STRING types, e.g. `VARCHAR(STRING)`.
+    fn skip_parameters(&mut self) -> Result<(), ParserError> {
+        if !self.parser.consume_token(&Token::LParen) {
+            return Ok(());
+        }
+        let mut depth = 1;
+        while depth > 0 {
+            match self.parser.next_token().token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::EOF => {
+                    return Err(ParserError::ParserError("unclosed type parameters".into()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `>` closing type parameters; a `>>` token closes two.
+    fn expect_gt(&mut self) -> Result<(), ParserError> {
+        if std::mem::take(&mut self.pending_gt) {
+            return Ok(());
+        }
+        let next = self.parser.peek_token();
+        match next.token {
+            Token::Gt => {}
+            Token::ShiftRight => self.pending_gt = true,
+            _ => return self.parser.expected("'>'", next),
+        }
+        self.parser.next_token();
+        Ok(())
+    }
+}
