@@ -81,59 +81,55 @@ fn is_word(token: &Token, word: &str) -> bool {
 
 /// Consumes the parameters of a lambda (and its `=>` or `:`), if one starts here.
 fn lambda_params(parser: &mut Parser) -> Option<Vec<Ident>> {
-    let word_at = |parser: &Parser, n: usize| match parser.peek_nth_token(n).token {
+    let (names, consumed) = if parser.peek_nth_token(1).token == Token::RArrow {
+        // `x => body`
+        (vec![word_at(parser, 0)?], 2)
+    } else if parser.peek_token().token == Token::LParen {
+        // `(x, y) => body`
+        names_until(parser, &[Token::RParen, Token::RArrow])?
+    } else if is_word(&parser.peek_token().token, "LAMBDA") {
+        // `lambda x, y : body`, the form Eddy prints.
+        names_until(parser, &[Token::Colon])?
+    } else {
+        return None;
+    };
+    for _ in 0..consumed {
+        parser.next_token();
+    }
+    Some(names)
+}
+
+/// The name at token `n`, if that token is a word.
+fn word_at(parser: &Parser, n: usize) -> Option<Ident> {
+    let token = parser.peek_nth_token(n);
+    match token.token {
         Token::Word(w) => Some(Ident {
             value: w.value,
             quote_style: w.quote_style,
-            span: parser.peek_nth_token(n).span,
+            span: token.span,
         }),
         _ => None,
-    };
-    // `x => body`
-    if let Some(x) = word_at(parser, 0)
-        && parser.peek_nth_token(1).token == Token::RArrow
-    {
-        parser.next_token();
-        parser.next_token();
-        return Some(vec![x]);
     }
-    // `(x, y) => body`: names separated by commas, then `) =>`.
-    if parser.peek_token().token == Token::LParen {
-        let mut names = Vec::new();
-        let mut n = 1;
-        loop {
-            names.push(word_at(parser, n)?);
-            match parser.peek_nth_token(n + 1).token {
-                Token::Comma => n += 2,
-                Token::RParen if parser.peek_nth_token(n + 2).token == Token::RArrow => {
-                    for _ in 0..n + 3 {
-                        parser.next_token();
-                    }
-                    return Some(names);
-                }
-                _ => return None,
-            }
+}
+
+/// Names separated by commas from token 1 on, ending with the tokens `end`: the names, and
+/// how many tokens that is in all (the opening token included). Consumes nothing.
+fn names_until(parser: &Parser, end: &[Token]) -> Option<(Vec<Ident>, usize)> {
+    let mut names = Vec::new();
+    let mut n = 1;
+    loop {
+        names.push(word_at(parser, n)?);
+        n += 1;
+        if parser.peek_nth_token(n).token == Token::Comma {
+            n += 1;
+            continue;
         }
+        let ends = end
+            .iter()
+            .enumerate()
+            .all(|(i, t)| parser.peek_nth_token(n + i).token == *t);
+        return ends.then_some((names, n + end.len()));
     }
-    // `lambda x, y : body`, the form Eddy prints.
-    if is_word(&parser.peek_token().token, "LAMBDA") {
-        let mut names = Vec::new();
-        let mut n = 1;
-        loop {
-            names.push(word_at(parser, n)?);
-            match parser.peek_nth_token(n + 1).token {
-                Token::Comma => n += 2,
-                Token::Colon => {
-                    for _ in 0..n + 2 {
-                        parser.next_token();
-                    }
-                    return Some(names);
-                }
-                _ => return None,
-            }
-        }
-    }
-    None
 }
 
 fn parse_lambda_body(parser: &mut Parser, params: Vec<Ident>) -> Result<Expr, ParserError> {
