@@ -12,10 +12,12 @@
 //! * [`testing`]: the in-memory topic driver that runs the same tasks without a broker.
 //! * [`engine`]: executes statements against a catalog and a runtime.
 //! * [`server`]: the long-running server.
+//! * [`check`]: `eddy check`, static checks of SQL files against the catalog they build.
 //! * [`datagen`]: sample data for the quickstart.
 //! * [`functions`], [`types`], [`record`], [`error`]: shared pieces.
 
 pub mod catalog;
+pub mod check;
 pub mod datagen;
 pub mod engine;
 pub mod error;

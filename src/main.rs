@@ -30,9 +30,9 @@ enum Command {
         #[arg(long)]
         queries_file: PathBuf,
     },
-    /// Parse SQL files and report every error as file:line:col.
+    /// Parse and plan SQL files (folders: their .sql files); report problems as file:line:col.
     Check {
-        /// Files to check.
+        /// Files or folders to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -192,41 +192,48 @@ fn ctrlc_flag(flag: Arc<AtomicBool>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
-    let mut failed = false;
-    for file in files {
-        let outcome = std::fs::read_to_string(file).map(|sql| eddy::sql::parse(&sql));
-        match outcome {
-            Ok(Ok(statements)) => {
-                eprintln!("{}: {} statements ok", file.display(), statements.len())
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let report = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| eddy::Error::Io {
+            path: "tokio runtime".into(),
+            source: e,
+        })
+        .and_then(|rt| rt.block_on(eddy::check::check(paths)));
+    match report {
+        Ok(report) => {
+            for problem in &report.problems {
+                println!("{problem}");
             }
-            Ok(Err(e)) => {
-                failed = true;
-                println!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message);
-            }
-            Err(e) => {
-                failed = true;
-                println!("{}: {e}", file.display());
+            eprintln!(
+                "checked {} files, {} statements: {} problems",
+                report.files.len(),
+                report.statements,
+                report.problems.len()
+            );
+            if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+        Err(e) => report_error(e),
     }
 }
 
 fn report(result: Result<(), eddy::Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(match e.kind() {
-                eddy::ErrorKind::User => 1,
-                eddy::ErrorKind::External => 2,
-                eddy::ErrorKind::Internal => 3,
-            })
-        }
+        Err(e) => report_error(e),
     }
+}
+
+/// Prints `e` and picks the exit code from its kind.
+fn report_error(e: eddy::Error) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(match e.kind() {
+        eddy::ErrorKind::User => 1,
+        eddy::ErrorKind::External => 2,
+        eddy::ErrorKind::Internal => 3,
+    })
 }

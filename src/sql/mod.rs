@@ -10,14 +10,61 @@ pub mod dialect;
 pub mod error;
 pub mod parser;
 pub mod types;
+pub mod variables;
 
 pub use ast::Statement;
 pub use error::ParseError;
+use sqlparser::tokenizer::Location;
 
-/// Parses a script of `;`-separated statements.
+/// Parses a script of `;`-separated statements (`DEFINE`d variables substituted).
 pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    let statements = parse_script(sql, &mut variables::Variables::new())?;
+    Ok(statements.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Parses a script statement by statement, applying each `DEFINE`/`UNDEFINE` to `variables`
+/// and substituting `${name}` in the statements after it, as ksqlDB does. Returns each
+/// statement with the position where it starts; error positions refer to the script.
+pub fn parse_script(
+    sql: &str,
+    variables: &mut variables::Variables,
+) -> Result<Vec<(Location, Statement)>, ParseError> {
+    let mut out = Vec::new();
+    for piece in variables::split(sql) {
+        for statement in parse_piece(&piece, variables)? {
+            out.push((piece.start, statement));
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one statement's text from [`variables::split`], substituting and updating
+/// `variables`. Error positions refer to the whole script.
+pub fn parse_piece(
+    piece: &variables::StatementText,
+    variables: &mut variables::Variables,
+) -> Result<Vec<Statement>, ParseError> {
     let dialect = dialect::KsqlDialect;
-    parser::KsqlParser::new(&dialect, sql)?.parse_statements()
+    let text = variables::substitute(piece, variables)?;
+    // Padding puts the statement where it stands in the script, so positions stay true.
+    let padded = format!(
+        "{}{}{text}",
+        "\n".repeat(piece.start.line.saturating_sub(1) as usize),
+        " ".repeat(piece.start.column.saturating_sub(1) as usize)
+    );
+    let statements = parser::KsqlParser::new(&dialect, &padded)?.parse_statements()?;
+    for statement in &statements {
+        match statement {
+            Statement::Define { name, value } => {
+                variables.insert(name.value.to_ascii_uppercase(), value.clone());
+            }
+            Statement::Undefine(name) => {
+                variables.remove(&name.value.to_ascii_uppercase());
+            }
+            _ => {}
+        }
+    }
+    Ok(statements)
 }
 
 #[cfg(test)]
@@ -33,6 +80,20 @@ mod tests {
         assert_eq!(stmts.len(), 1);
         let printed = stmts[0].to_string();
         assert_eq!(parse(&printed).unwrap(), stmts);
+    }
+
+    #[test]
+    fn define_applies_to_later_statements() {
+        let stmts = parse("DEFINE t = 'orders';\nCREATE STREAM s (a INT) WITH (KAFKA_TOPIC='${t}', VALUE_FORMAT='JSON');").unwrap();
+        let Statement::CreateSource(c) = &stmts[1] else {
+            panic!()
+        };
+        assert_eq!(
+            c.properties.get_str("KAFKA_TOPIC").as_deref(),
+            Some("orders")
+        );
+        let err = parse("UNDEFINE t;\nSELECT * FROM ${t};").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 15), "{err}");
     }
 
     #[test]
