@@ -1033,13 +1033,14 @@ impl fmt::Display for Within {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let unit = match self.unit {
-            TimeUnit::Millisecond => "MILLISECONDS",
-            TimeUnit::Second => "SECONDS",
-            TimeUnit::Minute => "MINUTES",
-            TimeUnit::Hour => "HOURS",
-            TimeUnit::Day => "DAYS",
+            TimeUnit::Millisecond => "MILLISECOND",
+            TimeUnit::Second => "SECOND",
+            TimeUnit::Minute => "MINUTE",
+            TimeUnit::Hour => "HOUR",
+            TimeUnit::Day => "DAY",
         };
-        write!(f, "{} {unit}", self.count)
+        let plural = if self.count == 1 { "" } else { "S" };
+        write!(f, "{} {unit}{plural}", self.count)
     }
 }
 

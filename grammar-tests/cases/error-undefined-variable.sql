@@ -1,0 +1,3 @@
+DEFINE topic = 'orders';
+UNDEFINE topic;
+CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='${topic}', VALUE_FORMAT='JSON');
