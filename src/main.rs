@@ -36,6 +36,17 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run test cases: `eddy test qtt PATH...` runs ksqlDB's functional test files.
+    Test {
+        /// The kind of test files (`qtt`).
+        kind: String,
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print every case, not only failures.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Show the records of a topic.
     Print {
         #[command(flatten)]
@@ -115,6 +126,11 @@ fn main() -> ExitCode {
             queries_file,
         } => run_server(kafka, queries_file),
         Command::Check { files } => check(&files),
+        Command::Test {
+            kind,
+            paths,
+            verbose,
+        } => test(&kind, &paths, verbose),
         Command::Print {
             kafka,
             topic,
@@ -218,6 +234,46 @@ fn check(paths: &[PathBuf]) -> ExitCode {
             }
         }
         Err(e) => report_error(e),
+    }
+}
+
+fn test(kind: &str, paths: &[PathBuf], verbose: bool) -> ExitCode {
+    use eddy::testing::qtt;
+    if kind != "qtt" {
+        eprintln!("error: unknown test kind {kind:?} (known: qtt)");
+        return ExitCode::from(1);
+    }
+    let cases = match qtt::load(paths) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::from(2);
+    };
+    let results = runtime.block_on(qtt::run_all(&cases));
+    for (case, outcome) in &results {
+        match outcome {
+            qtt::Outcome::Failed(why) => println!("FAIL {}: {why}", case.name),
+            qtt::Outcome::Skipped(why) if verbose => println!("SKIP {}: {why}", case.name),
+            qtt::Outcome::Passed if verbose => println!("ok   {}", case.name),
+            _ => {}
+        }
+    }
+    let t = qtt::totals(results.iter().map(|(_, o)| o));
+    println!(
+        "{} passed, {} failed, {} skipped",
+        t.passed, t.failed, t.skipped
+    );
+    if t.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

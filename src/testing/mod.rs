@@ -7,3 +7,4 @@
 //! record timestamps.
 
 pub mod memory;
+pub mod qtt;

@@ -1,0 +1,551 @@
+//! ksqlDB's functional tests ("QTT") run on the in-memory driver: `eddy test qtt PATH...`.
+//!
+//! A case file holds `tests`: statements, input records, expected output records (or an
+//! expected error), and post-conditions on the catalog. Cases are expanded over `format`
+//! (`{FORMAT}` in statements) and `config` (`{CONFIG}` in properties). Each case gets a fresh
+//! engine; inputs are encoded with the formats of the source that reads their topic, outputs
+//! decoded with the formats of the source written to theirs, and compared with ksqlDB's rules:
+//! same count and order per topic, numbers within 1e-6, windows and timestamps when given.
+//! An expected error passes when some statement fails with a message containing it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::memory::MemoryKafka;
+use crate::catalog::{Source, WindowInfo};
+use crate::engine::Engine;
+use crate::format::{Format, json, kafka};
+use crate::record::Record;
+use crate::sql::Statement;
+
+/// One runnable case (after `format` and `config` expansion).
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The file it came from (file name only).
+    pub file: String,
+    /// `<file stem> - <name>[ - <FORMAT>][ - <config>]`, as ksqlDB names it.
+    pub name: String,
+    /// Statements, with `{FORMAT}` replaced.
+    pub statements: Vec<String>,
+    /// The case as written.
+    pub spec: Value,
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// As expected.
+    Passed,
+    /// Not as expected: why.
+    Failed(String),
+    /// Not run: why (disabled, or needs something Eddy lacks, e.g. a schema registry).
+    Skipped(String),
+}
+
+/// Reads the cases of every `.json` file under `paths`, in name order.
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Case>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files)?;
+    }
+    let mut cases = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.trim_end_matches(".json").to_string();
+        for spec in json["tests"].as_array().into_iter().flatten() {
+            cases.extend(expand(&name, &stem, spec));
+        }
+    }
+    Ok(cases)
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            if entry.is_dir() || entry.extension().is_some_and(|e| e == "json") {
+                collect_files(&entry, out)?;
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// One case per format (outer) and config (inner).
+fn expand(file: &str, stem: &str, spec: &Value) -> Vec<Case> {
+    let base = format!("{stem} - {}", spec["name"].as_str().unwrap_or(""));
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let formats = strings(&spec["format"]);
+    let configs = strings(&spec["config"]);
+    let formats: Vec<Option<String>> = if formats.is_empty() {
+        vec![None]
+    } else {
+        formats.into_iter().map(Some).collect()
+    };
+    let configs: Vec<Option<String>> = if configs.is_empty() {
+        vec![None]
+    } else {
+        configs.into_iter().map(Some).collect()
+    };
+    let mut out = Vec::new();
+    for format in &formats {
+        for config in &configs {
+            let mut name = base.clone();
+            let mut spec = spec.clone();
+            if let Some(f) = format {
+                name.push_str(&format!(" - {f}"));
+            }
+            if let Some(c) = config {
+                name.push_str(&format!(" - {c}"));
+                if let Some(props) = spec["properties"].as_object_mut() {
+                    for v in props.values_mut() {
+                        if v == "{CONFIG}" {
+                            *v = Value::String(c.clone());
+                        }
+                    }
+                }
+            }
+            let statements = strings(&spec["statements"])
+                .into_iter()
+                .map(|s| match format {
+                    Some(f) => s.replace("{FORMAT}", f),
+                    None => s,
+                })
+                .collect();
+            out.push(Case {
+                file: file.to_string(),
+                name,
+                statements,
+                spec,
+            });
+        }
+    }
+    out
+}
+
+/// Runs one case on a fresh in-memory engine.
+pub async fn run(case: &Case) -> Outcome {
+    if case.spec["enabled"] == Value::Bool(false) {
+        return Outcome::Skipped("disabled".into());
+    }
+    if let Some(format) = schema_registry_format(case) {
+        return Outcome::Skipped(format!("{format} needs a schema registry"));
+    }
+    let mut engine = Engine::new(MemoryKafka::default());
+    create_topics(&case.spec, engine.runtime()).await;
+    let expected_error = case.spec.get("expectedException").and_then(|e| {
+        e["message"]
+            .as_str()
+            .map(String::from)
+            .or(Some(String::new()))
+    });
+    match (execute(case, &mut engine).await, expected_error) {
+        (Err(actual), Some(expected)) if actual.contains(&expected) => return Outcome::Passed,
+        (Err(actual), Some(expected)) => {
+            return Outcome::Failed(format!(
+                "expected error containing {expected:?}, got {actual:?}"
+            ));
+        }
+        (Err(actual), None) => return Outcome::Failed(actual),
+        (Ok(()), Some(expected)) => {
+            if let Err(actual) = feed(case, &mut engine) {
+                return if actual.contains(&expected) {
+                    Outcome::Passed
+                } else {
+                    Outcome::Failed(actual)
+                };
+            }
+            return Outcome::Failed(format!(
+                "expected an error containing {expected:?}, but every statement succeeded"
+            ));
+        }
+        (Ok(()), None) => {}
+    }
+    if let Err(e) = feed(case, &mut engine) {
+        return Outcome::Failed(e);
+    }
+    match verify_outputs(case, &engine).and_then(|()| verify_post(case, &engine)) {
+        Ok(()) => Outcome::Passed,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn schema_registry_format(case: &Case) -> Option<&'static str> {
+    let text = case.statements.join(" ").to_ascii_uppercase();
+    ["PROTOBUF_NOSR", "PROTOBUF", "JSON_SR", "AVRO"]
+        .into_iter()
+        .find(|f| text.contains(&format!("'{f}'")))
+}
+
+/// Pre-creates every topic the case names, with its partitions (1 by default).
+async fn create_topics(spec: &Value, runtime: &MemoryKafka) {
+    use crate::engine::Runtime;
+    for topic in spec["topics"].as_array().into_iter().flatten() {
+        if let Some(name) = topic["name"].as_str() {
+            let partitions = topic["partitions"].as_i64().unwrap_or(1) as i32;
+            let _ = runtime.create_topic(name, partitions).await;
+        }
+    }
+    for record in spec["inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(spec["outputs"].as_array().into_iter().flatten())
+    {
+        if let Some(name) = record["topic"].as_str() {
+            let _ = runtime.create_topic(name, 1).await;
+        }
+    }
+}
+
+/// Executes the statements in order; the first error ends the case.
+async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
+    let mut variables = crate::sql::variables::Variables::new();
+    for text in &case.statements {
+        let statements =
+            crate::sql::parse_script(text, &mut variables).map_err(|e| e.to_string())?;
+        for (_, statement) in statements {
+            if matches!(
+                statement,
+                Statement::SetProperty { .. }
+                    | Statement::UnsetProperty(_)
+                    | Statement::Define { .. }
+                    | Statement::Undefine(_)
+            ) {
+                continue;
+            }
+            engine
+                .execute(&statement)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Produces the inputs and runs the queries until idle.
+fn feed(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
+    for input in case.spec["inputs"].as_array().into_iter().flatten() {
+        let topic = input["topic"].as_str().unwrap_or_default().to_string();
+        let source = source_for(engine, &topic);
+        let record = Record {
+            partition: Some(0),
+            key: encode_key(source.as_deref(), &input["key"])?,
+            value: encode_value(source.as_deref(), &input["value"])?,
+            timestamp: input["timestamp"].as_i64().unwrap_or(0),
+            topic,
+            offset: 0,
+        };
+        engine
+            .runtime_mut()
+            .produce(record)
+            .map_err(|e| e.to_string())?;
+    }
+    engine
+        .runtime_mut()
+        .run_until_idle()
+        .map_err(|e| e.to_string())
+}
+
+/// The catalog source stored in `topic` (a sink if one writes it, else a reader).
+fn source_for(engine: &Engine<MemoryKafka>, topic: &str) -> Option<std::sync::Arc<Source>> {
+    let mut sources = engine.catalog().sources().filter(|s| s.topic == topic);
+    let all: Vec<_> = sources.by_ref().cloned().collect();
+    all.iter()
+        .find(|s| s.written_by.is_some())
+        .or_else(|| all.first())
+        .cloned()
+}
+
+fn encode_key(source: Option<&Source>, key: &Value) -> Result<Option<Vec<u8>>, String> {
+    if key.is_null() {
+        return Ok(None);
+    }
+    let Some(source) = source else {
+        return Ok(Some(match key {
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => other.to_string().into_bytes(),
+        }));
+    };
+    let types: Vec<_> = source.schema.keys().map(|c| c.data_type.clone()).collect();
+    match (source.key_format, types.as_slice()) {
+        (Format::None, _) | (_, []) => Ok(None),
+        (Format::Kafka, [t]) => Ok(kafka::from_scalar(&json::to_scalar(key, t)?)),
+        _ => Ok(Some(key.to_string().into_bytes())),
+    }
+}
+
+fn encode_value(source: Option<&Source>, value: &Value) -> Result<Option<Vec<u8>>, String> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let format = source.map_or(Format::Json, |s| s.value_format);
+    let columns: Vec<_> = source
+        .map(|s| s.schema.values().map(|c| c.data_type.clone()).collect())
+        .unwrap_or_default();
+    match (format, value, columns.as_slice()) {
+        (Format::Kafka, v, [t]) => Ok(kafka::from_scalar(&json::to_scalar(v, t)?)),
+        (_, Value::String(s), _) if format != Format::Json => Ok(Some(s.as_bytes().to_vec())),
+        (_, v, _) => Ok(Some(v.to_string().into_bytes())),
+    }
+}
+
+/// What an output record says, decoded for comparison.
+#[derive(Debug)]
+struct Decoded {
+    key: Value,
+    value: Value,
+    timestamp: i64,
+    window: Option<(i64, i64)>,
+}
+
+fn decode(source: Option<&Source>, record: &Record) -> Result<Decoded, String> {
+    let mut key_bytes = record.key.clone();
+    let window = match (source.and_then(|s| s.window), key_bytes.as_mut()) {
+        (Some(WindowInfo::Time { size_ms }), Some(k)) if k.len() >= 8 => {
+            let start = i64::from_be_bytes(k.split_off(k.len() - 8).try_into().unwrap_or([0; 8]));
+            Some((start, start + size_ms))
+        }
+        (Some(WindowInfo::Session), Some(k)) if k.len() >= 16 => {
+            let tail = k.split_off(k.len() - 16);
+            let end = i64::from_be_bytes(tail[..8].try_into().unwrap_or([0; 8]));
+            let start = i64::from_be_bytes(tail[8..].try_into().unwrap_or([0; 8]));
+            Some((start, end))
+        }
+        _ => None,
+    };
+    let key = match (source, key_bytes) {
+        (_, None) => Value::Null,
+        (Some(s), Some(bytes)) if s.key_format == Format::Kafka => match s.schema.keys().next() {
+            Some(c) => json::from_scalar(&kafka::to_scalar(&bytes, &c.data_type)?),
+            None => Value::Null,
+        },
+        (_, Some(bytes)) => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+    };
+    let value = match (source, &record.value) {
+        (_, None) => Value::Null,
+        (Some(s), Some(bytes)) if s.value_format == Format::Kafka => match s.schema.values().next()
+        {
+            Some(c) => json::from_scalar(&kafka::to_scalar(bytes, &c.data_type)?),
+            None => Value::Null,
+        },
+        (Some(s), Some(bytes)) if s.value_format != Format::Json => {
+            Value::String(String::from_utf8_lossy(bytes).into_owned())
+        }
+        (_, Some(bytes)) => {
+            serde_json::from_slice(bytes).map_err(|e| format!("output value is not JSON: {e}"))?
+        }
+    };
+    Ok(Decoded {
+        key,
+        value,
+        timestamp: record.timestamp,
+        window,
+    })
+}
+
+/// Every topic named in `outputs` holds exactly the expected records, in order.
+fn verify_outputs(case: &Case, engine: &Engine<MemoryKafka>) -> Result<(), String> {
+    let expected = case.spec["outputs"].as_array().cloned().unwrap_or_default();
+    let mut topics: Vec<&str> = expected
+        .iter()
+        .filter_map(|o| o["topic"].as_str())
+        .collect();
+    topics.dedup();
+    for topic in topics {
+        let want: Vec<&Value> = expected.iter().filter(|o| o["topic"] == topic).collect();
+        let source = source_for(engine, topic);
+        let got = engine
+            .runtime()
+            .records(topic)
+            .iter()
+            .map(|r| decode(source.as_deref(), r))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            compare_record(w, g).map_err(|e| format!("{topic} record {i}: {e}"))?;
+        }
+        if want.len() != got.len() {
+            let shown: Vec<String> = got
+                .iter()
+                .map(|g| format!("{}:{}", g.key, g.value))
+                .collect();
+            return Err(format!(
+                "{topic}: expected {} records, got {}: [{}]",
+                want.len(),
+                got.len(),
+                shown.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn compare_record(want: &Value, got: &Decoded) -> Result<(), String> {
+    if !json_matches(&want["key"], &got.key) {
+        return Err(format!("key: expected {}, got {}", want["key"], got.key));
+    }
+    if !json_matches(&want["value"], &got.value) {
+        return Err(format!(
+            "value: expected {}, got {} (key {})",
+            want["value"], got.value, got.key
+        ));
+    }
+    if let Some(ts) = want["timestamp"].as_i64()
+        && ts != got.timestamp
+    {
+        return Err(format!("timestamp: expected {ts}, got {}", got.timestamp));
+    }
+    if let Some(window) = want.get("window").filter(|w| !w.is_null()) {
+        let expected = (window["start"].as_i64(), window["end"].as_i64());
+        if got.window.map(|(s, e)| (Some(s), Some(e))) != Some(expected) {
+            return Err(format!("window: expected {window}, got {:?}", got.window));
+        }
+    }
+    Ok(())
+}
+
+/// ksqlDB's comparison: same fields, numbers within 1e-6, a string may stand for a number.
+pub fn json_matches(want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => (a.as_f64().unwrap_or(f64::NAN) - b.as_f64().unwrap_or(f64::NAN)).abs() < 1e-6,
+        },
+        (Value::String(a), Value::Number(b)) => a
+            .parse::<f64>()
+            .is_ok_and(|x| (x - b.as_f64().unwrap_or(f64::NAN)).abs() < 1e-6),
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|g| json_matches(v, g)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_matches(x, y))
+        }
+        _ => want == got,
+    }
+}
+
+/// `post.sources`: each named source exists with the given type and schema.
+fn verify_post(case: &Case, engine: &Engine<MemoryKafka>) -> Result<(), String> {
+    for expected in case.spec["post"]["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let name = expected["name"].as_str().unwrap_or_default();
+        let source = engine
+            .catalog()
+            .get(name)
+            .ok_or_else(|| format!("post: source {name} missing"))?;
+        if let Some(kind) = expected["type"].as_str()
+            && !source.kind.to_string().eq_ignore_ascii_case(kind)
+        {
+            return Err(format!(
+                "post: {name} is a {}, expected a {kind}",
+                source.kind
+            ));
+        }
+        if let Some(schema) = expected["schema"].as_str() {
+            let (want, got) = (
+                normalize_schema(schema),
+                normalize_schema(&source.schema.to_sql()),
+            );
+            if want != got {
+                return Err(format!("post: {name} schema: expected {want}, got {got}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn normalize_schema(schema: &str) -> String {
+    schema
+        .replace('`', "")
+        .split_whitespace()
+        .map(|w| match w.to_ascii_uppercase().trim_end_matches(',') {
+            "INT" => w.to_ascii_uppercase().replacen("INT", "INTEGER", 1),
+            "VARCHAR" => w.to_ascii_uppercase().replacen("VARCHAR", "STRING", 1),
+            _ => w.to_ascii_uppercase(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Totals of a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Cases as expected.
+    pub passed: usize,
+    /// Cases not as expected.
+    pub failed: usize,
+    /// Cases not run.
+    pub skipped: usize,
+}
+
+/// Runs every case, returning each outcome.
+pub async fn run_all(cases: &[Case]) -> Vec<(&Case, Outcome)> {
+    let mut out = Vec::with_capacity(cases.len());
+    for case in cases {
+        out.push((case, run(case).await));
+    }
+    out
+}
+
+/// Adds up outcomes.
+pub fn totals<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Totals {
+    let mut t = Totals::default();
+    for o in outcomes {
+        match o {
+            Outcome::Passed => t.passed += 1,
+            Outcome::Failed(_) => t.failed += 1,
+            Outcome::Skipped(_) => t.skipped += 1,
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_compare_like_ksqldb() {
+        assert!(json_matches(&json!({"A": 1.0000001}), &json!({"A": 1.0})));
+        assert!(!json_matches(&json!({"A": 1}), &json!({"A": 2})));
+        assert!(json_matches(&json!("1.50"), &json!(1.5)));
+        assert!(!json_matches(&json!({"A": 1}), &json!({"A": 1, "B": 2})));
+    }
+
+    #[test]
+    fn schemas_compare_loosely() {
+        assert_eq!(
+            normalize_schema("ID BIGINT KEY, NAME varchar"),
+            normalize_schema("`ID` BIGINT KEY, `NAME` STRING")
+        );
+    }
+}
