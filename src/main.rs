@@ -137,42 +137,47 @@ fn main() -> ExitCode {
             from_beginning,
             window_size_ms,
             limit,
-        } => {
-            let options = eddy::kafka::print::PrintOptions {
+        } => print(
+            kafka,
+            eddy::kafka::print::PrintOptions {
                 topic,
                 from_beginning,
                 window_size_ms,
                 limit,
-            };
-            let stop = Arc::new(AtomicBool::new(false));
-            let handler_stop = Arc::clone(&stop);
-            let _ = ctrlc_flag(handler_stop);
-            report(
-                eddy::kafka::print::print_topic(&kafka.config(), &options, &stop)
-                    .map_err(eddy::Error::from),
-            )
-        }
+            },
+        ),
         Command::Datagen {
             kafka,
             topic,
             rate,
             cards,
             seconds,
-        } => {
-            match eddy::datagen::produce(
-                &kafka.config(),
-                &topic,
-                rate,
-                cards,
-                seconds.map(Duration::from_secs),
-            ) {
-                Ok(n) => {
-                    eprintln!("produced {n} authorizations to {topic}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => report(Err(e.into())),
-            }
+        } => datagen(kafka, &topic, rate, cards, seconds),
+    }
+}
+
+fn print(kafka: KafkaArgs, options: eddy::kafka::print::PrintOptions) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    let _ = ctrlc_flag(Arc::clone(&stop));
+    report(
+        eddy::kafka::print::print_topic(&kafka.config(), &options, &stop)
+            .map_err(eddy::Error::from),
+    )
+}
+
+fn datagen(kafka: KafkaArgs, topic: &str, rate: u32, cards: u32, seconds: Option<u64>) -> ExitCode {
+    match eddy::datagen::produce(
+        &kafka.config(),
+        topic,
+        rate,
+        cards,
+        seconds.map(Duration::from_secs),
+    ) {
+        Ok(n) => {
+            eprintln!("produced {n} authorizations to {topic}");
+            ExitCode::SUCCESS
         }
+        Err(e) => report(Err(e.into())),
     }
 }
 

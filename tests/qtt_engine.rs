@@ -12,6 +12,33 @@ use std::path::Path;
 
 use eddy::testing::qtt::{self, Outcome};
 
+/// The markdown of `docs/compatibility.md`.
+fn compatibility_table(
+    per_file: &BTreeMap<&str, (usize, usize, usize)>,
+    totals: qtt::Totals,
+    all: usize,
+) -> String {
+    let mut table = format!(
+        "# Compatibility with ksqlDB's functional tests\n\n\
+         Written by `cargo test --test qtt_engine` from `../shared/qtt/qtt/` (cases expanded over\n\
+         their formats and configs, run on the in-memory driver). Skipped cases need a schema\n\
+         registry (Avro, Protobuf, JSON_SR) or are disabled upstream; they count as not passing.\n\n\
+         **{} of {all} cases pass ({:.1}%)**; {} fail, {} skipped.\n\n\
+         | file | cases | passed | skipped | passed % |\n|---|---:|---:|---:|---:|\n",
+        totals.passed,
+        100.0 * totals.passed as f64 / all as f64,
+        totals.failed,
+        totals.skipped
+    );
+    for (file, (n, passed, skipped)) in per_file {
+        table.push_str(&format!(
+            "| {file} | {n} | {passed} | {skipped} | {:.0}% |\n",
+            100.0 * *passed as f64 / *n as f64
+        ));
+    }
+    table
+}
+
 #[tokio::test]
 async fn qtt_ratchet() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -32,25 +59,7 @@ async fn qtt_ratchet() {
         }
     }
     let totals = qtt::totals(results.iter().map(|(_, o)| o));
-    let all = results.len();
-    let mut table = format!(
-        "# Compatibility with ksqlDB's functional tests\n\n\
-         Written by `cargo test --test qtt_engine` from `../shared/qtt/qtt/` (cases expanded over\n\
-         their formats and configs, run on the in-memory driver). Skipped cases need a schema\n\
-         registry (Avro, Protobuf, JSON_SR) or are disabled upstream; they count as not passing.\n\n\
-         **{} of {all} cases pass ({:.1}%)**; {} fail, {} skipped.\n\n\
-         | file | cases | passed | skipped | passed % |\n|---|---:|---:|---:|---:|\n",
-        totals.passed,
-        100.0 * totals.passed as f64 / all as f64,
-        totals.failed,
-        totals.skipped
-    );
-    for (file, (n, passed, skipped)) in &per_file {
-        table.push_str(&format!(
-            "| {file} | {n} | {passed} | {skipped} | {:.0}% |\n",
-            100.0 * *passed as f64 / *n as f64
-        ));
-    }
+    let table = compatibility_table(&per_file, totals, results.len());
     let doc = root.join("docs/compatibility.md");
     if std::fs::read_to_string(&doc).ok().as_deref() != Some(table.as_str()) {
         std::fs::create_dir_all(root.join("docs")).unwrap();
