@@ -4,7 +4,7 @@
 //! returned as a failure with its index, so the caller can write it to the processing log
 //! and carry on (ksqlDB's `ksql.fail.on.deserialization.error=false`). A stream record with a
 //! null value is skipped, as ksqlDB does; a table record with a null value is a tombstone.
-//! Windowed keys and the DELIMITED format are not decoded yet.
+//! Windowed keys are not decoded yet.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 use serde_json::Value;
 
-use super::{Format, FormatError, json, kafka};
+use super::{Format, FormatError, delimited, json, kafka};
 use crate::catalog::Source;
 use crate::record::Record;
 use crate::sql::ast::SourceKind;
@@ -36,7 +36,7 @@ pub struct SourceDecoder {
     kind: SourceKind,
     key_format: Format,
     value_format: Format,
-    keys: Vec<DataType>,
+    keys: Vec<(String, DataType)>,
     values: Vec<(String, DataType)>,
     /// Index into `values` of the column that overrides ROWTIME.
     timestamp: Option<usize>,
@@ -45,13 +45,18 @@ pub struct SourceDecoder {
 impl SourceDecoder {
     /// A decoder for `source`; fails if its formats cannot carry its columns.
     pub fn try_new(source: &Source) -> Result<Self, FormatError> {
-        let keys: Vec<DataType> = source.schema.keys().map(|c| c.data_type.clone()).collect();
+        let keys: Vec<(String, DataType)> = source
+            .schema
+            .keys()
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect();
         let values: Vec<(String, DataType)> = source
             .schema
             .values()
             .map(|c| (c.name.clone(), c.data_type.clone()))
             .collect();
-        check_formats(source.key_format, &keys, "key")?;
+        let key_types: Vec<DataType> = keys.iter().map(|(_, t)| t.clone()).collect();
+        check_formats(source.key_format, &key_types, "key")?;
         let value_types: Vec<DataType> = values.iter().map(|(_, t)| t.clone()).collect();
         check_formats(source.value_format, &value_types, "value")?;
         let timestamp = source
@@ -140,20 +145,38 @@ impl SourceDecoder {
     }
 
     fn decode_key(&self, bytes: Option<&[u8]>) -> Result<Vec<ScalarValue>, FormatError> {
-        match (self.keys.as_slice(), bytes) {
-            ([], _) => Ok(Vec::new()),
-            (types, None) => types.iter().map(null_of).collect(),
-            ([t], Some(bytes)) if self.key_format == Format::Kafka => {
+        let Some(bytes) = bytes else {
+            return self.keys.iter().map(|(_, t)| null_of(t)).collect();
+        };
+        let types: Vec<DataType> = self.keys.iter().map(|(_, t)| t.clone()).collect();
+        match (self.key_format, self.keys.as_slice()) {
+            (_, []) | (Format::None, _) => Ok(Vec::new()),
+            (Format::Kafka, [(_, t)]) => {
                 Ok(vec![kafka::to_scalar(bytes, t).map_err(FormatError::Key)?])
             }
-            ([t], Some(bytes)) => {
+            (Format::Delimited { delimiter }, _) => {
+                delimited::to_scalars(&text(bytes).map_err(FormatError::Key)?, delimiter, &types)
+                    .map_err(FormatError::Key)
+            }
+            (_, [(_, t)]) => {
                 let value: Value =
                     serde_json::from_slice(bytes).map_err(|e| FormatError::Key(e.to_string()))?;
                 Ok(vec![json::to_scalar(&value, t).map_err(FormatError::Key)?])
             }
-            (_, Some(_)) => Err(FormatError::Key(
-                "multi-column keys are not supported yet".into(),
-            )),
+            (_, columns) => {
+                match serde_json::from_slice(bytes).map_err(|e| FormatError::Key(e.to_string()))? {
+                    Value::Object(object) => columns
+                        .iter()
+                        .map(|(name, t)| {
+                            json::to_scalar(json::field(&object, name).unwrap_or(&Value::Null), t)
+                                .map_err(FormatError::Key)
+                        })
+                        .collect(),
+                    other => Err(FormatError::Key(format!(
+                        "expected a JSON object for a multi-column key, got {other}"
+                    ))),
+                }
+            }
         }
     }
 
@@ -169,6 +192,11 @@ impl SourceDecoder {
                 let value: Value =
                     serde_json::from_slice(bytes).map_err(|e| FormatError::Value(e.to_string()))?;
                 self.json_columns(&value)
+            }
+            Format::Delimited { delimiter } => {
+                let types: Vec<DataType> = self.values.iter().map(|(_, t)| t.clone()).collect();
+                delimited::to_scalars(&text(bytes).map_err(FormatError::Value)?, delimiter, &types)
+                    .map_err(FormatError::Value)
             }
             Format::None => Ok(Vec::new()),
         }
@@ -218,6 +246,11 @@ impl SourceDecoder {
         RecordBatch::try_new(Arc::clone(&self.schema), arrays)
             .unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.schema)))
     }
+}
+
+/// Record bytes as UTF-8 text.
+fn text(bytes: &[u8]) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
 }
 
 fn null_of(t: &DataType) -> Result<ScalarValue, FormatError> {

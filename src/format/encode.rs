@@ -10,7 +10,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{FieldRef, Int64Type};
 use datafusion_common::ScalarValue;
 
-use super::{Format, FormatError, json, kafka};
+use super::{Format, FormatError, delimited, json, kafka};
 use crate::catalog::WindowInfo;
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::kafka::partitioner::partition_for;
@@ -119,6 +119,9 @@ impl SinkEncoder {
         Ok(match (self.key_format, scalars.as_slice()) {
             (_, []) | (Format::None, _) => None,
             (Format::Kafka, [v]) => kafka::from_scalar(v),
+            (Format::Delimited { delimiter }, values) => {
+                Some(delimited::from_scalars(values, delimiter).into_bytes())
+            }
             (_, [v]) if v.is_null() => None,
             (_, [v]) => Some(json::from_scalar(v).to_string().into_bytes()),
             (_, many) => {
@@ -159,6 +162,9 @@ impl SinkEncoder {
             (Format::Kafka, _) => Err(FormatError::Unsupported(
                 "The KAFKA format only supports a single field".into(),
             )),
+            (Format::Delimited { delimiter }, values) => {
+                Ok(delimited::from_scalars(values, delimiter).into_bytes())
+            }
             _ => Ok(json::object(&self.value_fields, &scalars)
                 .to_string()
                 .into_bytes()),

@@ -3,11 +3,11 @@
 //! [`Format`] names the encodings of `KEY_FORMAT`/`VALUE_FORMAT`; [`decode::SourceDecoder`]
 //! turns a batch of [`crate::record::Record`]s into one Arrow `RecordBatch` (a record that does
 //! not decode is reported, not fatal); [`encode::SinkEncoder`] turns result rows back into
-//! records, including windowed keys. Per-format value conversions live in [`json`] and
-//! [`kafka`]. DELIMITED and the schema-registry formats (Avro, Protobuf, JSON_SR) are not
-//! implemented yet.
+//! records, including windowed keys. Per-format value conversions live in [`json`],
+//! [`delimited`] and [`kafka`]. The schema-registry formats (Avro, Protobuf, JSON_SR) are not implemented yet.
 
 pub mod decode;
+pub mod delimited;
 pub mod encode;
 pub mod error;
 pub mod json;
@@ -24,6 +24,11 @@ pub enum Format {
     Kafka,
     /// JSON text.
     Json,
+    /// Separated fields on one line (CSV).
+    Delimited {
+        /// The field separator.
+        delimiter: char,
+    },
     /// No data (keys only).
     None,
 }
@@ -34,6 +39,7 @@ impl Format {
         match name.to_ascii_uppercase().as_str() {
             "KAFKA" => Ok(Format::Kafka),
             "JSON" => Ok(Format::Json),
+            "DELIMITED" => Ok(Format::Delimited { delimiter: ',' }),
             "NONE" => Ok(Format::None),
             _ => Err(FormatError::UnknownFormat(name.to_string())),
         }
@@ -45,6 +51,7 @@ impl fmt::Display for Format {
         f.write_str(match self {
             Format::Kafka => "KAFKA",
             Format::Json => "JSON",
+            Format::Delimited { .. } => "DELIMITED",
             Format::None => "NONE",
         })
     }

@@ -127,7 +127,22 @@ pub fn formats(
             "Missing required property \"VALUE_FORMAT\" which has no default value.".into(),
         )
     })?;
+    let key = with_delimiter(props, "KEY_DELIMITER", key)?;
+    let value = with_delimiter(props, "VALUE_DELIMITER", value)?;
     Ok((key, value))
+}
+
+/// A DELIMITED format with the delimiter `property` names, if set.
+fn with_delimiter(props: &WithProperties, property: &str, format: Format) -> Result<Format> {
+    match (format, props.get_str(property)) {
+        (Format::Delimited { .. }, Some(name)) => Ok(Format::Delimited {
+            delimiter: crate::format::delimited::delimiter(&name).map_err(PlanError::Invalid)?,
+        }),
+        (_, Some(_)) => Err(PlanError::Invalid(format!(
+            "{property} is only supported with DELIMITED"
+        ))),
+        (format, None) => Ok(format),
+    }
 }
 
 /// `PARTITIONS`, if given.
