@@ -192,6 +192,7 @@ impl<R: Runtime> Engine<R> {
                 return Err(already_exists(existing).into());
             }
         }
+        crate::format::validate::validate(&planned.source)?;
         let topic = planned.source.topic.clone();
         match (
             self.runtime.topic_partitions(&topic).await?,

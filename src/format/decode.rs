@@ -55,10 +55,7 @@ impl SourceDecoder {
             .values()
             .map(|c| (c.name.clone(), c.data_type.clone()))
             .collect();
-        let key_types: Vec<DataType> = keys.iter().map(|(_, t)| t.clone()).collect();
-        check_formats(source.key_format, &key_types, "key")?;
-        let value_types: Vec<DataType> = values.iter().map(|(_, t)| t.clone()).collect();
-        check_formats(source.value_format, &value_types, "value")?;
+        super::validate::validate(source)?;
         let timestamp = source
             .timestamp_column
             .as_ref()
@@ -261,22 +258,5 @@ fn event_time(value: &ScalarValue) -> Option<i64> {
     match value {
         ScalarValue::Int64(Some(ts)) | ScalarValue::TimestampMillisecond(Some(ts), _) => Some(*ts),
         _ => None,
-    }
-}
-
-fn check_formats(format: Format, types: &[DataType], what: &str) -> Result<(), FormatError> {
-    match format {
-        Format::Kafka if types.len() > 1 => Err(FormatError::Unsupported(format!(
-            "The KAFKA format only supports a single field. Got: {} {what} columns",
-            types.len()
-        ))),
-        Format::Kafka if !types.iter().all(kafka::supports) => Err(FormatError::Unsupported(
-            format!("The KAFKA format does not support the {what} column type"),
-        )),
-        Format::None if !types.is_empty() => Err(FormatError::Unsupported(format!(
-            "The NONE format can only be used when no columns are defined. Got {} {what} columns",
-            types.len()
-        ))),
-        _ => Ok(()),
     }
 }

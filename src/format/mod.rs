@@ -12,6 +12,7 @@ pub mod encode;
 pub mod error;
 pub mod json;
 pub mod kafka;
+pub mod validate;
 
 pub use error::FormatError;
 

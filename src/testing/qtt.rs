@@ -154,7 +154,7 @@ pub async fn run(case: &Case) -> Outcome {
         return Outcome::Skipped(format!("{format} needs a schema registry"));
     }
     let mut engine = Engine::new(MemoryKafka::default());
-    create_topics(&case.spec, engine.runtime()).await;
+    create_topics(case, engine.runtime()).await;
     let expected_error = case.spec.get("expectedException").and_then(|e| {
         e["message"]
             .as_str()
@@ -199,9 +199,27 @@ fn schema_registry_format(case: &Case) -> Option<&'static str> {
         .find(|f| text.contains(&format!("'{f}'")))
 }
 
-/// Pre-creates every topic the case names, with its partitions (1 by default).
-async fn create_topics(spec: &Value, runtime: &MemoryKafka) {
+/// Pre-creates every topic the case names, with its partitions (1 by default): in `topics`,
+/// in records, and in `KAFKA_TOPIC` of `CREATE STREAM/TABLE` statements, as ksqlDB's test
+/// driver does.
+async fn create_topics(case: &Case, runtime: &MemoryKafka) {
     use crate::engine::Runtime;
+    let spec = &case.spec;
+    let mut variables = crate::sql::variables::Variables::new();
+    for text in &case.statements {
+        for (_, statement) in crate::sql::parse_script(text, &mut variables).unwrap_or_default() {
+            if let Statement::CreateSource(c) = statement
+                && let Some(topic) = c.properties.get_str("KAFKA_TOPIC")
+            {
+                let partitions = c
+                    .properties
+                    .get_str("PARTITIONS")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(1);
+                let _ = runtime.create_topic(&topic, partitions).await;
+            }
+        }
+    }
     for topic in spec["topics"].as_array().into_iter().flatten() {
         if let Some(name) = topic["name"].as_str() {
             let partitions = topic["partitions"].as_i64().unwrap_or(1) as i32;

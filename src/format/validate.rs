@@ -1,0 +1,96 @@
+//! Whether a source's formats can carry its columns, with ksqlDB's messages.
+//!
+//! KAFKA holds one primitive column; DELIMITED only primitives; NONE no column; keys may not
+//! contain maps (their serialization is not stable). Checked when a source is declared, before
+//! anything touches Kafka, as ksqlDB does.
+
+use arrow::datatypes::DataType;
+
+use super::{Format, FormatError};
+use crate::catalog::{Column, ColumnKind, Source};
+use crate::types::sql_name;
+
+/// Checks both formats of `source`.
+pub fn validate(source: &Source) -> Result<(), FormatError> {
+    let keys: Vec<&Column> = source.schema.keys().collect();
+    if let Some(map_key) = keys.iter().find(|c| contains_map(&c.data_type)) {
+        return Err(FormatError::Unsupported(format!(
+            "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{}`. Column type: {}. See https://github.com/confluentinc/ksql/issues/6621 for more.",
+            map_key.name,
+            sql_name(&map_key.data_type)
+        )));
+    }
+    check(source.key_format, &keys, "Key")?;
+    check(
+        source.value_format,
+        &source.schema.values().collect::<Vec<_>>(),
+        "Value",
+    )
+}
+
+fn check(format: Format, columns: &[&Column], what: &str) -> Result<(), FormatError> {
+    let Some(reason) = reason(format, columns) else {
+        return Ok(());
+    };
+    let described: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let key = if c.kind == ColumnKind::Key {
+                " KEY"
+            } else {
+                ""
+            };
+            format!("`{}` {}{key}", c.name, sql_name(&c.data_type))
+        })
+        .collect();
+    Err(FormatError::Unsupported(format!(
+        "{what} format does not support schema.\nformat: {format}\nschema: Persistence{{columns=[{}], features=[]}}\nreason: {reason}",
+        described.join(", ")
+    )))
+}
+
+fn reason(format: Format, columns: &[&Column]) -> Option<String> {
+    match format {
+        Format::None if !columns.is_empty() => Some(format!(
+            "The 'NONE' format can only be used when no columns are defined. Got: {}",
+            columns.len()
+        )),
+        Format::Kafka if columns.len() > 1 => {
+            Some("The 'KAFKA' format only supports a single field.".to_string())
+        }
+        Format::Kafka | Format::Delimited { .. } => {
+            columns.iter().find(|c| !primitive(&c.data_type)).map(|c| {
+                format!(
+                    "The '{format}' format does not support type '{}', column: `{}`",
+                    type_family(&c.data_type),
+                    c.name
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+fn primitive(t: &DataType) -> bool {
+    !matches!(
+        t,
+        DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
+    )
+}
+
+fn type_family(t: &DataType) -> &'static str {
+    match t {
+        DataType::List(_) => "ARRAY",
+        DataType::Map(..) => "MAP",
+        _ => "STRUCT",
+    }
+}
+
+fn contains_map(t: &DataType) -> bool {
+    match t {
+        DataType::Map(..) => true,
+        DataType::List(f) => contains_map(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| contains_map(f.data_type())),
+        _ => false,
+    }
+}
