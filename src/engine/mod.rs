@@ -240,6 +240,7 @@ impl<R: Runtime> Engine<R> {
             query_id: id.clone(),
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
+        crate::format::validate::validate(&plan.sink)?;
         let pipeline = self.pipeline(plan.source.as_ref(), &plan).await?;
         let query = PersistentQuery {
             id: id.clone(),

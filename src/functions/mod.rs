@@ -3,7 +3,8 @@
 //! [`scalar`] and [`aggregate`] map a ksqlDB function name (case-insensitive) to the
 //! DataFusion UDF with the same meaning. Only functions whose semantics match are mapped
 //! here; ksqlDB functions that DataFusion lacks or computes differently will be Eddy UDFs in
-//! this module. `COUNT(*)` is handled by the planner, which counts `ROWTIME`.
+//! this module. `COUNT(*)` is handled by the planner, which counts `ROWTIME`; `COALESCE`/`IFNULL`
+//! are lowered to `CASE` by [`crate::plan::expr`].
 
 use std::sync::Arc;
 
@@ -24,7 +25,6 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "CEIL" => math::ceil(),
         "FLOOR" => math::floor(),
         "SQRT" => math::sqrt(),
-        "COALESCE" | "IFNULL" => core::coalesce(),
         "NULLIF" => core::nullif(),
         _ => return None,
     })

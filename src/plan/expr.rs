@@ -229,6 +229,9 @@ impl<'a> ExprPlanner<'a> {
 
     fn function(&self, f: &Function) -> Result<Expr> {
         let name = f.name.to_string();
+        if name.eq_ignore_ascii_case("COALESCE") || name.eq_ignore_ascii_case("IFNULL") {
+            return self.coalesce(&function_args(f)?);
+        }
         let udf = crate::functions::scalar(&name)
             .ok_or_else(|| PlanError::UnknownFunction(name.to_ascii_uppercase()))?;
         let args = function_args(f)?
@@ -236,6 +239,32 @@ impl<'a> ExprPlanner<'a> {
             .map(|a| self.lower(a))
             .collect::<Result<Vec<_>>>()?;
         self.call(&udf, args)
+    }
+
+    /// `COALESCE(a, b, ...)` as `CASE WHEN a IS NOT NULL THEN a ... END`, in the first
+    /// argument's type.
+    fn coalesce(&self, args: &[SqlExpr]) -> Result<Expr> {
+        let args = args
+            .iter()
+            .map(|a| self.lower(a))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(first) = args.first() else {
+            return Err(PlanError::Invalid(
+                "COALESCE needs at least one argument".into(),
+            ));
+        };
+        let target = self.data_type(first)?;
+        let when_then = args
+            .iter()
+            .map(|a| {
+                let t = self.data_type(a)?;
+                Ok((
+                    Box::new(Expr::IsNotNull(Box::new(a.clone()))),
+                    Box::new(cast_to(a.clone(), &t, &target)),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Expr::Case(Case::new(None, when_then, None)))
     }
 
     /// Calls `udf`, casting the arguments to what its signature accepts.

@@ -1,13 +1,14 @@
 //! AST → plan: catalog entries for DDL, operators and a sink for persistent queries.
 //!
 //! [`ddl`] plans `CREATE STREAM/TABLE`; [`query`] plans `CREATE ... AS SELECT` (with
-//! [`aggregate`] for GROUP BY and windows); [`expr`] lowers expressions to DataFusion and
+//! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY); [`expr`] lowers expressions to DataFusion and
 //! [`rewrite`] rewrites them. Nothing here runs a query or talks to Kafka.
 
 pub mod aggregate;
 pub mod ddl;
 pub mod error;
 pub mod expr;
+pub mod partition;
 pub mod query;
 pub mod rewrite;
 

@@ -17,6 +17,7 @@ use super::aggregate::{Namer, contains_aggregate, non_aggregate_error, plan_aggr
 use super::ddl;
 use super::error::PlanError;
 use super::expr::ExprPlanner;
+use super::partition::plan_partition_by;
 use super::rewrite::column_ref;
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source, WindowInfo};
@@ -60,9 +61,6 @@ pub struct QueryPlan {
 pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Result<QueryPlan> {
     if !query.from.joins.is_empty() {
         return Err(PlanError::Unsupported("joins".into()));
-    }
-    if !query.partition_by.is_empty() {
-        return Err(PlanError::Unsupported("PARTITION BY".into()));
     }
     let source_name = normalize(&query.from.base.name);
     let source = Arc::clone(
@@ -136,10 +134,30 @@ fn plan_body(
             Arc::clone(input),
         ));
         (planned.projection, planned.key_names, output, window)
+    } else if !query.partition_by.is_empty() {
+        if source.kind == SourceKind::Table {
+            return Err(PlanError::Invalid(
+                "Cannot repartition a TABLE source.".into(),
+            ));
+        }
+        let (items, keys, rekeyed) = plan_partition_by(
+            &query.partition_by,
+            &query.projection,
+            source,
+            input,
+            operators,
+        )?;
+        (items, keys, rekeyed, None)
     } else {
         let keys: Vec<String> = source.schema.keys().map(|c| c.name.clone()).collect();
+        let star: Vec<String> = source
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         (
-            expand_items(&query.projection, source)?,
+            expand_items(&query.projection, &star)?,
             keys,
             Arc::clone(input),
             None,
@@ -194,8 +212,11 @@ fn check_shape(query: &Query, source: &Source, kind: SourceKind, aggregated: boo
     Ok(())
 }
 
-/// Select items as `(name, expression)`, with `*` expanded to the source's columns.
-fn expand_items(projection: &[ProjectionItem], source: &Source) -> Result<Vec<(String, SqlExpr)>> {
+/// Select items as `(name, expression)`, with `*` expanded to `star`.
+pub fn expand_items(
+    projection: &[ProjectionItem],
+    star: &[String],
+) -> Result<Vec<(String, SqlExpr)>> {
     let mut namer = Namer::default();
     let mut out = Vec::new();
     for item in projection {
@@ -204,13 +225,7 @@ fn expand_items(projection: &[ProjectionItem], source: &Source) -> Result<Vec<(S
         };
         match item {
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                out.extend(
-                    source
-                        .schema
-                        .columns
-                        .iter()
-                        .map(|c| (c.name.clone(), column_ref(&c.name))),
-                );
+                out.extend(star.iter().map(|c| (c.clone(), column_ref(c))));
             }
             SelectItem::UnnamedExpr(e) => out.push((namer.name(e, None), e.clone())),
             SelectItem::ExprWithAlias { expr, alias } => {
