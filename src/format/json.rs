@@ -58,6 +58,12 @@ pub fn to_scalar(value: &Value, data_type: &DataType) -> Result<ScalarValue, Str
                 .collect::<Result<Vec<_>, _>>()?;
             ScalarValue::List(ScalarValue::new_list_nullable(&scalars, field.data_type()))
         }
+        DataType::Struct(fields) => {
+            let Value::Object(object) = value else {
+                return Err(mismatch());
+            };
+            struct_scalar(object, fields)?
+        }
         other => {
             return Err(format!(
                 "JSON values of type {} are not supported yet",
@@ -65,6 +71,27 @@ pub fn to_scalar(value: &Value, data_type: &DataType) -> Result<ScalarValue, Str
             ));
         }
     })
+}
+
+/// A STRUCT from a JSON object: fields matched like columns, missing ones NULL.
+fn struct_scalar(
+    object: &Map<String, Value>,
+    fields: &arrow::datatypes::Fields,
+) -> Result<ScalarValue, String> {
+    let arrays = fields
+        .iter()
+        .map(|f| {
+            to_scalar(
+                field(object, f.name()).unwrap_or(&Value::Null),
+                f.data_type(),
+            )?
+            .to_array()
+            .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let array = arrow::array::StructArray::try_new(fields.clone(), arrays, None)
+        .map_err(|e| e.to_string())?;
+    Ok(ScalarValue::Struct(Arc::new(array)))
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -143,6 +170,18 @@ pub fn from_scalar(value: &ScalarValue) -> Value {
                 .collect();
             Value::Array(items)
         }
+        ScalarValue::Struct(array) => Value::Object(
+            array
+                .fields()
+                .iter()
+                .zip(array.columns())
+                .map(|(f, column)| {
+                    let v = ScalarValue::try_from_array(column, 0)
+                        .map_or(Value::Null, |v| from_scalar(&v));
+                    (f.name().clone(), v)
+                })
+                .collect(),
+        ),
         other => Value::String(other.to_string()),
     }
 }

@@ -50,6 +50,14 @@ impl Namer {
         }
         match expr {
             SqlExpr::Identifier(id) => crate::sql::ast::normalize(id),
+            SqlExpr::BinaryOp {
+                op: sqlparser::ast::BinaryOperator::Arrow,
+                right,
+                ..
+            } => match right.as_ref() {
+                SqlExpr::Identifier(field) => crate::sql::ast::normalize(field),
+                other => self.name(other, None),
+            },
             SqlExpr::CompoundIdentifier(parts) if !parts.is_empty() => {
                 crate::sql::ast::normalize(&parts[parts.len() - 1])
             }

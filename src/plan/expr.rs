@@ -151,6 +151,9 @@ impl<'a> ExprPlanner<'a> {
     }
 
     fn binary(&self, left: &SqlExpr, op: &BinaryOperator, right: &SqlExpr) -> Result<Expr> {
+        if *op == BinaryOperator::Arrow {
+            return self.struct_field(left, right);
+        }
         let op = match op {
             BinaryOperator::Plus => Operator::Plus,
             BinaryOperator::Minus => Operator::Minus,
@@ -182,6 +185,29 @@ impl<'a> ExprPlanner<'a> {
             op,
             cast_to(r, &rt, &rc),
         ))
+    }
+
+    /// `s->f`: field `f` of struct `s` (names as ksqlDB normalizes them).
+    fn struct_field(&self, base: &SqlExpr, field: &SqlExpr) -> Result<Expr> {
+        let SqlExpr::Identifier(name) = field else {
+            return Err(PlanError::Invalid(format!(
+                "Expected a field name after '->', got {field}"
+            )));
+        };
+        let base = self.lower(base)?;
+        let name = normalize(name);
+        match self.data_type(&base)? {
+            DataType::Struct(fields) if fields.iter().any(|f| *f.name() == name) => {
+                Ok(datafusion_functions::core::expr_fn::get_field(base, name))
+            }
+            DataType::Struct(_) => Err(PlanError::Invalid(format!(
+                "Could not find field '{name}' in '{base}'."
+            ))),
+            other => Err(PlanError::Invalid(format!(
+                "Expected STRUCT type for '->' dereference, got {}",
+                crate::types::sql_name(&other)
+            ))),
+        }
     }
 
     fn unary(&self, op: &UnaryOperator, expr: &SqlExpr) -> Result<Expr> {

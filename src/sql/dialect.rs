@@ -9,7 +9,8 @@
 //!   in ksqlDB is a struct dereference, so Eddy's AST keeps them in sqlparser's keyword form,
 //!   printed `lambda x, y : body`, and this hook reads that form back too.
 //!
-//! - `s->*` in a select list ends the expression before `->*`, for the parser to take.
+//! - `->` (struct dereference) binds tightly, like `.`; `s->*` in a select list ends the
+//!   expression before `->*`, for the parser to take.
 //!
 //! ksql's statements and clauses are parsed in [`super::parser`].
 
@@ -17,7 +18,7 @@ use sqlparser::ast::{
     CastKind, DataType, Expr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
     ObjectName, OneOrManyWithParens,
 };
-use sqlparser::dialect::Dialect;
+use sqlparser::dialect::{Dialect, Precedence};
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::Token;
 
@@ -56,10 +57,16 @@ impl Dialect for KsqlDialect {
         false
     }
 
-    /// `s->*` in a select list: end the expression before `->*`.
+    /// `->` binds like `.` (struct dereference), except that `s->*` in a select list ends
+    /// the expression before `->*`.
     fn get_next_precedence(&self, parser: &Parser) -> Option<Result<u8, ParserError>> {
-        (parser.peek_token().token == Token::Arrow && parser.peek_nth_token(1).token == Token::Mul)
-            .then_some(Ok(0))
+        if parser.peek_token().token != Token::Arrow {
+            return None;
+        }
+        if parser.peek_nth_token(1).token == Token::Mul {
+            return Some(Ok(0));
+        }
+        Some(Ok(self.prec_value(Precedence::DoubleColon)))
     }
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {

@@ -1,0 +1,1 @@
+SELECT * FROM s WHERE a->b = 'x' AND c->d->e > 1;
