@@ -30,15 +30,47 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
     })
 }
 
+/// A ksqlDB aggregate as a DataFusion aggregate and the options it is called with.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// The DataFusion function.
+    pub udaf: Arc<AggregateUDF>,
+    /// Called as `f(DISTINCT x)`.
+    pub distinct: bool,
+    /// NULL inputs are skipped.
+    pub ignore_nulls: bool,
+}
+
 /// The aggregate function ksqlDB calls `name`.
-pub fn aggregate(name: &str) -> Option<Arc<AggregateUDF>> {
-    use datafusion_functions_aggregate::{average, count, min_max, sum};
+///
+/// `EARLIEST_BY_OFFSET` and `LATEST_BY_OFFSET` are the first and last non-null values seen:
+/// a task sees its partition's records in offset order, so no ordering is needed.
+pub fn aggregate(name: &str) -> Option<Aggregate> {
+    use datafusion_functions_aggregate::{array_agg, average, count, first_last, min_max, sum};
+    let plain = |udaf| Aggregate {
+        udaf,
+        distinct: false,
+        ignore_nulls: false,
+    };
     Some(match name.to_ascii_uppercase().as_str() {
-        "COUNT" => count::count_udaf(),
-        "SUM" => sum::sum_udaf(),
-        "MIN" => min_max::min_udaf(),
-        "MAX" => min_max::max_udaf(),
-        "AVG" => average::avg_udaf(),
+        "COUNT" => plain(count::count_udaf()),
+        "SUM" => plain(sum::sum_udaf()),
+        "MIN" => plain(min_max::min_udaf()),
+        "MAX" => plain(min_max::max_udaf()),
+        "AVG" => plain(average::avg_udaf()),
+        "COLLECT_LIST" => plain(array_agg::array_agg_udaf()),
+        "COLLECT_SET" => Aggregate {
+            distinct: true,
+            ..plain(array_agg::array_agg_udaf())
+        },
+        "EARLIEST_BY_OFFSET" => Aggregate {
+            ignore_nulls: true,
+            ..plain(first_last::first_value_udaf())
+        },
+        "LATEST_BY_OFFSET" => Aggregate {
+            ignore_nulls: true,
+            ..plain(first_last::last_value_udaf())
+        },
         _ => return None,
     })
 }

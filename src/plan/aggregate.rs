@@ -263,7 +263,7 @@ fn aggregate_call(
         return Err(PlanError::Invalid(format!("not an aggregate call: {call}")));
     };
     let function_name = f.name.to_string();
-    let udaf = crate::functions::aggregate(&function_name)
+    let function = crate::functions::aggregate(&function_name)
         .ok_or_else(|| PlanError::UnknownFunction(function_name.clone()))?;
     let mut args = function_args(f)?
         .iter()
@@ -278,7 +278,7 @@ fn aggregate_call(
         .iter()
         .map(|a| Ok(datafusion_expr::ExprSchemable::to_field(a, &df_input)?.1))
         .collect::<Result<Vec<_>>>()?;
-    let coerced = fields_with_udf(&fields, udaf.as_ref())?;
+    let coerced = fields_with_udf(&fields, function.udaf.as_ref())?;
     let physical = args
         .into_iter()
         .zip(fields.iter().zip(&coerced))
@@ -291,11 +291,16 @@ fn aggregate_call(
             planner.physical(&a)
         })
         .collect::<Result<Vec<_>>>()?;
-    let built = AggregateExprBuilder::new(udaf, physical)
+    let mut builder = AggregateExprBuilder::new(Arc::clone(&function.udaf), physical)
         .schema(Arc::clone(input))
-        .alias(name)
-        .build()?;
-    Ok(Arc::new(built))
+        .alias(name);
+    if function.distinct {
+        builder = builder.distinct();
+    }
+    if function.ignore_nulls {
+        builder = builder.ignore_nulls();
+    }
+    Ok(Arc::new(builder.build()?))
 }
 
 /// The window of a `WINDOW` clause, with ksqlDB's 24-hour default grace period.
