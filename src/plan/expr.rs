@@ -258,6 +258,15 @@ impl<'a> ExprPlanner<'a> {
         if name.eq_ignore_ascii_case("COALESCE") || name.eq_ignore_ascii_case("IFNULL") {
             return self.coalesce(&function_args(f)?);
         }
+        // AS_VALUE(x) is x: it only makes a key column (which must be selected as the key)
+        // appear in the value too.
+        if name.eq_ignore_ascii_case("AS_VALUE") {
+            return match function_args(f)?.as_slice() {
+                // The alias keeps it from being taken for the key column itself.
+                [arg] => Ok(self.lower(arg)?.alias("AS_VALUE")),
+                _ => Err(PlanError::Invalid("AS_VALUE takes one argument".into())),
+            };
+        }
         let udf = crate::functions::scalar(&name)
             .ok_or_else(|| PlanError::UnknownFunction(name.to_ascii_uppercase()))?;
         let args = function_args(f)?

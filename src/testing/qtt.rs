@@ -500,17 +500,28 @@ fn verify_post(case: &Case, engine: &Engine<MemoryKafka>) -> Result<(), String> 
     Ok(())
 }
 
+/// A schema string in one spelling: upper case, no quotes or spaces, `VARCHAR` as `STRING`
+/// and `INT` as `INTEGER`.
 fn normalize_schema(schema: &str) -> String {
-    schema
-        .replace('`', "")
-        .split_whitespace()
-        .map(|w| match w.to_ascii_uppercase().trim_end_matches(',') {
-            "INT" => w.to_ascii_uppercase().replacen("INT", "INTEGER", 1),
-            "VARCHAR" => w.to_ascii_uppercase().replacen("VARCHAR", "STRING", 1),
-            _ => w.to_ascii_uppercase(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let upper = schema.replace('`', "").to_ascii_uppercase();
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in upper.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        out.push_str(match word.as_str() {
+            "VARCHAR" => "STRING",
+            "INT" => "INTEGER",
+            w => w,
+        });
+        word.clear();
+        if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Totals of a run.
