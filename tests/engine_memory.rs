@@ -195,3 +195,67 @@ async fn plan_errors_speak_ksqldb() {
 fn engine_runtime(engine: &mut Engine<MemoryKafka>) -> &mut MemoryKafka {
     engine.runtime_mut()
 }
+
+#[tokio::test]
+async fn table_updates_retract_before_they_add() {
+    let mut engine = Engine::new(MemoryKafka::default());
+    engine
+        .execute_script(
+            "CREATE TABLE accounts (id VARCHAR PRIMARY KEY, region VARCHAR, balance BIGINT)
+               WITH (KAFKA_TOPIC='accounts', VALUE_FORMAT='JSON', PARTITIONS=1);
+             CREATE TABLE by_region AS SELECT region, COUNT(*) AS n, SUM(balance) AS total
+               FROM accounts GROUP BY region;",
+        )
+        .await
+        .unwrap();
+    let kafka = engine.runtime_mut();
+    let account = |id: &str, value: Option<&str>| Record {
+        topic: "accounts".into(),
+        key: Some(id.as_bytes().to_vec()),
+        value: value.map(|v| v.as_bytes().to_vec()),
+        ..Record::default()
+    };
+    kafka
+        .produce(account("a", Some(r#"{"region":"eu","balance":10}"#)))
+        .unwrap();
+    kafka
+        .produce(account("b", Some(r#"{"region":"eu","balance":5}"#)))
+        .unwrap();
+    kafka
+        .produce(account("a", Some(r#"{"region":"us","balance":7}"#)))
+        .unwrap(); // moves a
+    kafka.produce(account("b", None)).unwrap(); // deletes b
+    kafka.run_until_idle().unwrap();
+    let rows: Vec<(String, String)> = kafka
+        .records("BY_REGION")
+        .into_iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap()).unwrap(),
+                String::from_utf8(r.value.unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    let row = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            row("eu", r#"{"N":1,"TOTAL":10}"#),
+            row("eu", r#"{"N":2,"TOTAL":15}"#),
+            row("eu", r#"{"N":1,"TOTAL":5}"#), // a leaves eu...
+            row("us", r#"{"N":1,"TOTAL":7}"#), // ...and joins us
+            row("eu", r#"{"N":0,"TOTAL":0}"#), // b deleted: ksqlDB's SUM of nothing is 0
+        ]
+    );
+    let err = engine
+        .execute_script(
+            "CREATE TABLE m AS SELECT region, MAX(balance) FROM accounts GROUP BY region;",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("The aggregation functions MAX cannot be applied to a table source"),
+        "{err}"
+    );
+}

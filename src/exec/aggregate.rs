@@ -10,7 +10,8 @@
 //! being the latest contributing timestamp. HAVING is applied here because it needs per-group
 //! memory: a group that stops matching after being emitted yields a tombstone. With EMIT
 //! FINAL nothing is emitted until stream time passes a window's end plus its grace period.
-//! Aggregations over table sources (retractions) are not implemented yet.
+//! Over a table source, an update retracts the row it replaces (DataFusion's retracting
+//! accumulators) before adding itself, and both affected groups are emitted, as in ksqlDB.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,13 +56,65 @@ pub struct AggregateSpec {
     pub output_schema: SchemaRef,
     /// Index of ROWTIME in the input.
     pub input_rowtime: usize,
+    /// For a table source, its key columns: an update of a key retracts the row it replaces.
+    pub source_keys: Option<Vec<Arc<dyn PhysicalExpr>>>,
+    /// Per aggregate: report NULL as zero (ksqlDB's SUM).
+    pub null_as_zero: Vec<bool>,
 }
+
+impl AggregateSpec {
+    /// Fresh accumulators for a group; retracting ones for table sources.
+    fn accumulators(
+        &self,
+    ) -> Result<Vec<Box<dyn datafusion_expr::Accumulator>>, datafusion_common::DataFusionError>
+    {
+        self.aggregates
+            .iter()
+            .map(|a| {
+                if self.source_keys.is_some() {
+                    a.create_sliding_accumulator()
+                } else {
+                    a.create_accumulator()
+                }
+            })
+            .collect()
+    }
+}
+
+impl AggregateSpec {
+    /// A group's current aggregate values (NULL as zero where ksqlDB says so).
+    fn evaluate(
+        &self,
+        state: &mut crate::state::aggregate_store::GroupState,
+    ) -> Result<Vec<ScalarValue>, ExecError> {
+        let mut values = state
+            .accumulators
+            .iter_mut()
+            .map(|a| a.evaluate())
+            .collect::<Result<Vec<_>, _>>()?;
+        for (v, zero) in values.iter_mut().zip(&self.null_as_zero) {
+            if *zero && v.is_null() {
+                *v = ScalarValue::new_zero(&v.data_type())?;
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// One emitted aggregate row: the group, its aggregate values and its timestamp.
+type ResultRow = (GroupKey, Vec<ScalarValue>, i64);
+
+/// What a table source's row last contributed: its group and its aggregate arguments.
+type Contribution = (GroupKey, Vec<Vec<ArrayRef>>);
 
 /// Runs an [`AggregateSpec`] for one task.
 pub struct AggregateOp {
     spec: Arc<AggregateSpec>,
     store: AggregateStore,
     converter: RowConverter,
+    /// Table sources: each source key's current contribution, to retract on update.
+    previous: HashMap<Box<[u8]>, Contribution>,
+    source_converter: Option<RowConverter>,
     stream_time: i64,
     late_records: u64,
 }
@@ -106,10 +159,20 @@ impl AggregateOp {
             .iter()
             .map(|e| Ok(SortField::new(e.data_type(input)?)))
             .collect::<Result<Vec<_>, ExecError>>()?;
+        let source_converter = match &spec.source_keys {
+            Some(keys) => Some(RowConverter::new(
+                keys.iter()
+                    .map(|e| Ok(SortField::new(e.data_type(input)?)))
+                    .collect::<Result<Vec<_>, ExecError>>()?,
+            )?),
+            None => None,
+        };
         Ok(Self {
             spec,
             store: AggregateStore::default(),
             converter: RowConverter::new(fields)?,
+            previous: HashMap::new(),
+            source_converter,
             stream_time: i64::MIN,
             late_records: 0,
         })
@@ -180,12 +243,7 @@ impl AggregateOp {
                 .max()
                 .unwrap_or(i64::MIN);
             let spec = &self.spec;
-            let state = self.store.get_or_insert_with(key, || {
-                spec.aggregates
-                    .iter()
-                    .map(|a| a.create_accumulator())
-                    .collect()
-            })?;
+            let state = self.store.get_or_insert_with(key, || spec.accumulators())?;
             state.max_timestamp = state.max_timestamp.max(max_ts);
             for (acc, arg_arrays) in state.accumulators.iter_mut().zip(&args) {
                 let taken = arg_arrays
@@ -239,35 +297,37 @@ impl AggregateOp {
         )?)
     }
 
-    /// Emits the current rows of the touched groups, applying HAVING with tombstones.
-    fn emit_changes(&mut self, touched: &Touched, out: &mut Vec<Batch>) -> Result<(), ExecError> {
-        let mut current = Vec::with_capacity(touched.order.len());
-        for key in &touched.order {
-            if let Some(state) = self.store.get_mut(key) {
-                let values = state
-                    .accumulators
-                    .iter_mut()
-                    .map(|a| a.evaluate())
-                    .collect::<Result<Vec<_>, _>>()?;
-                current.push((key, values, state.max_timestamp));
-            }
-        }
-        let batch = self.result_rows(current.into_iter())?;
-        let Some(having) = &self.spec.having else {
-            touched.order.iter().for_each(|k| {
-                if let Some(s) = self.store.get_mut(k) {
-                    s.emitted = true;
-                }
-            });
-            out.push(Batch {
-                data: batch,
-                tombstones: Some(BooleanArray::from(vec![false; touched.order.len()])),
-            });
-            return Ok(());
+    /// The current row of group `key`.
+    fn snapshot(&mut self, key: &GroupKey) -> Result<Option<ResultRow>, ExecError> {
+        let Some(state) = self.store.get_mut(key) else {
+            return Ok(None);
         };
-        let mask = evaluate_mask(having.as_ref(), &batch)?;
+        let values = self.spec.evaluate(state)?;
+        Ok(Some((key.clone(), values, state.max_timestamp)))
+    }
+
+    /// Emits the current rows of the touched groups.
+    fn emit_changes(&mut self, touched: &Touched, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        let mut rows = Vec::with_capacity(touched.order.len());
+        for key in &touched.order {
+            rows.extend(self.snapshot(key)?);
+        }
+        self.emit_rows(rows, out)
+    }
+
+    /// Emits result rows in order, applying HAVING: a row that fails it is dropped, or is a
+    /// tombstone when its group's last emitted row passed.
+    fn emit_rows(&mut self, rows: Vec<ResultRow>, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = self.result_rows(rows.iter().map(|(k, v, t)| (k, v.clone(), *t)))?;
+        let mask = match &self.spec.having {
+            Some(having) => evaluate_mask(having.as_ref(), &batch)?,
+            None => BooleanArray::from(vec![true; rows.len()]),
+        };
         let (mut keep, mut tombstones) = (Vec::new(), Vec::new());
-        for (i, key) in touched.order.iter().enumerate() {
+        for (i, (key, _, _)) in rows.iter().enumerate() {
             let Some(state) = self.store.get_mut(key) else {
                 continue;
             };
@@ -288,6 +348,83 @@ impl AggregateOp {
         Ok(())
     }
 
+    /// A batch of table changes: each row retracts what its key contributed before (emitting
+    /// that group), then adds itself unless it is a tombstone (emitting its group), as
+    /// ksqlDB's table aggregations do.
+    fn process_table(&mut self, batch: &Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        let (data, n) = (&batch.data, batch.data.num_rows());
+        let eval = |exprs: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>, ExecError> {
+            exprs
+                .iter()
+                .map(|e| Ok(e.evaluate(data)?.into_array(n)?))
+                .collect()
+        };
+        let source_keys = eval(self.spec.source_keys.as_deref().unwrap_or_default())?;
+        let source_rows = match &self.source_converter {
+            Some(c) => c.convert_columns(&source_keys)?,
+            None => {
+                return Err(ExecError::Internal(
+                    "table aggregation without source keys".into(),
+                ));
+            }
+        };
+        let groups = self
+            .converter
+            .convert_columns(&eval(&self.spec.group_exprs)?)?;
+        let args = self
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| eval(&a.expressions()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rowtime = data
+            .column(self.spec.input_rowtime)
+            .as_primitive::<Int64Type>();
+        let mut emitted = Vec::new();
+        for row in 0..n {
+            let source_key: Box<[u8]> = source_rows.row(row).as_ref().into();
+            let ts = rowtime.value(row);
+            if let Some((group, old_args)) = self.previous.remove(&source_key) {
+                self.apply(&group, &old_args, ts, true)?;
+                emitted.extend(self.snapshot(&group)?);
+            }
+            if !batch.is_tombstone(row) {
+                let group: GroupKey = (groups.row(row).as_ref().into(), None);
+                let row_args: Vec<Vec<ArrayRef>> = args
+                    .iter()
+                    .map(|a| a.iter().map(|c| c.slice(row, 1)).collect())
+                    .collect();
+                self.apply(&group, &row_args, ts, false)?;
+                emitted.extend(self.snapshot(&group)?);
+                self.previous.insert(source_key, (group, row_args));
+            }
+        }
+        self.emit_rows(emitted, out)
+    }
+
+    /// Adds (or retracts) one row's arguments to a group.
+    fn apply(
+        &mut self,
+        group: &GroupKey,
+        args: &[Vec<ArrayRef>],
+        ts: i64,
+        retract: bool,
+    ) -> Result<(), ExecError> {
+        let spec = &self.spec;
+        let state = self
+            .store
+            .get_or_insert_with(group, || spec.accumulators())?;
+        state.max_timestamp = state.max_timestamp.max(ts);
+        for (acc, a) in state.accumulators.iter_mut().zip(args) {
+            if retract {
+                acc.retract_batch(a)?
+            } else {
+                acc.update_batch(a)?
+            }
+        }
+        Ok(())
+    }
+
     /// Drops windows that can no longer change; with EMIT FINAL, emits them first.
     fn close_windows(&mut self, out: &mut Vec<Batch>) -> Result<(), ExecError> {
         let Some(spec) = self.spec.window else {
@@ -304,11 +441,7 @@ impl AggregateOp {
         });
         let mut finals = Vec::with_capacity(closed.len());
         for (key, mut state) in closed {
-            let values = state
-                .accumulators
-                .iter_mut()
-                .map(|a| a.evaluate())
-                .collect::<Result<Vec<_>, _>>()?;
+            let values = self.spec.evaluate(&mut state)?;
             finals.push((key, values, state.max_timestamp));
         }
         let batch = self.result_rows(finals.iter().map(|(k, v, t)| (k, v.clone(), *t)))?;
@@ -336,6 +469,9 @@ impl Operator for AggregateOp {
     }
 
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        if self.spec.source_keys.is_some() {
+            return self.process_table(&batch, out);
+        }
         let touched = self.assign_groups(&batch.data)?;
         self.update(&batch.data, &touched)?;
         if self.spec.emit == EmitMode::Changes && !touched.order.is_empty() {

@@ -39,6 +39,8 @@ pub struct Aggregate {
     pub distinct: bool,
     /// NULL inputs are skipped.
     pub ignore_nulls: bool,
+    /// A result of NULL (no non-null input) is reported as zero: ksqlDB's SUM starts at 0.
+    pub null_as_zero: bool,
 }
 
 /// The aggregate function ksqlDB calls `name`.
@@ -51,10 +53,14 @@ pub fn aggregate(name: &str) -> Option<Aggregate> {
         udaf,
         distinct: false,
         ignore_nulls: false,
+        null_as_zero: false,
     };
     Some(match name.to_ascii_uppercase().as_str() {
         "COUNT" => plain(count::count_udaf()),
-        "SUM" => plain(sum::sum_udaf()),
+        "SUM" => Aggregate {
+            null_as_zero: true,
+            ..plain(sum::sum_udaf())
+        },
         "MIN" => plain(min_max::min_udaf()),
         "MAX" => plain(min_max::max_udaf()),
         "AVG" => plain(average::avg_udaf()),

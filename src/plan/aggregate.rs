@@ -18,10 +18,11 @@ use sqlparser::ast::{Expr as SqlExpr, SelectItem};
 use super::error::PlanError;
 use super::expr::{ExprPlanner, function_args};
 use super::rewrite::{column_ref, rewrite};
+use crate::catalog::Source;
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::exec::aggregate::{AggregateSpec, EmitMode};
 use crate::exec::window::{DEFAULT_GRACE_MS, WindowSpec};
-use crate::sql::ast::{ProjectionItem, Query, WindowExpr};
+use crate::sql::ast::{ProjectionItem, Query, SourceKind, WindowExpr};
 
 type Result<T> = std::result::Result<T, PlanError>;
 
@@ -73,21 +74,13 @@ impl Namer {
 /// Plans the aggregation of `query` over batches of `input`.
 pub fn plan_aggregate(
     query: &Query,
+    source: &Source,
     input: &SchemaRef,
     emit: EmitMode,
 ) -> Result<PlannedAggregate> {
     let df_input = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df_input);
-    let group_exprs = query
-        .group_by
-        .iter()
-        .map(|g| planner.lower(g))
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(g) = query.group_by.iter().find(|g| contains_aggregate(g)) {
-        return Err(PlanError::Invalid(format!(
-            "GROUP BY does not support aggregate functions: {g} is an aggregate function."
-        )));
-    }
+    let group_exprs = group_by(&query.group_by, &planner)?;
     let items = select_items(&query.projection)?;
     let key_names = key_names(&items, &group_exprs, &planner);
 
@@ -119,6 +112,7 @@ pub fn plan_aggregate(
         .iter()
         .map(|g| planner.physical(g))
         .collect::<Result<Vec<_>>>()?;
+    let source_keys = table_keys(source, &aggregates, &planner)?;
     let spec = AggregateSpec {
         group_exprs: group_physical,
         aggregates,
@@ -127,6 +121,11 @@ pub fn plan_aggregate(
         emit,
         output_schema,
         input_rowtime: input.index_of(ROWTIME)?,
+        source_keys,
+        null_as_zero: calls
+            .iter()
+            .map(|c| aggregate_function(c).is_some_and(|f| f.null_as_zero))
+            .collect(),
     };
     Ok(PlannedAggregate {
         spec: Arc::new(spec),
@@ -195,6 +194,77 @@ fn output_schema(
     }
     fields.push(Field::new(ROWTIME, DataType::Int64, false));
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The GROUP BY expressions, lowered; aggregates are not allowed there.
+fn group_by(exprs: &[SqlExpr], planner: &ExprPlanner<'_>) -> Result<Vec<Expr>> {
+    if let Some(g) = exprs.iter().find(|g| contains_aggregate(g)) {
+        return Err(PlanError::Invalid(format!(
+            "GROUP BY does not support aggregate functions: {g} is an aggregate function."
+        )));
+    }
+    exprs.iter().map(|g| planner.lower(g)).collect()
+}
+
+/// For a table source, its key columns, once every aggregate is known to retract (ksqlDB
+/// rejects MIN, MAX, EARLIEST_BY_OFFSET and LATEST_BY_OFFSET on tables).
+fn table_keys(
+    source: &Source,
+    aggregates: &[Arc<datafusion_physical_expr::aggregate::AggregateFunctionExpr>],
+    planner: &ExprPlanner<'_>,
+) -> Result<Option<Vec<Arc<dyn datafusion_physical_expr::PhysicalExpr>>>> {
+    if source.kind != SourceKind::Table {
+        return Ok(None);
+    }
+    // DataFusion's array_agg retracts the oldest values (window frames), not the values a
+    // table update replaces: COLLECT_LIST/COLLECT_SET on tables need their own accumulator.
+    if aggregates
+        .iter()
+        .any(|a| a.fun().name().eq_ignore_ascii_case("array_agg"))
+    {
+        return Err(PlanError::Unsupported(
+            "COLLECT_LIST and COLLECT_SET over a table source".into(),
+        ));
+    }
+    let rejected: Vec<String> = aggregates
+        .iter()
+        .filter(|a| {
+            let name = a.fun().name().to_ascii_uppercase();
+            ["MIN", "MAX", "FIRST_VALUE", "LAST_VALUE"].contains(&name.as_str())
+                || !a
+                    .create_sliding_accumulator()
+                    .is_ok_and(|acc| acc.supports_retract_batch())
+        })
+        .map(|a| match a.fun().name().to_ascii_uppercase().as_str() {
+            "FIRST_VALUE" => "EARLIEST_BY_OFFSET".to_string(),
+            "LAST_VALUE" => "LATEST_BY_OFFSET".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    if !rejected.is_empty() {
+        let names = match rejected.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        return Err(PlanError::Invalid(format!(
+            "The aggregation functions {names} cannot be applied to a table source, only to a stream source."
+        )));
+    }
+    source
+        .schema
+        .keys()
+        .map(|k| planner.plan(&column_ref(&k.name)))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// The ksqlDB aggregate an aggregate call names.
+fn aggregate_function(call: &SqlExpr) -> Option<crate::functions::Aggregate> {
+    match call {
+        SqlExpr::Function(f) => crate::functions::aggregate(&f.name.to_string()),
+        _ => None,
+    }
 }
 
 /// HAVING (already rewritten) over the aggregation's output.

@@ -123,7 +123,7 @@ fn plan_body(
         } else {
             EmitMode::Changes
         };
-        let planned = plan_aggregate(query, input, emit)?;
+        let planned = plan_aggregate(query, source, input, emit)?;
         let output = Arc::clone(&planned.spec.output_schema);
         let window = planned
             .spec
@@ -192,8 +192,10 @@ fn check_shape(query: &Query, source: &Source, kind: SourceKind, aggregated: boo
             "EMIT FINAL is only supported for windowed aggregations.".into(),
         ));
     }
-    if aggregated && source.kind == SourceKind::Table {
-        return Err(PlanError::Unsupported("aggregations over tables".into()));
+    if query.window.is_some() && source.kind == SourceKind::Table {
+        return Err(PlanError::Invalid(
+            "Windowed aggregations are only supported on streams.".into(),
+        ));
     }
     let produces = if aggregated || source.kind == SourceKind::Table {
         SourceKind::Table
