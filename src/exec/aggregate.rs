@@ -26,7 +26,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 
 use super::filter::evaluate_mask;
-use super::window::WindowSpec;
+use super::window::{TimeWindow, WindowSpec};
 use super::{Batch, ExecError, Operator};
 use crate::state::aggregate_store::{AggregateStore, GroupKey};
 
@@ -98,6 +98,23 @@ impl AggregateSpec {
             }
         }
         Ok(values)
+    }
+}
+
+/// A batch's group keys, aggregate arguments and timestamps, for row-by-row processing.
+struct RowInputs {
+    groups: arrow::row::Rows,
+    args: Vec<Vec<ArrayRef>>,
+    rowtime: Int64Array,
+}
+
+impl RowInputs {
+    /// Row `row`'s aggregate arguments, as one-row arrays.
+    fn row_args(&self, row: usize) -> Vec<Vec<ArrayRef>> {
+        self.args
+            .iter()
+            .map(|a| a.iter().map(|c| c.slice(row, 1)).collect())
+            .collect()
     }
 }
 
@@ -318,6 +335,18 @@ impl AggregateOp {
     /// Emits result rows in order, applying HAVING: a row that fails it is dropped, or is a
     /// tombstone when its group's last emitted row passed.
     fn emit_rows(&mut self, rows: Vec<ResultRow>, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        let deleted = vec![false; rows.len()];
+        self.emit_rows_deleting(rows, &deleted, out)
+    }
+
+    /// [`Self::emit_rows`], where rows flagged in `deleted` are tombstones of groups that are
+    /// gone (replaced sessions).
+    fn emit_rows_deleting(
+        &mut self,
+        rows: Vec<ResultRow>,
+        deleted: &[bool],
+        out: &mut Vec<Batch>,
+    ) -> Result<(), ExecError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -328,6 +357,11 @@ impl AggregateOp {
         };
         let (mut keep, mut tombstones) = (Vec::new(), Vec::new());
         for (i, (key, _, _)) in rows.iter().enumerate() {
+            if deleted[i] {
+                keep.push(i as u32);
+                tombstones.push(true);
+                continue;
+            }
             let Some(state) = self.store.get_mut(key) else {
                 continue;
             };
@@ -368,38 +402,131 @@ impl AggregateOp {
                 ));
             }
         };
-        let groups = self
-            .converter
-            .convert_columns(&eval(&self.spec.group_exprs)?)?;
-        let args = self
-            .spec
-            .aggregates
-            .iter()
-            .map(|a| eval(&a.expressions()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let rowtime = data
-            .column(self.spec.input_rowtime)
-            .as_primitive::<Int64Type>();
+        let inputs = self.row_inputs(data)?;
         let mut emitted = Vec::new();
         for row in 0..n {
             let source_key: Box<[u8]> = source_rows.row(row).as_ref().into();
-            let ts = rowtime.value(row);
+            let ts = inputs.rowtime.value(row);
             if let Some((group, old_args)) = self.previous.remove(&source_key) {
                 self.apply(&group, &old_args, ts, true)?;
                 emitted.extend(self.snapshot(&group)?);
             }
             if !batch.is_tombstone(row) {
-                let group: GroupKey = (groups.row(row).as_ref().into(), None);
-                let row_args: Vec<Vec<ArrayRef>> = args
-                    .iter()
-                    .map(|a| a.iter().map(|c| c.slice(row, 1)).collect())
-                    .collect();
+                let group: GroupKey = (inputs.groups.row(row).as_ref().into(), None);
+                let row_args = inputs.row_args(row);
                 self.apply(&group, &row_args, ts, false)?;
                 emitted.extend(self.snapshot(&group)?);
                 self.previous.insert(source_key, (group, row_args));
             }
         }
         self.emit_rows(emitted, out)
+    }
+
+    /// What the row-by-row paths (tables, sessions) read from a batch.
+    fn row_inputs(&self, data: &RecordBatch) -> Result<RowInputs, ExecError> {
+        let n = data.num_rows();
+        let eval = |exprs: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>, ExecError> {
+            exprs
+                .iter()
+                .map(|e| Ok(e.evaluate(data)?.into_array(n)?))
+                .collect()
+        };
+        Ok(RowInputs {
+            groups: self
+                .converter
+                .convert_columns(&eval(&self.spec.group_exprs)?)?,
+            args: self
+                .spec
+                .aggregates
+                .iter()
+                .map(|a| eval(&a.expressions()))
+                .collect::<Result<Vec<_>, _>>()?,
+            rowtime: data
+                .column(self.spec.input_rowtime)
+                .as_primitive::<Int64Type>()
+                .clone(),
+        })
+    }
+
+    /// A batch for SESSION windows, row by row: a record merges every session of its key it
+    /// touches (each replaced session emits a tombstone) into one, then updates it.
+    fn process_session(&mut self, batch: &Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
+        let (data, n) = (&batch.data, batch.data.num_rows());
+        let inputs = self.row_inputs(data)?;
+        let (mut rows, mut deleted) = (Vec::new(), Vec::new());
+        for row in 0..n {
+            let ts = inputs.rowtime.value(row);
+            self.stream_time = self.stream_time.max(ts);
+            let key: Box<[u8]> = inputs.groups.row(row).as_ref().into();
+            let row_args = inputs.row_args(row);
+            if let Some(merged) =
+                self.merge_session(&key, ts, &row_args, &mut rows, &mut deleted)?
+            {
+                rows.extend(self.snapshot(&merged)?);
+                deleted.push(false);
+            }
+        }
+        self.emit_rows_deleting(rows, &deleted, out)
+    }
+
+    /// Merges the record at `ts` into the sessions of `key` it touches; returns the merged
+    /// group, or `None` when the merged session is already closed (a late record).
+    fn merge_session(
+        &mut self,
+        key: &[u8],
+        ts: i64,
+        row_args: &[Vec<ArrayRef>],
+        rows: &mut Vec<ResultRow>,
+        deleted: &mut Vec<bool>,
+    ) -> Result<Option<GroupKey>, ExecError> {
+        let Some(spec) = self.spec.window else {
+            return Ok(None);
+        };
+        let touching: Vec<TimeWindow> = self
+            .store
+            .windows_of(key)
+            .iter()
+            .filter(|w| spec.session_touches(w, ts))
+            .copied()
+            .collect();
+        let merged = touching
+            .iter()
+            .fold(TimeWindow { start: ts, end: ts }, |m, w| TimeWindow {
+                start: m.start.min(w.start),
+                end: m.end.max(w.end),
+            });
+        if spec.is_closed(&merged, self.stream_time) {
+            self.late_records += 1;
+            return Ok(None);
+        }
+        let mut accumulators = self.spec.accumulators()?;
+        let mut max_ts = ts;
+        for window in touching {
+            let old_key: GroupKey = (key.into(), Some(window));
+            let Some(mut old) = self.store.remove(&old_key) else {
+                continue;
+            };
+            if old.emitted {
+                rows.push((old_key, self.spec.evaluate(&mut old)?, old.max_timestamp));
+                deleted.push(true);
+            }
+            for (acc, previous) in accumulators.iter_mut().zip(old.accumulators.iter_mut()) {
+                let state = previous
+                    .state()?
+                    .iter()
+                    .map(ScalarValue::to_array)
+                    .collect::<Result<Vec<_>, _>>()?;
+                acc.merge_batch(&state)?;
+            }
+            max_ts = max_ts.max(old.max_timestamp);
+        }
+        for (acc, a) in accumulators.iter_mut().zip(row_args) {
+            acc.update_batch(a)?;
+        }
+        let group: GroupKey = (key.into(), Some(merged));
+        let state = self.store.get_or_insert_with(&group, || Ok(accumulators))?;
+        state.max_timestamp = max_ts;
+        Ok(Some(group))
     }
 
     /// Adds (or retracts) one row's arguments to a group.
@@ -432,7 +559,7 @@ impl AggregateOp {
         };
         let mut closed = self
             .store
-            .remove_ending_by(self.stream_time.saturating_sub(spec.grace()));
+            .remove_ending_by(spec.closed_up_to(self.stream_time));
         if self.spec.emit != EmitMode::Final || closed.is_empty() {
             return Ok(());
         }
@@ -471,6 +598,10 @@ impl Operator for AggregateOp {
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
         if self.spec.source_keys.is_some() {
             return self.process_table(&batch, out);
+        }
+        if matches!(self.spec.window, Some(WindowSpec::Session { .. })) {
+            self.process_session(&batch, out)?;
+            return self.close_windows(out);
         }
         let touched = self.assign_groups(&batch.data)?;
         self.update(&batch.data, &touched)?;

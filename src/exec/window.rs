@@ -27,6 +27,13 @@ pub enum WindowSpec {
         /// Grace period, ms.
         grace: i64,
     },
+    /// Sessions of activity separated by more than `gap` ms without records.
+    Session {
+        /// The inactivity gap, ms.
+        gap: i64,
+        /// Grace period, ms.
+        grace: i64,
+    },
     /// Windows of `size` ms starting every `advance` ms.
     Hopping {
         /// Window size, ms.
@@ -42,7 +49,9 @@ impl WindowSpec {
     /// The grace period in ms.
     pub fn grace(&self) -> i64 {
         match self {
-            WindowSpec::Tumbling { grace, .. } | WindowSpec::Hopping { grace, .. } => *grace,
+            WindowSpec::Tumbling { grace, .. }
+            | WindowSpec::Hopping { grace, .. }
+            | WindowSpec::Session { grace, .. } => *grace,
         }
     }
 
@@ -50,12 +59,14 @@ impl WindowSpec {
     pub fn size(&self) -> i64 {
         match self {
             WindowSpec::Tumbling { size, .. } | WindowSpec::Hopping { size, .. } => *size,
+            WindowSpec::Session { gap, .. } => *gap,
         }
     }
 
-    /// The windows containing `ts`, in ascending start order.
+    /// The windows containing `ts`, in ascending start order (a new session: `[ts, ts]`).
     pub fn assign(&self, ts: i64) -> Vec<TimeWindow> {
         match *self {
+            WindowSpec::Session { .. } => vec![TimeWindow { start: ts, end: ts }],
             WindowSpec::Tumbling { size, .. } => {
                 let start = ts - ts.rem_euclid(size);
                 vec![TimeWindow {
@@ -83,9 +94,36 @@ impl WindowSpec {
         }
     }
 
-    /// Whether `window` no longer accepts records once stream time is `stream_time`.
+    /// Whether `window` no longer accepts records once stream time is `stream_time`. Time
+    /// windows close at end + grace; a session (whose end is inclusive) once stream time passes
+    /// end + gap + grace, as in Kafka Streams.
     pub fn is_closed(&self, window: &TimeWindow, stream_time: i64) -> bool {
-        window.end.saturating_add(self.grace()) <= stream_time
+        match self {
+            WindowSpec::Session { gap, grace } => {
+                window.end < stream_time.saturating_sub(grace.saturating_add(*gap))
+            }
+            _ => window.end.saturating_add(self.grace()) <= stream_time,
+        }
+    }
+
+    /// The latest window end that is closed at `stream_time` (windows ending at or before it).
+    pub fn closed_up_to(&self, stream_time: i64) -> i64 {
+        match self {
+            WindowSpec::Session { gap, grace } => stream_time
+                .saturating_sub(grace.saturating_add(*gap))
+                .saturating_sub(1),
+            _ => stream_time.saturating_sub(self.grace()),
+        }
+    }
+
+    /// Whether a session ending at `end` and a record at `ts` belong together.
+    pub fn session_touches(&self, window: &TimeWindow, ts: i64) -> bool {
+        match self {
+            WindowSpec::Session { gap, .. } => {
+                window.end.saturating_add(*gap) >= ts && window.start.saturating_sub(*gap) <= ts
+            }
+            _ => false,
+        }
     }
 }
 

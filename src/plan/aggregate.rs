@@ -399,7 +399,10 @@ fn window_spec(window: &WindowExpr) -> Result<WindowSpec> {
                 grace: grace(g),
             })
         }
-        WindowExpr::Session { .. } => Err(PlanError::Unsupported("SESSION windows".into())),
+        WindowExpr::Session { gap, grace: g, .. } => Ok(WindowSpec::Session {
+            gap: positive(gap.millis())?,
+            grace: grace(g),
+        }),
     }
 }
 

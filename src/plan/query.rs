@@ -23,6 +23,7 @@ use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source, WindowInfo};
 use crate::exec::aggregate::EmitMode;
 use crate::exec::task::OperatorSpec;
+use crate::exec::window::WindowSpec;
 use crate::sql::ast::{Emit, ProjectionItem, Query, SourceKind, WithProperties, normalize};
 
 type Result<T> = std::result::Result<T, PlanError>;
@@ -125,10 +126,12 @@ fn plan_body(
         };
         let planned = plan_aggregate(query, source, input, emit)?;
         let output = Arc::clone(&planned.spec.output_schema);
-        let window = planned
-            .spec
-            .window
-            .map(|w| WindowInfo::Time { size_ms: w.size() });
+        let window = planned.spec.window.map(|w| match w {
+            WindowSpec::Session { .. } => WindowInfo::Session,
+            other => WindowInfo::Time {
+                size_ms: other.size(),
+            },
+        });
         operators.push((
             OperatorSpec::Aggregate(Arc::clone(&planned.spec)),
             Arc::clone(input),

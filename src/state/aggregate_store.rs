@@ -41,6 +41,8 @@ pub struct AggregateStore {
     groups: HashMap<GroupKey, GroupState>,
     /// Windowed groups by window end, so closed windows are found without a scan.
     by_end: BTreeMap<i64, Vec<GroupKey>>,
+    /// Windows by key, for session merging.
+    windows: HashMap<Box<[u8]>, Vec<TimeWindow>>,
 }
 
 impl AggregateStore {
@@ -61,6 +63,7 @@ impl AggregateStore {
             };
             if let Some(window) = key.1 {
                 self.by_end.entry(window.end).or_default().push(key.clone());
+                self.windows.entry(key.0.clone()).or_default().push(window);
             }
             self.groups.insert(key.clone(), state);
         }
@@ -74,6 +77,29 @@ impl AggregateStore {
         self.groups.get_mut(key)
     }
 
+    /// The windows held for `key`.
+    pub fn windows_of(&self, key: &[u8]) -> &[TimeWindow] {
+        self.windows.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Removes one group.
+    pub fn remove(&mut self, key: &GroupKey) -> Option<GroupState> {
+        let state = self.groups.remove(key)?;
+        if let Some(window) = key.1 {
+            self.forget_window(&key.0, window);
+        }
+        Some(state)
+    }
+
+    fn forget_window(&mut self, key: &[u8], window: TimeWindow) {
+        if let Some(windows) = self.windows.get_mut(key) {
+            windows.retain(|w| *w != window);
+            if windows.is_empty() {
+                self.windows.remove(key);
+            }
+        }
+    }
+
     /// Removes and returns every windowed group whose window ends at or before `end`, in
     /// order of window end.
     pub fn remove_ending_by(&mut self, end: i64) -> Vec<(GroupKey, GroupState)> {
@@ -84,6 +110,9 @@ impl AggregateStore {
             }
             for key in entry.remove() {
                 if let Some(state) = self.groups.remove(&key) {
+                    if let Some(window) = key.1 {
+                        self.forget_window(&key.0, window);
+                    }
                     closed.push((key, state));
                 }
             }
