@@ -92,7 +92,24 @@ impl std::fmt::Debug for Task {
 
 impl Task {
     /// Processes records (in order) and returns the records to write to the sink.
+    ///
+    /// A panic inside an operator (a library function meeting an input it cannot handle) is
+    /// turned into an internal error of this task, so it stops this query, not the server.
     pub fn process(&mut self, records: &[Record]) -> Result<Vec<Record>, ExecError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.process_unguarded(records)
+        }))
+        .unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ExecError::Internal(format!("an operator panicked: {why}")))
+        })
+    }
+
+    fn process_unguarded(&mut self, records: &[Record]) -> Result<Vec<Record>, ExecError> {
         let decoded = self.decoder.decode(records);
         for (index, error) in &decoded.failures {
             self.log.record_failed(&records[*index], error);

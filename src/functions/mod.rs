@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+pub mod json;
+
 use datafusion_expr::{AggregateUDF, ScalarUDF};
 
 /// The scalar function ksqlDB calls `name`.
@@ -26,6 +28,18 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "FLOOR" => math::floor(),
         "SQRT" => math::sqrt(),
         "NULLIF" => core::nullif(),
+        "GREATEST" => core::greatest(),
+        "LEAST" => core::least(),
+        "ROUND" => math::round(),
+        "POWER" => math::power(),
+        "SIGN" => math::signum(),
+        "EXP" => math::exp(),
+        "LN" => math::ln(),
+        "INITCAP" => unicode::initcap(),
+        "CONCAT_WS" => string::concat_ws(),
+        "INSTR" => unicode::strpos(),
+        "CHR" => string::chr(),
+        "TO_JSON_STRING" => json::ToJsonString::udf(),
         _ => return None,
     })
 }

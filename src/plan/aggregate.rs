@@ -335,7 +335,20 @@ fn aggregate_call(
     let function_name = f.name.to_string();
     let function = crate::functions::aggregate(&function_name)
         .ok_or_else(|| PlanError::UnknownFunction(function_name.clone()))?;
-    let mut args = function_args(f)?
+    let mut call_args = function_args(f)?;
+    // EARLIEST_BY_OFFSET(x, ignoreNulls) and LATEST_BY_OFFSET(x, ignoreNulls).
+    let mut function = function;
+    if let [_, SqlExpr::Value(v)] = call_args.as_slice()
+        && let sqlparser::ast::Value::Boolean(ignore) = v.value
+        && matches!(
+            function_name.to_ascii_uppercase().as_str(),
+            "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET"
+        )
+    {
+        function.ignore_nulls = ignore;
+        call_args.truncate(1);
+    }
+    let mut args = call_args
         .iter()
         .map(|a| planner.lower(a))
         .collect::<Result<Vec<_>>>()?;

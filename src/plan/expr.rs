@@ -258,6 +258,9 @@ impl<'a> ExprPlanner<'a> {
         if name.eq_ignore_ascii_case("COALESCE") || name.eq_ignore_ascii_case("IFNULL") {
             return self.coalesce(&function_args(f)?);
         }
+        if name.eq_ignore_ascii_case("STRUCT") {
+            return self.struct_constructor(f);
+        }
         // AS_VALUE(x) is x: it only makes a key column (which must be selected as the key)
         // appear in the value too.
         if name.eq_ignore_ascii_case("AS_VALUE") {
@@ -274,6 +277,32 @@ impl<'a> ExprPlanner<'a> {
             .map(|a| self.lower(a))
             .collect::<Result<Vec<_>>>()?;
         self.call(&udf, args)
+    }
+
+    /// `STRUCT(f1 := v1, ...)` as DataFusion's `named_struct('F1', v1, ...)`.
+    fn struct_constructor(&self, f: &Function) -> Result<Expr> {
+        let FunctionArguments::List(list) = &f.args else {
+            return Ok(datafusion_functions::core::named_struct().call(Vec::new()));
+        };
+        let mut args = Vec::new();
+        for arg in &list.args {
+            let FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            } = arg
+            else {
+                return Err(PlanError::Invalid(format!(
+                    "STRUCT fields are written name := value, got {arg}"
+                )));
+            };
+            args.push(Expr::Literal(
+                ScalarValue::Utf8(Some(normalize(name))),
+                None,
+            ));
+            args.push(self.lower(value)?);
+        }
+        Ok(datafusion_functions::core::named_struct().call(args))
     }
 
     /// `COALESCE(a, b, ...)` as `CASE WHEN a IS NOT NULL THEN a ... END`, in the first
