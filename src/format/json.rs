@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::Array;
 use arrow::datatypes::{DataType, Field};
 use datafusion_common::ScalarValue;
 use serde_json::{Map, Number, Value};
@@ -64,6 +65,12 @@ pub fn to_scalar(value: &Value, data_type: &DataType) -> Result<ScalarValue, Str
             };
             struct_scalar(object, fields)?
         }
+        DataType::Map(entries, sorted) => {
+            let Value::Object(object) = value else {
+                return Err(mismatch());
+            };
+            map_scalar(object, entries, *sorted)?
+        }
         other => {
             return Err(format!(
                 "JSON values of type {} are not supported yet",
@@ -92,6 +99,45 @@ fn struct_scalar(
     let array = arrow::array::StructArray::try_new(fields.clone(), arrays, None)
         .map_err(|e| e.to_string())?;
     Ok(ScalarValue::Struct(Arc::new(array)))
+}
+
+/// A MAP from a JSON object (keys coerced from their text to the key type).
+fn map_scalar(
+    object: &Map<String, Value>,
+    entries: &arrow::datatypes::FieldRef,
+    sorted: bool,
+) -> Result<ScalarValue, String> {
+    let DataType::Struct(kv) = entries.data_type() else {
+        return Err("malformed MAP type".into());
+    };
+    let (key_type, value_type) = (kv[0].data_type(), kv[1].data_type());
+    let keys = object
+        .keys()
+        .map(|k| to_scalar(&Value::String(k.clone()), key_type))
+        .collect::<Result<Vec<_>, _>>()?;
+    let values = object
+        .values()
+        .map(|v| to_scalar(v, value_type))
+        .collect::<Result<Vec<_>, _>>()?;
+    let array =
+        |scalars: Vec<ScalarValue>, t: &DataType| -> Result<arrow::array::ArrayRef, String> {
+            if scalars.is_empty() {
+                Ok(arrow::array::new_empty_array(t))
+            } else {
+                ScalarValue::iter_to_array(scalars).map_err(|e| e.to_string())
+            }
+        };
+    let struct_array = arrow::array::StructArray::try_new(
+        kv.clone(),
+        vec![array(keys, key_type)?, array(values, value_type)?],
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let offsets = arrow::buffer::OffsetBuffer::new(vec![0i32, struct_array.len() as i32].into());
+    let map =
+        arrow::array::MapArray::try_new(Arc::clone(entries), offsets, struct_array, None, sorted)
+            .map_err(|e| e.to_string())?;
+    Ok(ScalarValue::Map(Arc::new(map)))
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -169,6 +215,25 @@ pub fn from_scalar(value: &ScalarValue) -> Value {
                 .map(|v| from_scalar(&v))
                 .collect();
             Value::Array(items)
+        }
+        ScalarValue::Map(map) => {
+            let entries = map.value(0);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            Value::Object(
+                (0..entries.len())
+                    .map(|i| {
+                        let key = ScalarValue::try_from_array(keys, i)
+                            .map_or(Value::Null, |k| from_scalar(&k));
+                        let key = match key {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        let value = ScalarValue::try_from_array(values, i)
+                            .map_or(Value::Null, |v| from_scalar(&v));
+                        (key, value)
+                    })
+                    .collect(),
+            )
         }
         ScalarValue::Struct(array) => Value::Object(
             array

@@ -115,6 +115,27 @@ impl<'a> ExprPlanner<'a> {
                 Ok(datafusion_expr::cast(self.lower(expr)?, target))
             }
             SqlExpr::Function(f) => self.function(f),
+            SqlExpr::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args = vec![self.lower(expr)?];
+                args.extend(
+                    substring_from
+                        .as_deref()
+                        .map(|e| self.lower(e))
+                        .transpose()?,
+                );
+                args.extend(
+                    substring_for
+                        .as_deref()
+                        .map(|e| self.lower(e))
+                        .transpose()?,
+                );
+                self.call(&datafusion_functions::unicode::substr(), args)
+            }
             other => Err(PlanError::Unsupported(format!("expression {other}"))),
         }
     }

@@ -19,7 +19,7 @@ use super::error::PlanError;
 use super::expr::ExprPlanner;
 use super::partition::plan_partition_by;
 use super::rewrite::column_ref;
-use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
+use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source, WindowInfo};
 use crate::exec::aggregate::EmitMode;
 use crate::exec::task::OperatorSpec;
@@ -297,12 +297,14 @@ fn plan_projection(
     if windowed {
         passthrough.extend([WINDOWSTART, WINDOWEND]);
     }
+    if let Some((name, _)) = exprs.iter().find(|(n, _)| {
+        [ROWTIME, WINDOWSTART, WINDOWEND, ROWPARTITION, ROWOFFSET].contains(&n.as_str())
+    }) {
+        return Err(PlanError::Invalid(format!(
+            "`{name}` is a reserved column name. You cannot use it as an alias for a column."
+        )));
+    }
     for name in passthrough {
-        if exprs.iter().any(|(n, _)| n == name) {
-            return Err(PlanError::Unsupported(format!(
-                "a select item named {name}"
-            )));
-        }
         exprs.push((name.to_string(), planner.plan(&column_ref(name))?));
     }
     let fields = exprs
