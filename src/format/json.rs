@@ -49,27 +49,8 @@ pub fn to_scalar(value: &Value, data_type: &DataType) -> Result<ScalarValue, Str
             Value::String(s) => s.clone(),
             other => other.to_string(),
         })),
-        DataType::List(field) => {
-            let Value::Array(items) = value else {
-                return Err(mismatch());
-            };
-            let scalars = items
-                .iter()
-                .map(|v| to_scalar(v, field.data_type()))
-                .collect::<Result<Vec<_>, _>>()?;
-            ScalarValue::List(ScalarValue::new_list_nullable(&scalars, field.data_type()))
-        }
-        DataType::Struct(fields) => {
-            let Value::Object(object) = value else {
-                return Err(mismatch());
-            };
-            struct_scalar(object, fields)?
-        }
-        DataType::Map(entries, sorted) => {
-            let Value::Object(object) = value else {
-                return Err(mismatch());
-            };
-            map_scalar(object, entries, *sorted)?
+        DataType::List(_) | DataType::Struct(_) | DataType::Map(..) => {
+            nested_scalar(value, data_type).ok_or_else(mismatch)??
         }
         other => {
             return Err(format!(
@@ -77,6 +58,24 @@ pub fn to_scalar(value: &Value, data_type: &DataType) -> Result<ScalarValue, Str
                 crate::types::sql_name(other)
             ));
         }
+    })
+}
+
+/// ARRAY, STRUCT and MAP values; `None` when the JSON has the wrong shape.
+fn nested_scalar(value: &Value, data_type: &DataType) -> Option<Result<ScalarValue, String>> {
+    Some(match (data_type, value) {
+        (DataType::List(field), Value::Array(items)) => items
+            .iter()
+            .map(|v| to_scalar(v, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|scalars| {
+                ScalarValue::List(ScalarValue::new_list_nullable(&scalars, field.data_type()))
+            }),
+        (DataType::Struct(fields), Value::Object(object)) => struct_scalar(object, fields),
+        (DataType::Map(entries, sorted), Value::Object(object)) => {
+            map_scalar(object, entries, *sorted)
+        }
+        _ => return None,
     })
 }
 
@@ -209,6 +208,14 @@ pub fn from_scalar(value: &ScalarValue) -> Value {
                 .and_then(Number::from_f64)
                 .map_or(Value::String(text), Value::Number)
         }
+        ScalarValue::List(_) | ScalarValue::Map(_) | ScalarValue::Struct(_) => nested_json(value),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// The JSON of an ARRAY, MAP or STRUCT value.
+fn nested_json(value: &ScalarValue) -> Value {
+    match value {
         ScalarValue::List(list) => {
             let items = (0..list.value_length(0).max(0) as usize)
                 .filter_map(|i| ScalarValue::try_from_array(&list.value(0), i).ok())

@@ -85,6 +85,20 @@ impl<'a> ExprPlanner<'a> {
                 list,
                 negated,
             } => self.in_list(expr, list, *negated),
+            SqlExpr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
+            SqlExpr::Function(f) => self.function(f),
+            other => self.lower_more(other),
+        }
+    }
+
+    /// LIKE, CAST and SUBSTRING, which sqlparser gives nodes of their own.
+    fn lower_more(&self, expr: &SqlExpr) -> Result<Expr> {
+        match expr {
             SqlExpr::Like {
                 negated,
                 expr,
@@ -99,12 +113,6 @@ impl<'a> ExprPlanner<'a> {
                 let (e, p) = (Box::new(self.lower(expr)?), Box::new(self.lower(pattern)?));
                 Ok(Expr::Like(Like::new(*negated, e, p, escape, false)))
             }
-            SqlExpr::Case {
-                operand,
-                conditions,
-                else_result,
-                ..
-            } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
             SqlExpr::Cast {
                 kind: CastKind::Cast,
                 expr,
@@ -114,7 +122,6 @@ impl<'a> ExprPlanner<'a> {
                 let target = cast_type(data_type)?;
                 Ok(datafusion_expr::cast(self.lower(expr)?, target))
             }
-            SqlExpr::Function(f) => self.function(f),
             SqlExpr::Substring {
                 expr,
                 substring_from,
