@@ -20,7 +20,7 @@ use crate::plan::PlanError;
 use crate::plan::ddl::plan_create_source;
 use crate::plan::query::{QueryPlan, SinkRequest, plan_query};
 use crate::sql::ast::{
-    CreateAsSelect, CreateSource, DropSource, QueryTarget, SourceKind, normalize,
+    CreateAsSelect, CreateSource, DropSource, InsertInto, QueryTarget, SourceKind, normalize,
 };
 use crate::sql::{self, Statement};
 
@@ -169,6 +169,7 @@ impl<R: Runtime> Engine<R> {
         match statement {
             Statement::CreateSource(c) => self.create_source(c).await,
             Statement::CreateAsSelect(c) => self.create_as_select(c, &statement.to_string()).await,
+            Statement::InsertInto(i) => self.insert_into(i, &statement.to_string()).await,
             Statement::Drop(d) => self.drop_source(d).await,
             Statement::Terminate(target) => self.terminate(target).await,
             other => Err(PlanError::Unsupported(format!(
@@ -241,6 +242,14 @@ impl<R: Runtime> Engine<R> {
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
         crate::format::validate::validate(&plan.sink)?;
+        let sink = plan.sink.clone();
+        self.start(id.clone(), text, plan).await?;
+        self.catalog.insert(sink);
+        Ok(Outcome::QueryStarted { id, sink: name })
+    }
+
+    /// Starts a planned query and records it.
+    async fn start(&mut self, id: String, text: &str, plan: QueryPlan) -> Result<(), Error> {
         let pipeline = self.pipeline(plan.source.as_ref(), &plan).await?;
         let query = PersistentQuery {
             id: id.clone(),
@@ -251,14 +260,56 @@ impl<R: Runtime> Engine<R> {
         };
         self.runtime.start_query(query).await?;
         self.next_id += 1;
-        self.catalog.insert(plan.sink);
         self.queries.insert(
-            id.clone(),
+            id,
             QueryInfo {
                 statement: text.to_string(),
-                sink: name.clone(),
+                sink: plan.sink.name.clone(),
             },
         );
+        Ok(())
+    }
+
+    /// `INSERT INTO stream SELECT ...`: a query writing into an existing stream, whose schema
+    /// its results must match.
+    async fn insert_into(&mut self, stmt: &InsertInto, text: &str) -> Result<Outcome, Error> {
+        let name = normalize(&stmt.target);
+        let target = self
+            .catalog
+            .get(&name)
+            .map(Arc::clone)
+            .ok_or_else(|| PlanError::UnknownSource(format!("Source `{name}`")))?;
+        if target.kind != SourceKind::Stream {
+            return Err(PlanError::Invalid(format!(
+                "INSERT INTO can only be used to insert into a stream. {name} is a table."
+            ))
+            .into());
+        }
+        let id = match stmt.properties.get_str("QUERY_ID") {
+            Some(id) => id.to_ascii_uppercase(),
+            None => format!("INSERTQUERY_{}", self.next_id),
+        };
+        let sink = SinkRequest {
+            name: name.clone(),
+            kind: SourceKind::Stream,
+            properties: &stmt.properties,
+            query_id: id.clone(),
+        };
+        let mut plan = plan_query(&stmt.query, &self.catalog, sink)?;
+        if plan.sink.schema != target.schema {
+            return Err(PlanError::Invalid(format!(
+                "Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}",
+                plan.sink.schema.to_sql(),
+                target.schema.to_sql()
+            ))
+            .into());
+        }
+        // The results go where the stream lives, in its formats.
+        plan.sink = Source {
+            written_by: plan.sink.written_by.clone(),
+            ..target.as_ref().clone()
+        };
+        self.start(id.clone(), text, plan).await?;
         Ok(Outcome::QueryStarted { id, sink: name })
     }
 
