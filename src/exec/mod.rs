@@ -7,7 +7,7 @@
 //! an encoder for one input partition.
 //!
 //! Layout: [`filter`], [`project`], [`aggregate`] (grouped and windowed aggregation with
-//! HAVING and emit modes), [`window`] (window assignment), [`task`], [`error`].
+//! HAVING and emit modes), [`unnest`] (EXPLODE), [`window`] (window assignment), [`task`], [`error`].
 
 pub mod aggregate;
 pub mod error;
@@ -15,6 +15,7 @@ pub mod filter;
 pub mod processing_log;
 pub mod project;
 pub mod task;
+pub mod unnest;
 pub mod window;
 
 use arrow::array::{BooleanArray, RecordBatch};

@@ -14,6 +14,7 @@ use super::aggregate::{AggregateOp, AggregateSpec};
 use super::filter::FilterOp;
 use super::processing_log::ProcessingLog;
 use super::project::ProjectOp;
+use super::unnest::UnnestOp;
 use super::{Batch, ExecError, Operator};
 use crate::format::decode::SourceDecoder;
 use crate::format::encode::SinkEncoder;
@@ -28,6 +29,8 @@ pub enum OperatorSpec {
     Project(Vec<(String, Arc<dyn PhysicalExpr>)>),
     /// `GROUP BY`, windows, `HAVING`, emit mode.
     Aggregate(Arc<AggregateSpec>),
+    /// `EXPLODE`: arrays to rows.
+    Unnest(Vec<(String, Arc<dyn PhysicalExpr>)>),
 }
 
 impl OperatorSpec {
@@ -38,6 +41,7 @@ impl OperatorSpec {
             OperatorSpec::Aggregate(spec) => {
                 Box::new(AggregateOp::try_new(Arc::clone(spec), input)?)
             }
+            OperatorSpec::Unnest(arrays) => Box::new(UnnestOp::try_new(arrays.clone(), input)?),
         })
     }
 }

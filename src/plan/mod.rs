@@ -1,7 +1,7 @@
 //! AST → plan: catalog entries for DDL, operators and a sink for persistent queries.
 //!
 //! [`ddl`] plans `CREATE STREAM/TABLE`; [`query`] plans `CREATE ... AS SELECT` (with
-//! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY); [`expr`] lowers expressions to DataFusion and
+//! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY, [`table_functions`] for EXPLODE); [`expr`] lowers expressions to DataFusion and
 //! [`rewrite`] rewrites them. Nothing here runs a query or talks to Kafka.
 
 pub mod aggregate;
@@ -11,5 +11,6 @@ pub mod expr;
 pub mod partition;
 pub mod query;
 pub mod rewrite;
+pub mod table_functions;
 
 pub use error::PlanError;

@@ -19,6 +19,7 @@ use super::error::PlanError;
 use super::expr::ExprPlanner;
 use super::partition::plan_partition_by;
 use super::rewrite::column_ref;
+use super::table_functions::plan_table_functions;
 use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source, WindowInfo};
 use crate::exec::aggregate::EmitMode;
@@ -159,12 +160,9 @@ fn plan_body(
             .iter()
             .map(|c| c.name.clone())
             .collect();
-        (
-            expand_items(&query.projection, &star)?,
-            keys,
-            Arc::clone(input),
-            None,
-        )
+        let items = expand_items(&query.projection, &star)?;
+        let (items, exploded) = plan_table_functions(items, input, operators)?;
+        (items, keys, exploded, None)
     })
 }
 
