@@ -40,6 +40,31 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "INSTR" => unicode::strpos(),
         "CHR" => string::chr(),
         "TO_JSON_STRING" => json::ToJsonString::udf(),
+        other => return nested(other),
+    })
+}
+
+/// ksqlDB's ARRAY and MAP functions with a DataFusion counterpart.
+fn nested(name: &str) -> Option<Arc<ScalarUDF>> {
+    use datafusion_functions_nested::{
+        array_has, concat, except, extract, length, map_keys, map_values, min_max, remove, set_ops,
+        sort,
+    };
+    Some(match name {
+        "ARRAY_LENGTH" => length::array_length_udf(),
+        "ARRAY_CONTAINS" => array_has::array_has_udf(),
+        "ARRAY_MAX" => min_max::array_max_udf(),
+        "ARRAY_MIN" => min_max::array_min_udf(),
+        "ARRAY_SORT" => sort::array_sort_udf(),
+        "ARRAY_DISTINCT" => set_ops::array_distinct_udf(),
+        "ARRAY_REMOVE" => remove::array_remove_all_udf(),
+        "ARRAY_CONCAT" => concat::array_concat_udf(),
+        "ARRAY_UNION" => set_ops::array_union_udf(),
+        "ARRAY_INTERSECT" => set_ops::array_intersect_udf(),
+        "ARRAY_EXCEPT" => except::array_except_udf(),
+        "SLICE" => extract::array_slice_udf(),
+        "MAP_KEYS" => map_keys::map_keys_udf(),
+        "MAP_VALUES" => map_values::map_values_udf(),
         _ => return None,
     })
 }

@@ -18,8 +18,8 @@ use datafusion_expr::type_coercion::functions::fields_with_udf;
 use datafusion_expr::{Expr, ExprSchemable, Operator, ScalarUDF};
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType as SqlDataType, Expr as SqlExpr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArguments, UnaryOperator, Value,
+    AccessExpr, BinaryOperator, CastKind, DataType as SqlDataType, Expr as SqlExpr, Function,
+    FunctionArg, FunctionArgExpr, FunctionArguments, Subscript, UnaryOperator, Value,
 };
 
 use super::error::PlanError;
@@ -143,8 +143,55 @@ impl<'a> ExprPlanner<'a> {
                 );
                 self.call(&datafusion_functions::unicode::substr(), args)
             }
+            SqlExpr::CompoundFieldAccess { root, access_chain } => self.access(root, access_chain),
+            SqlExpr::Array(array) => {
+                let elements = array
+                    .elem
+                    .iter()
+                    .map(|e| self.lower(e))
+                    .collect::<Result<Vec<_>>>()?;
+                self.call(
+                    &datafusion_functions_nested::make_array::make_array_udf(),
+                    elements,
+                )
+            }
             other => Err(PlanError::Unsupported(format!("expression {other}"))),
         }
+    }
+
+    /// `a[i]` (1-based; negative counts from the end), `m['k']`, and `.field` chains.
+    fn access(&self, root: &SqlExpr, chain: &[AccessExpr]) -> Result<Expr> {
+        let mut expr = self.lower(root)?;
+        for access in chain {
+            let AccessExpr::Subscript(Subscript::Index { index }) = access else {
+                return Err(PlanError::Unsupported(format!("access {access}")));
+            };
+            let index = self.lower(index)?;
+            expr = match self.data_type(&expr)? {
+                DataType::Map(..) => {
+                    let values = self.call(
+                        &datafusion_functions_nested::map_extract::map_extract_udf(),
+                        vec![expr, index],
+                    )?;
+                    let first = Expr::Literal(ScalarValue::Int64(Some(1)), None);
+                    self.call(
+                        &datafusion_functions_nested::extract::array_element_udf(),
+                        vec![values, first],
+                    )?
+                }
+                DataType::List(_) => self.call(
+                    &datafusion_functions_nested::extract::array_element_udf(),
+                    vec![expr, index],
+                )?,
+                other => {
+                    return Err(PlanError::Invalid(format!(
+                        "Subscripts are only supported on ARRAY and MAP, not {}",
+                        crate::types::sql_name(&other)
+                    )));
+                }
+            };
+        }
+        Ok(expr)
     }
 
     fn case(
@@ -288,6 +335,21 @@ impl<'a> ExprPlanner<'a> {
         }
         if name.eq_ignore_ascii_case("STRUCT") {
             return self.struct_constructor(f);
+        }
+        if name.eq_ignore_ascii_case("ARRAY_SORT") {
+            // ksqlDB sorts NULLs last, ascending unless told 'DESC'.
+            let mut args = function_args(f)?
+                .iter()
+                .map(|a| self.lower(a))
+                .collect::<Result<Vec<_>>>()?;
+            if args.len() == 1 {
+                args.push(Expr::Literal(ScalarValue::Utf8(Some("ASC".into())), None));
+            }
+            args.push(Expr::Literal(
+                ScalarValue::Utf8(Some("NULLS LAST".into())),
+                None,
+            ));
+            return self.call(&datafusion_functions_nested::sort::array_sort_udf(), args);
         }
         // AS_VALUE(x) is x: it only makes a key column (which must be selected as the key)
         // appear in the value too.
