@@ -78,9 +78,10 @@ fn show_key(key: &[u8], window_size: Option<i64>) -> String {
             let (inner, start) = key.split_at(key.len() - 8);
             let start = i64::from_be_bytes(start.try_into().unwrap_or([0; 8]));
             format!(
-                "{}@[{start}, {})",
+                "{} @ [{} .. {})",
                 String::from_utf8_lossy(inner),
-                start.saturating_add(size)
+                utc(start),
+                utc(start.saturating_add(size))
             )
         }
         _ => String::from_utf8_lossy(key).into_owned(),
@@ -103,7 +104,7 @@ mod tests {
         key.extend_from_slice(&300_000i64.to_be_bytes());
         assert_eq!(
             super::show_key(&key, Some(300_000)),
-            "card-1@[300000, 600000)"
+            "card-1 @ [1970-01-01 00:05:00.000Z .. 1970-01-01 00:10:00.000Z)"
         );
     }
 }
