@@ -66,6 +66,11 @@ impl LogicalSchema {
         self.columns.iter().filter(|c| c.kind == ColumnKind::Value)
     }
 
+    /// Every column's name, keys first (what `SELECT *` reads).
+    pub fn names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
     /// The column called `name`.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)

@@ -37,13 +37,7 @@ pub fn plan_partition_by(
     input: &SchemaRef,
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<Partitioned> {
-    let source_columns: Vec<String> = source
-        .schema
-        .columns
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
-    let items = expand_items(projection, &source_columns)?;
+    let items = expand_items(projection, &source.schema.names())?;
     if let [SqlExpr::Value(v)] = partition_by
         && v.value == Value::Null
     {

@@ -154,13 +154,7 @@ fn plan_body(
         (items, keys, rekeyed, None)
     } else {
         let keys: Vec<String> = source.schema.keys().map(|c| c.name.clone()).collect();
-        let star: Vec<String> = source
-            .schema
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .collect();
-        let items = expand_items(&query.projection, &star)?;
+        let items = expand_items(&query.projection, &source.schema.names())?;
         let (items, exploded) = plan_table_functions(items, input, operators)?;
         (items, keys, exploded, None)
     })
