@@ -320,9 +320,10 @@ impl<'a> ExprPlanner<'a> {
         let list = list
             .iter()
             .map(|item| {
-                let item = self.lower(item)?;
-                let it = self.data_type(&item)?;
-                Ok(cast_to(item, &it, &t))
+                let lowered = self.lower(item)?;
+                let it = self.data_type(&lowered)?;
+                check_comparable(&t, &it, item)?;
+                Ok(cast_to(lowered, &it, &t))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Expr::InList(InList::new(Box::new(e), list, negated)))
@@ -455,6 +456,64 @@ pub fn function_args(f: &Function) -> Result<Vec<SqlExpr>> {
             )))),
         })
         .collect()
+}
+
+/// ksqlDB's rule for comparing a value of type `left` with `item` of type `right`: numbers
+/// with numbers, strings with strings, booleans with booleans; a string literal compared with
+/// a number must hold one.
+fn check_comparable(left: &DataType, right: &DataType, item: &SqlExpr) -> Result<()> {
+    if right.is_null() || family(left) == family(right) {
+        return Ok(());
+    }
+    let left_name = crate::types::sql_name(left);
+    if let SqlExpr::Value(v) = item
+        && let Value::SingleQuotedString(s) = &v.value
+        && matches!(family(left), Family::Number | Family::Boolean)
+    {
+        let ok = match family(left) {
+            Family::Boolean => s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false"),
+            _ => s.trim().parse::<f64>().is_ok(),
+        };
+        if ok {
+            return Ok(());
+        }
+        return Err(PlanError::Invalid(format!(
+            "Invalid Predicate: invalid input syntax for type {}: \"{s}\".",
+            left_name.split('(').next().unwrap_or(&left_name)
+        )));
+    }
+    let shown = match item {
+        SqlExpr::Identifier(id) => normalize(id),
+        other => other.to_string(),
+    };
+    Err(PlanError::Invalid(format!(
+        "Invalid Predicate: operator does not exist: {left_name} = {} ({shown})\nHint: You might need to add explicit type casts.",
+        crate::types::sql_name(right)
+    )))
+}
+
+/// Kinds of values that compare with each other.
+#[derive(Debug, PartialEq, Eq)]
+enum Family {
+    Number,
+    Text,
+    Boolean,
+    Array,
+    Map,
+    Struct,
+    Other(DataType),
+}
+
+fn family(t: &DataType) -> Family {
+    match t {
+        t if t.is_numeric() => Family::Number,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Family::Text,
+        DataType::Boolean => Family::Boolean,
+        DataType::List(_) => Family::Array,
+        DataType::Map(..) => Family::Map,
+        DataType::Struct(_) => Family::Struct,
+        other => Family::Other(other.clone()),
+    }
 }
 
 fn cast_to(expr: Expr, from: &DataType, to: &DataType) -> Expr {
