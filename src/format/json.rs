@@ -197,7 +197,17 @@ pub fn from_scalar(value: &ScalarValue) -> Value {
         ScalarValue::Float32(Some(f)) => {
             Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
         }
-        ScalarValue::Float64(Some(f)) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        // JSON has no NaN or infinities: ksqlDB writes them as strings.
+        ScalarValue::Float64(Some(f)) => Number::from_f64(*f).map_or_else(
+            || {
+                Value::String(match *f {
+                    f if f.is_nan() => "NaN".into(),
+                    f if f > 0.0 => "Infinity".into(),
+                    _ => "-Infinity".into(),
+                })
+            },
+            Value::Number,
+        ),
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => Value::String(s.clone()),
