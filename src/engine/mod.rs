@@ -209,7 +209,6 @@ impl<R: Runtime> Engine<R> {
                 .into());
             }
         }
-        SourceDecoder::try_new(&planned.source)?;
         let kind = planned.source.kind;
         self.catalog.insert(planned.source);
         Ok(Outcome::SourceCreated { kind, name })

@@ -94,19 +94,14 @@ impl WindowSpec {
         }
     }
 
-    /// Whether `window` no longer accepts records once stream time is `stream_time`. Time
-    /// windows close at end + grace; a session (whose end is inclusive) once stream time passes
-    /// end + gap + grace, as in Kafka Streams.
+    /// Whether `window` no longer accepts records once stream time is `stream_time`.
     pub fn is_closed(&self, window: &TimeWindow, stream_time: i64) -> bool {
-        match self {
-            WindowSpec::Session { gap, grace } => {
-                window.end < stream_time.saturating_sub(grace.saturating_add(*gap))
-            }
-            _ => window.end.saturating_add(self.grace()) <= stream_time,
-        }
+        window.end <= self.closed_up_to(stream_time)
     }
 
     /// The latest window end that is closed at `stream_time` (windows ending at or before it).
+    /// Time windows close at end + grace; a session (whose end is inclusive) once stream time
+    /// passes end + gap + grace, as in Kafka Streams.
     pub fn closed_up_to(&self, stream_time: i64) -> i64 {
         match self {
             WindowSpec::Session { gap, grace } => stream_time

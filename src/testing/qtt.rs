@@ -289,12 +289,16 @@ fn feed(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
 
 /// The catalog source stored in `topic` (a sink if one writes it, else a reader).
 fn source_for(engine: &Engine<MemoryKafka>, topic: &str) -> Option<std::sync::Arc<Source>> {
-    let mut sources = engine.catalog().sources().filter(|s| s.topic == topic);
-    let all: Vec<_> = sources.by_ref().cloned().collect();
-    all.iter()
+    let readers_and_writers: Vec<_> = engine
+        .catalog()
+        .sources()
+        .filter(|s| s.topic == topic)
+        .collect();
+    readers_and_writers
+        .iter()
         .find(|s| s.written_by.is_some())
-        .or_else(|| all.first())
-        .cloned()
+        .or(readers_and_writers.first())
+        .map(|s| std::sync::Arc::clone(s))
 }
 
 fn encode_key(source: Option<&Source>, key: &Value) -> Result<Option<Vec<u8>>, String> {
