@@ -56,6 +56,26 @@ impl LogicalSchema {
         Self { columns: keys }
     }
 
+    /// The columns of batches with `schema` (pseudo columns and window bounds left out),
+    /// those named in `keys` being key columns.
+    pub fn from_batch(schema: &Schema, keys: &[String]) -> Self {
+        let columns = schema
+            .fields()
+            .iter()
+            .filter(|f| ![ROWTIME, WINDOWSTART, WINDOWEND].contains(&f.name().as_str()))
+            .map(|f| Column {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                kind: if keys.contains(f.name()) {
+                    ColumnKind::Key
+                } else {
+                    ColumnKind::Value
+                },
+            })
+            .collect();
+        Self::new(columns)
+    }
+
     /// The key columns.
     pub fn keys(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| c.kind == ColumnKind::Key)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, Source};
 use crate::error::Error;
-use crate::exec::task::PipelineSpec;
+use crate::exec::task::{InputSpec, PipelineSpec};
 use crate::format::decode::SourceDecoder;
 use crate::format::encode::SinkEncoder;
 use crate::plan::PlanError;
@@ -53,12 +53,15 @@ pub struct PersistentQuery {
     pub id: String,
     /// The statement that created it.
     pub statement: String,
-    /// The topic read.
-    pub source_topic: String,
+    /// The topics read, one per input of the pipeline (`FROM`, then each `JOIN`).
+    pub source_topics: Vec<String>,
     /// The topic written.
     pub sink_topic: String,
     /// Decode, operators, encode.
     pub pipeline: PipelineSpec,
+    /// Set when an input is joined on something other than its key: correct only while every
+    /// input topic has one partition (until repartition topics exist).
+    pub needs_repartition: Option<String>,
 }
 
 /// What executing a statement did.
@@ -249,11 +252,16 @@ impl<R: Runtime> Engine<R> {
 
     /// Starts a planned query and records it.
     async fn start(&mut self, id: String, text: &str, plan: QueryPlan) -> Result<(), Error> {
-        let pipeline = self.pipeline(plan.source.as_ref(), &plan).await?;
+        let pipeline = self.pipeline(&plan).await?;
         let query = PersistentQuery {
             id: id.clone(),
             statement: text.to_string(),
-            source_topic: plan.source.topic.clone(),
+            source_topics: plan.inputs.iter().map(|i| i.source.topic.clone()).collect(),
+            needs_repartition: plan
+                .inputs
+                .iter()
+                .find(|i| i.needs_repartition)
+                .map(|i| i.source.name.clone()),
             sink_topic: plan.sink.topic.clone(),
             pipeline,
         };
@@ -312,20 +320,25 @@ impl<R: Runtime> Engine<R> {
         Ok(Outcome::QueryStarted { id, sink: name })
     }
 
-    /// Creates the sink topic if needed (with the source's partition count unless the query
-    /// says otherwise) and assembles the query's pipeline.
-    async fn pipeline(&self, source: &Source, plan: &QueryPlan) -> Result<PipelineSpec, Error> {
-        let source_partitions = self
-            .runtime
-            .topic_partitions(&source.topic)
-            .await?
-            .ok_or_else(|| {
-                PlanError::Invalid(format!("Topic '{}' does not exist.", source.topic))
-            })?;
+    /// Creates the sink topic if needed (with the first source's partition count unless the
+    /// query says otherwise) and assembles the query's pipeline. Whether joined topics are
+    /// co-partitioned is the runtime's concern: the in-memory driver, like Kafka Streams' test
+    /// driver, runs one task over every partition.
+    async fn pipeline(&self, plan: &QueryPlan) -> Result<PipelineSpec, Error> {
+        let mut source_partitions = Vec::new();
+        for input in &plan.inputs {
+            let topic = &input.source.topic;
+            let partitions =
+                self.runtime.topic_partitions(topic).await?.ok_or_else(|| {
+                    PlanError::Invalid(format!("Topic '{topic}' does not exist."))
+                })?;
+            source_partitions.push(partitions);
+        }
+        let first = source_partitions.first().copied().unwrap_or(1);
         let partitions = match self.runtime.topic_partitions(&plan.sink.topic).await? {
             Some(existing) => existing,
             None => {
-                let p = plan.partitions.unwrap_or(source_partitions);
+                let p = plan.partitions.unwrap_or(first);
                 self.runtime.create_topic(&plan.sink.topic, p).await?;
                 p
             }
@@ -339,7 +352,17 @@ impl<R: Runtime> Engine<R> {
             plan.sink.window,
         )?;
         Ok(PipelineSpec {
-            decoder: SourceDecoder::try_new(source)?,
+            inputs: plan
+                .inputs
+                .iter()
+                .map(|i| {
+                    Ok(InputSpec {
+                        decoder: SourceDecoder::try_new(&i.source)?,
+                        operators: i.operators.clone(),
+                    })
+                })
+                .collect::<Result<_, crate::format::FormatError>>()?,
+            joins: plan.joins.clone(),
             operators: plan.operators.clone(),
             encoder,
         })

@@ -6,12 +6,13 @@
 //! in-memory driver ([`crate::testing`]). [`task::Task`] chains them between a decoder and
 //! an encoder for one input partition.
 //!
-//! Layout: [`filter`], [`project`], [`aggregate`] (grouped and windowed aggregation with
+//! Layout: [`filter`], [`project`], [`join`] (two-input joins), [`aggregate`] (grouped and windowed aggregation with
 //! HAVING and emit modes), [`unnest`] (EXPLODE), [`window`] (window assignment), [`task`], [`error`].
 
 pub mod aggregate;
 pub mod error;
 pub mod filter;
+pub mod join;
 pub mod processing_log;
 pub mod project;
 pub mod task;

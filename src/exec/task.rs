@@ -1,9 +1,10 @@
 //! [`Task`]: one input partition's share of a persistent query.
 //!
-//! A task decodes a batch of records, pushes the batch through the query's operators and
-//! encodes the results for the sink. [`PipelineSpec`] is the planned query, shared by all
-//! tasks; [`PipelineSpec::new_task`] creates a task with fresh operator state. Drivers (Kafka
-//! or in-memory) own the records and decide batching; the task never does I/O.
+//! A task decodes a batch of records of one of the query's inputs, pushes the batch through
+//! that input's operators, the joins (if any) and the query's operators, and encodes the
+//! results for the sink. [`PipelineSpec`] is the planned query, shared by all tasks;
+//! [`PipelineSpec::new_task`] creates a task with fresh operator state. Drivers (Kafka or
+//! in-memory) own the records and decide batching; the task never does I/O.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::aggregate::{AggregateOp, AggregateSpec};
 use super::filter::FilterOp;
+use super::join::{JoinOp, JoinSpec, Side};
 use super::processing_log::ProcessingLog;
 use super::project::ProjectOp;
 use super::unnest::UnnestOp;
@@ -46,28 +48,61 @@ impl OperatorSpec {
     }
 }
 
-/// A planned persistent query: decode, operators, encode.
+/// One input of a query: its decoder and the operators between it and the join (or the
+/// query's operators, for a query without joins).
 #[derive(Debug, Clone)]
-pub struct PipelineSpec {
+pub struct InputSpec {
     /// Decodes the source's records.
     pub decoder: SourceDecoder,
+    /// Operators in order, each with the schema of its input.
+    pub operators: Vec<(OperatorSpec, SchemaRef)>,
+}
+
+/// One join of a query and the operators that prepare its output for the next join.
+#[derive(Debug, Clone)]
+pub struct JoinStageSpec {
+    /// The join.
+    pub join: Arc<JoinSpec>,
+    /// Operators after the join, before the next join (empty for the last join).
+    pub then: Vec<(OperatorSpec, SchemaRef)>,
+}
+
+/// A planned persistent query: decode each input, join them left to right, the query's
+/// operators, encode.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// The inputs: the `FROM` source, then each `JOIN` source in order.
+    pub inputs: Vec<InputSpec>,
+    /// Join `i` joins the previous result (or input 0) with input `i + 1`.
+    pub joins: Vec<JoinStageSpec>,
     /// Operators in order, each with the schema of its input.
     pub operators: Vec<(OperatorSpec, SchemaRef)>,
     /// Encodes results for the sink.
     pub encoder: SinkEncoder,
 }
 
+fn instantiate(specs: &[(OperatorSpec, SchemaRef)]) -> Result<Vec<Box<dyn Operator>>, ExecError> {
+    specs
+        .iter()
+        .map(|(op, input)| op.instantiate(input))
+        .collect()
+}
+
 impl PipelineSpec {
     /// A task with empty state.
     pub fn new_task(&self, log: ProcessingLog) -> Result<Task, ExecError> {
-        let operators = self
-            .operators
-            .iter()
-            .map(|(op, input)| op.instantiate(input))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Task {
-            decoder: self.decoder.clone(),
-            operators,
+            inputs: self
+                .inputs
+                .iter()
+                .map(|i| Ok((i.decoder.clone(), instantiate(&i.operators)?)))
+                .collect::<Result<_, ExecError>>()?,
+            joins: self
+                .joins
+                .iter()
+                .map(|j| Ok((JoinOp::new(Arc::clone(&j.join)), instantiate(&j.then)?)))
+                .collect::<Result<_, ExecError>>()?,
+            operators: instantiate(&self.operators)?,
             encoder: self.encoder.clone(),
             log,
             processed: 0,
@@ -77,7 +112,8 @@ impl PipelineSpec {
 
 /// Runs a pipeline for one input partition.
 pub struct Task {
-    decoder: SourceDecoder,
+    inputs: Vec<(SourceDecoder, Vec<Box<dyn Operator>>)>,
+    joins: Vec<(JoinOp, Vec<Box<dyn Operator>>)>,
     operators: Vec<Box<dyn Operator>>,
     encoder: SinkEncoder,
     log: ProcessingLog,
@@ -88,20 +124,38 @@ impl std::fmt::Debug for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.operators.iter().map(|o| o.name()).collect();
         f.debug_struct("Task")
+            .field("inputs", &self.inputs.len())
+            .field("joins", &self.joins.len())
             .field("operators", &names)
             .field("processed", &self.processed)
             .finish()
     }
 }
 
+/// Pushes `batches` through `operators` in order.
+fn run(
+    operators: &mut [Box<dyn Operator>],
+    mut batches: Vec<Batch>,
+) -> Result<Vec<Batch>, ExecError> {
+    for op in operators {
+        let mut next = Vec::new();
+        for batch in batches {
+            op.process(batch, &mut next)?;
+        }
+        batches = next;
+    }
+    Ok(batches)
+}
+
 impl Task {
-    /// Processes records (in order) and returns the records to write to the sink.
+    /// Processes records (in order) of input `input` and returns the records to write to
+    /// the sink.
     ///
     /// A panic inside an operator (a library function meeting an input it cannot handle) is
     /// turned into an internal error of this task, so it stops this query, not the server.
-    pub fn process(&mut self, records: &[Record]) -> Result<Vec<Record>, ExecError> {
+    pub fn process(&mut self, input: usize, records: &[Record]) -> Result<Vec<Record>, ExecError> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.process_unguarded(records)
+            self.process_unguarded(input, records)
         }))
         .unwrap_or_else(|panic| {
             let why = panic
@@ -113,8 +167,16 @@ impl Task {
         })
     }
 
-    fn process_unguarded(&mut self, records: &[Record]) -> Result<Vec<Record>, ExecError> {
-        let decoded = self.decoder.decode(records);
+    fn process_unguarded(
+        &mut self,
+        input: usize,
+        records: &[Record],
+    ) -> Result<Vec<Record>, ExecError> {
+        let (decoder, operators) = self
+            .inputs
+            .get_mut(input)
+            .ok_or_else(|| ExecError::Internal(format!("no input {input}")))?;
+        let decoded = decoder.decode(records);
         for (index, error) in &decoded.failures {
             self.log.record_failed(&records[*index], error);
         }
@@ -124,17 +186,30 @@ impl Task {
         }
         let tombstones = (!decoded.tombstones.is_empty())
             .then(|| arrow::array::BooleanArray::from(decoded.tombstones));
-        let mut batches = vec![Batch {
-            data: decoded.batch,
-            tombstones,
-        }];
-        for op in &mut self.operators {
-            let mut next = Vec::new();
-            for batch in batches {
-                op.process(batch, &mut next)?;
+        let mut batches = run(
+            operators,
+            vec![Batch {
+                data: decoded.batch,
+                tombstones,
+            }],
+        )?;
+        if !self.joins.is_empty() {
+            let (mut stage, mut side) = match input {
+                0 => (0, Side::Left),
+                n => (n - 1, Side::Right),
+            };
+            while stage < self.joins.len() {
+                let (join, then) = &mut self.joins[stage];
+                let mut joined = Vec::new();
+                for batch in batches {
+                    join.process(side, batch, &mut joined)?;
+                }
+                batches = run(then, joined)?;
+                stage += 1;
+                side = Side::Left;
             }
-            batches = next;
         }
+        let batches = run(&mut self.operators, batches)?;
         let mut out = Vec::new();
         for batch in batches {
             out.extend(self.encoder.encode(&batch.data, &batch.tombstone_flags())?);

@@ -3,8 +3,10 @@
 //! Each query gets a thread with a consumer in the group `<service-id>-query-<id>`
 //! (cooperative-sticky assignment, so several servers with one service id share the
 //! partitions) and a producer. The thread polls a batch (up to [`MAX_BATCH`] records, or what
-//! arrives within [`POLL`]), splits it by partition, hands each partition's records to that
-//! partition's task, and produces the results to the partitions the encoder chose.
+//! arrives within [`POLL`]) from the query's input topics, splits it by topic and partition,
+//! hands each partition's records to that partition's task (partition `p` of every joined
+//! topic goes to the same task: joined topics are co-partitioned), and produces the results
+//! to the partitions the encoder chose.
 //!
 //! Offsets are not committed yet: state has no changelog, so a restarted query re-reads its
 //! input from the earliest offset and rebuilds its state exactly, re-emitting results
@@ -68,6 +70,34 @@ impl KafkaRuntime {
     }
 }
 
+impl KafkaRuntime {
+    /// Joined topics must have as many partitions as each other (partition `p` of each goes
+    /// to task `p`); a join on a non-key expression needs single-partition inputs until
+    /// repartition topics exist.
+    async fn check_co_partitioned(&self, query: &PersistentQuery) -> Result<(), Error> {
+        let mut counts = Vec::new();
+        for topic in &query.source_topics {
+            counts.push(self.topics.partitions(topic).await?.unwrap_or(1));
+        }
+        if let Some(i) = counts.iter().position(|c| *c != counts[0]) {
+            return Err(crate::plan::PlanError::Invalid(format!(
+                "Can't join {} with {} since the number of partitions don't match.",
+                query.source_topics[0], query.source_topics[i]
+            ))
+            .into());
+        }
+        if let Some(source) = &query.needs_repartition
+            && counts.iter().any(|c| *c > 1)
+        {
+            return Err(crate::plan::PlanError::Unsupported(format!(
+                "joining `{source}` on an expression other than its key while its topic has several partitions (this needs a repartition topic)"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
 impl Runtime for KafkaRuntime {
     async fn topic_partitions(&self, topic: &str) -> Result<Option<i32>, Error> {
         Ok(self.topics.partitions(topic).await?)
@@ -78,6 +108,7 @@ impl Runtime for KafkaRuntime {
     }
 
     async fn start_query(&mut self, query: PersistentQuery) -> Result<(), Error> {
+        self.check_co_partitioned(&query).await?;
         let (consumer, producer) = clients(&self.config, &query)?;
         let stop = Arc::new(AtomicBool::new(false));
         let id = query.id.clone();
@@ -118,7 +149,8 @@ fn clients(
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.partition.eof", "false")
         .create()?;
-    consumer.subscribe(&[query.source_topic.as_str()])?;
+    let topics: Vec<&str> = query.source_topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
     let producer: BaseProducer = config
         .client_config()
         .set("partitioner", "murmur2_random")
@@ -153,8 +185,13 @@ impl QueryLoop {
     fn run(mut self, stop: &AtomicBool) -> Result<(), Error> {
         while !stop.load(Ordering::Relaxed) {
             let batch = self.poll_batch();
-            for (partition, records) in batch {
-                self.process(partition, &records)?;
+            for ((topic, partition), records) in batch {
+                let inputs: Vec<usize> = (0..self.query.source_topics.len())
+                    .filter(|i| self.query.source_topics[*i] == topic)
+                    .collect();
+                for input in inputs {
+                    self.process(input, partition, &records)?;
+                }
             }
             self.producer.poll(Duration::ZERO);
         }
@@ -164,9 +201,9 @@ impl QueryLoop {
         Ok(())
     }
 
-    /// Up to [`MAX_BATCH`] records, grouped by partition in arrival order.
-    fn poll_batch(&self) -> Vec<(i32, Vec<Record>)> {
-        let mut by_partition: Vec<(i32, Vec<Record>)> = Vec::new();
+    /// Up to [`MAX_BATCH`] records, grouped by topic and partition in arrival order.
+    fn poll_batch(&self) -> Vec<((String, i32), Vec<Record>)> {
+        let mut by_partition: Vec<((String, i32), Vec<Record>)> = Vec::new();
         let mut timeout = POLL;
         for _ in 0..MAX_BATCH {
             let Some(result) = self.consumer.poll(timeout) else {
@@ -183,9 +220,10 @@ impl QueryLoop {
                         value: m.payload().map(<[u8]>::to_vec),
                         timestamp: m.timestamp().to_millis().unwrap_or(0),
                     };
-                    match by_partition.iter_mut().find(|(p, _)| *p == m.partition()) {
+                    let at = (m.topic().to_string(), m.partition());
+                    match by_partition.iter_mut().find(|(p, _)| *p == at) {
                         Some((_, records)) => records.push(record),
-                        None => by_partition.push((m.partition(), vec![record])),
+                        None => by_partition.push((at, vec![record])),
                     }
                 }
                 Err(e) => tracing::warn!(query = %self.query.id, "consumer: {e}"),
@@ -194,7 +232,7 @@ impl QueryLoop {
         by_partition
     }
 
-    fn process(&mut self, partition: i32, records: &[Record]) -> Result<(), Error> {
+    fn process(&mut self, input: usize, partition: i32, records: &[Record]) -> Result<(), Error> {
         let task = match self.tasks.entry(partition) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -210,10 +248,12 @@ impl QueryLoop {
                 )
             }
         };
-        let outputs = task.process(records).map_err(|source| Error::Query {
-            query: self.query.id.clone(),
-            source,
-        })?;
+        let outputs = task
+            .process(input, records)
+            .map_err(|source| Error::Query {
+                query: self.query.id.clone(),
+                source,
+            })?;
         for output in &outputs {
             self.send(output)?;
         }

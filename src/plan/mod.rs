@@ -1,6 +1,7 @@
 //! AST → plan: catalog entries for DDL, operators and a sink for persistent queries.
 //!
-//! [`ddl`] plans `CREATE STREAM/TABLE`; [`query`] plans `CREATE ... AS SELECT` (with
+//! [`ddl`] plans `CREATE STREAM/TABLE`; [`query`] plans `CREATE ... AS SELECT` (with [`from`]
+//! for the `FROM` clause and [`join`] for joins,
 //! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY, [`table_functions`] for EXPLODE); [`expr`] lowers expressions to DataFusion and
 //! [`rewrite`] rewrites them. Nothing here runs a query or talks to Kafka.
 
@@ -8,6 +9,8 @@ pub mod aggregate;
 pub mod ddl;
 pub mod error;
 pub mod expr;
+pub mod from;
+pub mod join;
 pub mod partition;
 pub mod query;
 pub mod rewrite;

@@ -33,11 +33,11 @@ pub type Partitioned = (Vec<(String, SqlExpr)>, Vec<String>, SchemaRef);
 pub fn plan_partition_by(
     partition_by: &[SqlExpr],
     projection: &[ProjectionItem],
-    source: &Source,
+    (source, star): (&Source, &[String]),
     input: &SchemaRef,
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<Partitioned> {
-    let items = expand_items(projection, &source.schema.names())?;
+    let items = expand_items(projection, star)?;
     if let [SqlExpr::Value(v)] = partition_by
         && v.value == Value::Null
     {

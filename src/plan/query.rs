@@ -17,15 +17,16 @@ use super::aggregate::{Namer, contains_aggregate, non_aggregate_error, plan_aggr
 use super::ddl;
 use super::error::PlanError;
 use super::expr::ExprPlanner;
+use super::from::{FromPlan, InputPlan, KeyColumn, plan_from};
 use super::partition::plan_partition_by;
 use super::rewrite::column_ref;
 use super::table_functions::plan_table_functions;
 use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
-use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source, WindowInfo};
+use crate::catalog::{Catalog, LogicalSchema, Source, WindowInfo};
 use crate::exec::aggregate::EmitMode;
-use crate::exec::task::OperatorSpec;
+use crate::exec::task::{JoinStageSpec, OperatorSpec};
 use crate::exec::window::WindowSpec;
-use crate::sql::ast::{Emit, ProjectionItem, Query, SourceKind, WithProperties, normalize};
+use crate::sql::ast::{Emit, ProjectionItem, Query, SourceKind, WithProperties};
 
 type Result<T> = std::result::Result<T, PlanError>;
 
@@ -45,8 +46,10 @@ pub struct SinkRequest<'a> {
 /// A planned persistent query.
 #[derive(Debug)]
 pub struct QueryPlan {
-    /// The source read.
-    pub source: Arc<Source>,
+    /// The topics read and what their records go through before the joins.
+    pub inputs: Vec<InputPlan>,
+    /// The joins, left to right (empty for a single source).
+    pub joins: Vec<JoinStageSpec>,
     /// The catalog entry of the sink.
     pub sink: Source,
     /// Operators in order, each with its input schema.
@@ -61,39 +64,36 @@ pub struct QueryPlan {
 
 /// Plans `query` writing to `sink`.
 pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Result<QueryPlan> {
-    if !query.from.joins.is_empty() {
-        return Err(PlanError::Unsupported("joins".into()));
-    }
-    let source_name = normalize(&query.from.base.name);
-    let source = Arc::clone(
-        catalog
-            .get(&source_name)
-            .ok_or(PlanError::UnknownSource(source_name))?,
-    );
-    let input = source.schema.batch_schema(false);
+    let from = plan_from(query, catalog, &sink.name)?;
+    let (query, source, input) = (&from.query, &from.source, &from.input);
     let mut operators = Vec::new();
     if let Some(predicate) = &query.selection {
         let df = DFSchema::try_from(input.as_ref().clone())?;
         operators.push((
             OperatorSpec::Filter(ExprPlanner::new(&df).plan(predicate)?),
-            Arc::clone(&input),
+            Arc::clone(input),
         ));
     }
     let aggregated = !query.group_by.is_empty() || query.projection.iter().any(item_has_aggregate);
-    check_shape(query, &source, sink.kind, aggregated)?;
-    let (projection, key_names, after, window) =
-        plan_body(query, &source, &input, aggregated, &mut operators)?;
+    check_shape(query, source, sink.kind, aggregated)?;
+    let (projection, keys, after, window) =
+        plan_body(query, &from, aggregated, &sink.name, &mut operators)?;
+    let timestamp = sink
+        .properties
+        .get_str("TIMESTAMP")
+        .map(|t| t.to_ascii_uppercase());
     let (project, output_schema, key_names) = plan_projection(
         &projection,
-        &key_names,
+        &keys,
         &after,
         (aggregated, window.is_some()),
-        &sink.name,
+        timestamp.as_deref(),
     )?;
     operators.push((OperatorSpec::Project(project), after));
-    let sink_source = sink_source(&sink, &source, &output_schema, &key_names, window)?;
+    let sink_source = sink_source(&sink, source, &output_schema, &key_names, window)?;
     Ok(QueryPlan {
-        source,
+        inputs: from.inputs,
+        joins: from.joins,
         sink: sink_source,
         operators,
         output_schema,
@@ -105,7 +105,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
 /// Select items over the body's output, key names, the output schema, the window.
 type Body = (
     Vec<(String, SqlExpr)>,
-    Vec<String>,
+    Vec<KeyColumn>,
     SchemaRef,
     Option<WindowInfo>,
 );
@@ -114,11 +114,13 @@ type Body = (
 /// select items over its output, the key names, its output schema and its window.
 fn plan_body(
     query: &Query,
-    source: &Source,
-    input: &SchemaRef,
+    from: &FromPlan,
     aggregated: bool,
+    sink: &str,
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<Body> {
+    let (source, input) = (&from.source, &from.input);
+    let plain = |names: Vec<String>| names.iter().map(|k| KeyColumn::plain(k, sink)).collect();
     Ok(if aggregated {
         let emit = if query.emit == Some(Emit::Final) {
             EmitMode::Final
@@ -137,7 +139,7 @@ fn plan_body(
             OperatorSpec::Aggregate(Arc::clone(&planned.spec)),
             Arc::clone(input),
         ));
-        (planned.projection, planned.key_names, output, window)
+        (planned.projection, plain(planned.key_names), output, window)
     } else if !query.partition_by.is_empty() {
         if source.kind == SourceKind::Table {
             return Err(PlanError::Invalid(
@@ -147,16 +149,15 @@ fn plan_body(
         let (items, keys, rekeyed) = plan_partition_by(
             &query.partition_by,
             &query.projection,
-            source,
+            (source, &from.star),
             input,
             operators,
         )?;
-        (items, keys, rekeyed, None)
+        (items, plain(keys), rekeyed, None)
     } else {
-        let keys: Vec<String> = source.schema.keys().map(|c| c.name.clone()).collect();
-        let items = expand_items(&query.projection, &source.schema.names())?;
+        let items = expand_items(&query.projection, &from.star)?;
         let (items, exploded) = plan_table_functions(items, input, operators)?;
-        (items, keys, exploded, None)
+        (items, from.keys.clone(), exploded, None)
     })
 }
 
@@ -236,25 +237,59 @@ pub fn expand_items(
 
 type Projection = (Vec<(String, Arc<dyn PhysicalExpr>)>, SchemaRef, Vec<String>);
 
+/// The output names of the keys, or ksqlDB's error for those the projection left out.
+fn selected_keys(found: Vec<Option<(String, String)>>, keys: &[KeyColumn]) -> Result<Vec<String>> {
+    let missing: Vec<&KeyColumn> = found
+        .iter()
+        .zip(keys)
+        .filter(|(found, _)| found.is_none())
+        .map(|(_, key)| key)
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(PlanError::Invalid(first.missing_message(&missing)));
+    }
+    Ok(found.into_iter().flatten().map(|(name, _)| name).collect())
+}
+
+/// Per key: the first of its columns (in their order) that the projection selects.
+fn choose_keys<'k>(
+    items: &[(String, SqlExpr)],
+    keys: &'k [KeyColumn],
+    planner: &ExprPlanner<'_>,
+) -> Vec<Option<&'k String>> {
+    let selected: Vec<String> = items
+        .iter()
+        .filter_map(|(_, item)| match planner.lower(item) {
+            Ok(Expr::Column(c)) => Some(c.name),
+            _ => None,
+        })
+        .collect();
+    keys.iter()
+        .map(|k| k.names.iter().find(|n| selected.contains(n)))
+        .collect()
+}
+
 /// Plans the select list over `input`; key columns must be selected (possibly renamed).
 fn plan_projection(
     items: &[(String, SqlExpr)],
-    keys: &[String],
+    keys: &[KeyColumn],
     input: &SchemaRef,
     (aggregated, windowed): (bool, bool),
-    sink: &str,
+    timestamp: Option<&str>,
 ) -> Result<Projection> {
     let df = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df);
     let mut exprs = Vec::new();
-    let mut out_keys = vec![None; keys.len()];
+    // Per key: the output name and the input column that provided it.
+    let mut out_keys: Vec<Option<(String, String)>> = vec![None; keys.len()];
+    let chosen = choose_keys(items, keys, &planner);
     for (name, item) in items {
         if exprs.iter().any(|(n, _)| n == name) {
             return Err(PlanError::Invalid(format!(
                 "Duplicate column names: {name}"
             )));
         }
-        let lowered = planner.lower(item).map_err(|e| {
+        let mut lowered = planner.lower(item).map_err(|e| {
             if aggregated {
                 non_aggregate_error(e, "SELECT")
             } else {
@@ -262,29 +297,45 @@ fn plan_projection(
             }
         })?;
         if let Expr::Column(c) = &lowered
-            && let Some(i) = keys.iter().position(|k| *k == c.name)
+            && let Some(i) = chosen.iter().position(|k| *k == Some(&c.name))
         {
-            {
-                if out_keys[i].is_some() {
+            match &out_keys[i] {
+                Some((first, column)) if *column == c.name => {
+                    let mut aliases = [first.clone(), name.clone()];
+                    aliases.sort();
                     return Err(PlanError::Invalid(format!(
-                        "The projection contains a key column more than once: {}",
-                        c.name
+                        "The projection contains a key column (`{column}`) more than once, aliased as: {} and {}.",
+                        aliases[0], aliases[1]
                     )));
                 }
-                out_keys[i] = Some(name.clone());
+                Some(_) => {}
+                None => {
+                    out_keys[i] = Some((name.clone(), c.name.clone()));
+                    if let Some(read) = &keys[i].read {
+                        lowered = planner.lower(&column_ref(read))?;
+                    }
+                }
             }
         }
         exprs.push((name.clone(), planner.physical(&lowered)?));
     }
-    let key_names = out_keys
-        .into_iter()
-        .zip(keys)
-        .map(|(found, key)| {
-            found.ok_or_else(|| PlanError::Invalid(format!(
-                "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the key column {key} in its projection (eg, SELECT {key}...)."
-            )))
-        })
+    let key_names = selected_keys(out_keys, keys)?;
+    add_passthrough(&mut exprs, items, &planner, (windowed, timestamp))?;
+    let fields = exprs
+        .iter()
+        .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))
         .collect::<Result<Vec<_>>>()?;
+    Ok((exprs, Arc::new(Schema::new(fields)), key_names))
+}
+
+/// Appends `ROWTIME` (and the window bounds) to the projection's columns; a sink's
+/// `TIMESTAMP` column, when given, becomes the records' timestamp.
+fn add_passthrough(
+    exprs: &mut Vec<(String, Arc<dyn PhysicalExpr>)>,
+    items: &[(String, SqlExpr)],
+    planner: &ExprPlanner<'_>,
+    (windowed, timestamp): (bool, Option<&str>),
+) -> Result<()> {
     let mut passthrough = vec![ROWTIME];
     if windowed {
         passthrough.extend([WINDOWSTART, WINDOWEND]);
@@ -296,14 +347,26 @@ fn plan_projection(
             "`{name}` is a reserved column name. You cannot use it as an alias for a column."
         )));
     }
+    // `WITH (TIMESTAMP='col')` on the sink: the column's value is the records' timestamp.
+    let stamp = match timestamp {
+        Some(ts) => Some(items.iter().find(|(n, _)| n == ts).ok_or_else(|| {
+            PlanError::Invalid(format!(
+                "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+            ))
+        })?),
+        None => None,
+    };
     for name in passthrough {
-        exprs.push((name.to_string(), planner.plan(&column_ref(name))?));
+        let expr = match stamp {
+            Some((_, item)) if name == ROWTIME => planner.physical(&datafusion_expr::cast(
+                planner.lower(item)?,
+                arrow::datatypes::DataType::Int64,
+            ))?,
+            _ => planner.plan(&column_ref(name))?,
+        };
+        exprs.push((name.to_string(), expr));
     }
-    let fields = exprs
-        .iter()
-        .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((exprs, Arc::new(Schema::new(fields)), key_names))
+    Ok(())
 }
 
 fn sink_source(
@@ -317,20 +380,6 @@ fn sink_source(
         sink.properties,
         Some((source.key_format, source.value_format)),
     )?;
-    let columns = output
-        .fields()
-        .iter()
-        .filter(|f| ![ROWTIME, WINDOWSTART, WINDOWEND].contains(&f.name().as_str()))
-        .map(|f| Column {
-            name: f.name().clone(),
-            data_type: f.data_type().clone(),
-            kind: if keys.contains(f.name()) {
-                ColumnKind::Key
-            } else {
-                ColumnKind::Value
-            },
-        })
-        .collect();
     Ok(Source {
         name: sink.name.clone(),
         kind: sink.kind,
@@ -340,8 +389,11 @@ fn sink_source(
             .unwrap_or_else(|| sink.name.clone()),
         key_format,
         value_format,
-        schema: LogicalSchema::new(columns),
-        timestamp_column: None,
+        schema: LogicalSchema::from_batch(output, keys),
+        timestamp_column: sink
+            .properties
+            .get_str("TIMESTAMP")
+            .map(|t| t.to_ascii_uppercase()),
         window,
         written_by: Some(sink.query_id.clone()),
         is_source: false,

@@ -66,7 +66,49 @@ pub fn rewrite(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
             escape_char: escape_char.clone(),
         },
         Expr::Cast { .. } | Expr::Case { .. } => rewrite_cast_or_case(expr, f),
+        Expr::Substring { .. } | Expr::CompoundFieldAccess { .. } | Expr::Array(_) => {
+            rewrite_access(expr, f)
+        }
         Expr::Function(func) => Expr::Function(rewrite_function(func, f)),
+        other => other.clone(),
+    }
+}
+
+/// SUBSTRING, subscripts and array constructors.
+fn rewrite_access(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+    let mut go = |e: &Expr| Box::new(rewrite(e, f));
+    match expr {
+        Expr::Substring {
+            expr: inner,
+            substring_from,
+            substring_for,
+            special,
+            shorthand,
+        } => Expr::Substring {
+            expr: go(inner),
+            substring_from: substring_from.as_deref().map(|e| Box::new(rewrite(e, f))),
+            substring_for: substring_for.as_deref().map(|e| Box::new(rewrite(e, f))),
+            special: *special,
+            shorthand: *shorthand,
+        },
+        Expr::CompoundFieldAccess { root, access_chain } => Expr::CompoundFieldAccess {
+            root: go(root),
+            access_chain: access_chain
+                .iter()
+                .map(|a| match a {
+                    sqlparser::ast::AccessExpr::Subscript(sqlparser::ast::Subscript::Index {
+                        index,
+                    }) => sqlparser::ast::AccessExpr::Subscript(sqlparser::ast::Subscript::Index {
+                        index: rewrite(index, f),
+                    }),
+                    other => other.clone(),
+                })
+                .collect(),
+        },
+        Expr::Array(array) => Expr::Array(sqlparser::ast::Array {
+            elem: array.elem.iter().map(|e| rewrite(e, f)).collect(),
+            named: array.named,
+        }),
         other => other.clone(),
     }
 }

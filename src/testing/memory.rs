@@ -3,7 +3,8 @@
 //! Records produced to a topic get offsets per partition (a keyed record's partition comes
 //! from Java's partitioner, as on Kafka). [`MemoryKafka::run_until_idle`] feeds every query
 //! the records it has not seen, one record per batch, appending their outputs to the sink
-//! topics, until no query has anything left to read. No threads, no clocks.
+//! topics, until no query has anything left to read. As in Kafka Streams' test driver, one
+//! task per query sees every partition. No threads, no clocks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -19,8 +20,8 @@ use crate::record::Record;
 struct MemoryQuery {
     query: PersistentQuery,
     tasks: HashMap<i32, Task>,
-    /// Next offset to read, per partition of the source topic.
-    positions: HashMap<i32, usize>,
+    /// Next offset to read, per input and partition.
+    positions: HashMap<(usize, i32), usize>,
     log: ProcessingLog,
 }
 
@@ -91,44 +92,58 @@ impl MemoryKafka {
         }
     }
 
-    /// Feeds query `i` its unread records, one per batch.
+    /// Feeds query `i` its unread records, one per batch, input by input.
     fn step(&mut self, i: usize) -> Result<bool, Error> {
-        let topic = self.queries[i].query.source_topic.clone();
-        let partitions: Vec<Vec<Record>> = self.topics().get(&topic).cloned().unwrap_or_default();
+        let topics = self.queries[i].query.source_topics.clone();
         let mut progressed = false;
-        for (partition, records) in partitions.iter().enumerate() {
-            let partition = partition as i32;
-            loop {
-                let q = &mut self.queries[i];
-                let position = q.positions.entry(partition).or_insert(0);
-                let Some(record) = records.get(*position) else {
-                    break;
-                };
-                *position += 1;
-                let task = match q.tasks.entry(partition) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(q.query.pipeline.new_task(q.log.clone()).map_err(|source| {
-                            Error::Query {
-                                query: q.query.id.clone(),
-                                source,
-                            }
-                        })?)
-                    }
-                };
-                let outputs = task
-                    .process(std::slice::from_ref(record))
-                    .map_err(|source| Error::Query {
-                        query: q.query.id.clone(),
-                        source,
-                    })?;
-                for output in outputs {
-                    self.produce(output)?;
-                }
-                progressed = true;
+        for (input, topic) in topics.iter().enumerate() {
+            let partitions: Vec<Vec<Record>> =
+                self.topics().get(topic).cloned().unwrap_or_default();
+            for (partition, records) in partitions.iter().enumerate() {
+                progressed |= self.feed(i, input, partition as i32, records)?;
             }
         }
         Ok(progressed)
+    }
+
+    /// Feeds query `i`'s input `input` the unread records of one partition.
+    fn feed(
+        &mut self,
+        i: usize,
+        input: usize,
+        partition: i32,
+        records: &[Record],
+    ) -> Result<bool, Error> {
+        let mut progressed = false;
+        loop {
+            let q = &mut self.queries[i];
+            let position = q.positions.entry((input, partition)).or_insert(0);
+            let Some(record) = records.get(*position) else {
+                return Ok(progressed);
+            };
+            *position += 1;
+            let task = match q.tasks.entry(0) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(q.query.pipeline.new_task(q.log.clone()).map_err(|source| {
+                        Error::Query {
+                            query: q.query.id.clone(),
+                            source,
+                        }
+                    })?)
+                }
+            };
+            let outputs = task
+                .process(input, std::slice::from_ref(record))
+                .map_err(|source| Error::Query {
+                    query: q.query.id.clone(),
+                    source,
+                })?;
+            for output in outputs {
+                self.produce(output)?;
+            }
+            progressed = true;
+        }
     }
 
     /// Records the query `id` could not process.

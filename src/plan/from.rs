@@ -1,0 +1,117 @@
+//! The `FROM` clause: what the rest of a query reads, and which inputs feed it.
+//!
+//! A single source is read as is. Joins ([`super::join`]) produce a virtual source whose
+//! columns are the joined sources' columns prefixed with their alias (`L_A`, `R_B`), read
+//! from the joins' output. Either way the rest of the planner (filter, aggregation,
+//! projection) sees one [`FromPlan`]: a source, the schema of its batches, the columns `*`
+//! stands for and the key columns the projection must carry.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+
+use super::error::PlanError;
+use super::join::plan_joins;
+use crate::catalog::{Catalog, Source};
+use crate::exec::task::{JoinStageSpec, OperatorSpec};
+use crate::sql::ast::{Query, normalize};
+
+/// One input topic of a query and the operators its records go through first.
+#[derive(Debug, Clone)]
+pub struct InputPlan {
+    /// The source read.
+    pub source: Arc<Source>,
+    /// Operators between the decoder and the join (empty without joins).
+    pub operators: Vec<(OperatorSpec, SchemaRef)>,
+    /// Whether the input is joined on something other than its key, so that on a topic with
+    /// several partitions it would have to go through a repartition topic.
+    pub needs_repartition: bool,
+}
+
+/// A key column of the query's result: which input columns can provide it.
+#[derive(Debug, Clone)]
+pub struct KeyColumn {
+    /// Columns that may be selected as this key (a join's key is either join column).
+    pub names: Vec<String>,
+    /// The column holding the key's value, when it is not the selected column itself (a
+    /// join's key comes from the join, not from a side that may be missing).
+    pub read: Option<String>,
+    /// The error when the projection selects none of `names`. For keys that are reported
+    /// together, `{COLUMNS}` and `{LIST}` stand for "column"/"columns" and the missing ones.
+    pub missing: String,
+    /// How the key is named in that list.
+    pub label: String,
+}
+
+impl KeyColumn {
+    /// A key that must be selected by its own name.
+    pub fn plain(name: &str, sink: &str) -> Self {
+        Self {
+            names: vec![name.to_string()],
+            read: None,
+            missing: format!(
+                "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the key column {name} in its projection (eg, SELECT {name}...)."
+            ),
+            label: name.to_string(),
+        }
+    }
+
+    /// The error for `missing` keys (this one first).
+    pub fn missing_message(&self, missing: &[&KeyColumn]) -> String {
+        let list: Vec<String> = missing.iter().map(|k| format!("`{}`", k.label)).collect();
+        let columns = if missing.len() > 1 {
+            "columns"
+        } else {
+            "column"
+        };
+        self.missing
+            .replace("{COLUMNS}", columns)
+            .replace("{LIST}", &list.join(", "))
+    }
+}
+
+/// What the rest of the query reads.
+#[derive(Debug)]
+pub struct FromPlan {
+    /// The query's input topics, `FROM` first.
+    pub inputs: Vec<InputPlan>,
+    /// The joins, left to right.
+    pub joins: Vec<JoinStageSpec>,
+    /// The source the rest of the query reads (virtual for joins).
+    pub source: Source,
+    /// The schema of its batches.
+    pub input: SchemaRef,
+    /// The columns `SELECT *` stands for.
+    pub star: Vec<String>,
+    /// The key columns of the result, before GROUP BY or PARTITION BY change them.
+    pub keys: Vec<KeyColumn>,
+    /// The query, with source-qualified column names resolved (for joins).
+    pub query: Query,
+}
+
+/// Plans the `FROM` clause of `query`, whose results go to `sink`.
+pub fn plan_from(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPlan, PlanError> {
+    if !query.from.joins.is_empty() {
+        return plan_joins(query, catalog, sink);
+    }
+    let name = normalize(&query.from.base.name);
+    let source = Arc::clone(catalog.get(&name).ok_or(PlanError::UnknownSource(name))?);
+    let keys = source
+        .schema
+        .keys()
+        .map(|c| KeyColumn::plain(&c.name, sink))
+        .collect();
+    Ok(FromPlan {
+        input: source.schema.batch_schema(false),
+        star: source.schema.names(),
+        keys,
+        source: source.as_ref().clone(),
+        inputs: vec![InputPlan {
+            source,
+            operators: Vec::new(),
+            needs_repartition: false,
+        }],
+        joins: Vec::new(),
+        query: query.clone(),
+    })
+}
