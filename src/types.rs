@@ -28,16 +28,7 @@ pub fn to_arrow(sql_type: &SqlType) -> Option<DataType> {
         SqlType::Array(element) => {
             DataType::List(Arc::new(Field::new("item", to_arrow(element)?, true)))
         }
-        SqlType::Map(key, value) => {
-            let entries = Fields::from(vec![
-                Field::new("key", to_arrow(key)?, false),
-                Field::new("value", to_arrow(value)?, true),
-            ]);
-            DataType::Map(
-                Arc::new(Field::new("entries", DataType::Struct(entries), false)),
-                false,
-            )
-        }
+        SqlType::Map(key, value) => map_of(to_arrow(key)?, to_arrow(value)?),
         SqlType::Struct(fields) => DataType::Struct(
             fields
                 .iter()
@@ -46,6 +37,18 @@ pub fn to_arrow(sql_type: &SqlType) -> Option<DataType> {
         ),
         SqlType::Custom(_) => return None,
     })
+}
+
+/// The Arrow type of `MAP<key, value>`.
+pub fn map_of(key: DataType, value: DataType) -> DataType {
+    let entries = Fields::from(vec![
+        Field::new("key", key, false),
+        Field::new("value", value, true),
+    ]);
+    DataType::Map(
+        Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+        false,
+    )
 }
 
 /// The SQL spelling of an Arrow type, as ksqlDB prints it in DESCRIBE and schemas.

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, Source};
+use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source};
 use crate::error::Error;
 use crate::exec::task::{InputSpec, PipelineSpec};
 use crate::format::decode::SourceDecoder;
 use crate::format::encode::SinkEncoder;
+use crate::format::framed;
+use crate::format::registry::SchemaRegistry;
 use crate::plan::PlanError;
 use crate::plan::ddl::plan_create_source;
 use crate::plan::query::{QueryPlan, SinkRequest, plan_query};
@@ -121,6 +123,7 @@ pub struct QueryInfo {
 #[derive(Debug)]
 pub struct Engine<R> {
     catalog: Catalog,
+    registry: Arc<SchemaRegistry>,
     runtime: R,
     next_id: u64,
     queries: BTreeMap<String, QueryInfo>,
@@ -131,6 +134,7 @@ impl<R: Runtime> Engine<R> {
     pub fn new(runtime: R) -> Self {
         Self {
             catalog: Catalog::default(),
+            registry: Arc::default(),
             runtime,
             next_id: 0,
             queries: BTreeMap::new(),
@@ -140,6 +144,11 @@ impl<R: Runtime> Engine<R> {
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The schemas of AVRO and JSON_SR topics.
+    pub fn registry(&self) -> &Arc<SchemaRegistry> {
+        &self.registry
     }
 
     /// The runtime.
@@ -184,7 +193,8 @@ impl<R: Runtime> Engine<R> {
     }
 
     async fn create_source(&mut self, stmt: &CreateSource) -> Result<Outcome, Error> {
-        let planned = plan_create_source(stmt)?;
+        let mut planned = plan_create_source(stmt)?;
+        self.registry_columns(&mut planned.source)?;
         let name = planned.source.name.clone();
         if let Some(existing) = self.catalog.get(&name) {
             if stmt.if_not_exists {
@@ -350,6 +360,7 @@ impl<R: Runtime> Engine<R> {
             &plan.output_schema,
             &plan.key_names,
             plan.sink.window,
+            &self.registry,
         )?;
         Ok(PipelineSpec {
             inputs: plan
@@ -357,7 +368,7 @@ impl<R: Runtime> Engine<R> {
                 .iter()
                 .map(|i| {
                     Ok(InputSpec {
-                        decoder: SourceDecoder::try_new(&i.source)?,
+                        decoder: SourceDecoder::try_new(&i.source, &self.registry)?,
                         operators: i.operators.clone(),
                     })
                 })
@@ -366,6 +377,56 @@ impl<R: Runtime> Engine<R> {
             operators: plan.operators.clone(),
             encoder,
         })
+    }
+
+    /// For AVRO and JSON_SR: columns a statement leaves out come from the topic's registered
+    /// schema; declared columns register their schema if the subject has none yet, as
+    /// ksqlDB does.
+    fn registry_columns(&self, source: &mut Source) -> Result<(), Error> {
+        let topic = source.topic.clone();
+        for (format, suffix, kind) in [
+            (source.key_format, "key", ColumnKind::Key),
+            (source.value_format, "value", ColumnKind::Value),
+        ] {
+            if !format.uses_registry() {
+                continue;
+            }
+            let subject = format!("{topic}-{suffix}");
+            let declared: Vec<(String, arrow::datatypes::DataType)> = source
+                .schema
+                .columns
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| (c.name.clone(), c.data_type.clone()))
+                .collect();
+            if !declared.is_empty() {
+                if self.registry.latest(&subject).is_none() {
+                    let single = kind == ColumnKind::Key && declared.len() == 1;
+                    framed::writer_for(format, &subject, &declared, single, &self.registry)
+                        .map_err(PlanError::Invalid)?;
+                }
+                continue;
+            }
+            let inferred = framed::infer(&subject, &self.registry)
+                .map_err(PlanError::Invalid)?
+                .ok_or_else(|| {
+                    PlanError::Invalid(format!(
+                        "Schema for message {suffix}s on topic '{topic}' does not exist in the Schema Registry.Subject: {subject}"
+                    ))
+                })?;
+            let mut columns = source.schema.columns.clone();
+            columns.extend(inferred.into_iter().map(|(name, data_type)| Column {
+                name: if kind == ColumnKind::Key && name == "ROWVAL" {
+                    "ROWKEY".into()
+                } else {
+                    name
+                },
+                data_type,
+                kind: kind.clone(),
+            }));
+            source.schema = LogicalSchema::new(columns);
+        }
+        Ok(())
     }
 
     async fn drop_source(&mut self, stmt: &DropSource) -> Result<Outcome, Error> {

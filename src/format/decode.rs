@@ -13,7 +13,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 use serde_json::Value;
 
-use super::{Format, FormatError, delimited, json, kafka};
+use super::registry::SchemaRegistry;
+use super::{Format, FormatError, delimited, framed, json, kafka};
 use crate::catalog::Source;
 use crate::record::Record;
 use crate::sql::ast::SourceKind;
@@ -40,11 +41,13 @@ pub struct SourceDecoder {
     values: Vec<(String, DataType)>,
     /// Index into `values` of the column that overrides ROWTIME.
     timestamp: Option<usize>,
+    /// Writer schemas of AVRO and JSON_SR records.
+    registry: Arc<SchemaRegistry>,
 }
 
 impl SourceDecoder {
     /// A decoder for `source`; fails if its formats cannot carry its columns.
-    pub fn try_new(source: &Source) -> Result<Self, FormatError> {
+    pub fn try_new(source: &Source, registry: &Arc<SchemaRegistry>) -> Result<Self, FormatError> {
         let keys: Vec<(String, DataType)> = source
             .schema
             .keys()
@@ -68,6 +71,7 @@ impl SourceDecoder {
             keys,
             values,
             timestamp,
+            registry: Arc::clone(registry),
         })
     }
 
@@ -155,25 +159,22 @@ impl SourceDecoder {
                 delimited::to_scalars(&text(bytes).map_err(FormatError::Key)?, delimiter, &types)
                     .map_err(FormatError::Key)
             }
-            (_, [(_, t)]) => {
-                let value: Value =
-                    serde_json::from_slice(bytes).map_err(|e| FormatError::Key(e.to_string()))?;
+            (format, [(_, t)]) => {
+                let value = self.json_of(format, bytes).map_err(FormatError::Key)?;
                 Ok(vec![json::to_scalar(&value, t).map_err(FormatError::Key)?])
             }
-            (_, columns) => {
-                match serde_json::from_slice(bytes).map_err(|e| FormatError::Key(e.to_string()))? {
-                    Value::Object(object) => columns
-                        .iter()
-                        .map(|(name, t)| {
-                            json::to_scalar(json::field(&object, name).unwrap_or(&Value::Null), t)
-                                .map_err(FormatError::Key)
-                        })
-                        .collect(),
-                    other => Err(FormatError::Key(format!(
-                        "expected a JSON object for a multi-column key, got {other}"
-                    ))),
-                }
-            }
+            (format, columns) => match self.json_of(format, bytes).map_err(FormatError::Key)? {
+                Value::Object(object) => columns
+                    .iter()
+                    .map(|(name, t)| {
+                        json::to_scalar(json::field(&object, name).unwrap_or(&Value::Null), t)
+                            .map_err(FormatError::Key)
+                    })
+                    .collect(),
+                other => Err(FormatError::Key(format!(
+                    "expected a JSON object for a multi-column key, got {other}"
+                ))),
+            },
         }
     }
 
@@ -185,9 +186,10 @@ impl SourceDecoder {
                 ]),
                 _ => Err(FormatError::Value("KAFKA values hold one column".into())),
             },
-            Format::Json => {
-                let value: Value =
-                    serde_json::from_slice(bytes).map_err(|e| FormatError::Value(e.to_string()))?;
+            Format::Json | Format::Avro | Format::JsonSr => {
+                let value = self
+                    .json_of(self.value_format, bytes)
+                    .map_err(FormatError::Value)?;
                 self.json_columns(&value)
             }
             Format::Delimited { delimiter } => {
@@ -196,6 +198,15 @@ impl SourceDecoder {
                     .map_err(FormatError::Value)
             }
             Format::None => Ok(Vec::new()),
+        }
+    }
+
+    /// The JSON a JSON, AVRO or JSON_SR record holds.
+    fn json_of(&self, format: Format, bytes: &[u8]) -> Result<Value, String> {
+        if format.uses_registry() {
+            framed::read(format, bytes, &self.registry)
+        } else {
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())
         }
     }
 

@@ -7,14 +7,39 @@
 //! Java's partitioner. Tombstones become records with a null value.
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{FieldRef, Int64Type};
+use arrow::datatypes::{DataType, FieldRef, Int64Type};
 use datafusion_common::ScalarValue;
 
+use super::framed::{self, Writer};
+use super::registry::SchemaRegistry;
 use super::{Format, FormatError, delimited, json, kafka};
 use crate::catalog::WindowInfo;
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::kafka::partitioner::partition_for;
 use crate::record::Record;
+
+/// For AVRO and JSON_SR: registers the schema of the `indexes` columns under `subject`.
+fn registry_writer(
+    (format, subject): (Format, &str),
+    batch_schema: &arrow::datatypes::Schema,
+    indexes: &[usize],
+    unwrapped: bool,
+    registry: &SchemaRegistry,
+) -> Result<Option<Writer>, FormatError> {
+    if !format.uses_registry() {
+        return Ok(None);
+    }
+    let columns: Vec<(String, DataType)> = indexes
+        .iter()
+        .map(|i| {
+            let f = batch_schema.field(*i);
+            (f.name().clone(), f.data_type().clone())
+        })
+        .collect();
+    framed::writer_for(format, subject, &columns, unwrapped, registry)
+        .map(Some)
+        .map_err(FormatError::Unsupported)
+}
 
 /// Encodes result batches for one sink.
 #[derive(Debug, Clone)]
@@ -28,6 +53,9 @@ pub struct SinkEncoder {
     value_fields: Vec<FieldRef>,
     rowtime: usize,
     window: Option<(WindowInfo, usize, usize)>,
+    /// The registered schemas of AVRO or JSON_SR keys and values.
+    key_writer: Option<Writer>,
+    value_writer: Option<Writer>,
 }
 
 impl SinkEncoder {
@@ -40,6 +68,7 @@ impl SinkEncoder {
         batch_schema: &arrow::datatypes::Schema,
         key_names: &[String],
         window: Option<WindowInfo>,
+        registry: &SchemaRegistry,
     ) -> Result<Self, FormatError> {
         let index = |name: &str| {
             batch_schema
@@ -59,10 +88,21 @@ impl SinkEncoder {
             .filter(|i| !keys.contains(i) && *i != rowtime)
             .filter(|i| !matches!(window, Some((_, s, e)) if *i == s || *i == e))
             .collect();
-        let value_fields = values
+        let value_fields: Vec<FieldRef> = values
             .iter()
             .map(|i| std::sync::Arc::clone(&batch_schema.fields()[*i]))
             .collect();
+        let writer = |format: Format, suffix: &str, indexes: &[usize], unwrapped: bool| {
+            registry_writer(
+                (format, &format!("{topic}-{suffix}")),
+                batch_schema,
+                indexes,
+                unwrapped,
+                registry,
+            )
+        };
+        let key_writer = writer(key_format, "key", &keys, keys.len() == 1)?;
+        let value_writer = writer(value_format, "value", &values, false)?;
         Ok(Self {
             topic: topic.to_string(),
             partitions,
@@ -73,6 +113,8 @@ impl SinkEncoder {
             value_fields,
             rowtime,
             window,
+            key_writer,
+            value_writer,
         })
     }
 
@@ -123,16 +165,28 @@ impl SinkEncoder {
                 Some(delimited::from_scalars(values, delimiter).into_bytes())
             }
             (_, [v]) if v.is_null() => None,
-            (_, [v]) => Some(json::from_scalar(v).to_string().into_bytes()),
+            (_, [v]) => Some(self.json_bytes(self.key_writer.as_ref(), &json::from_scalar(v))?),
             (_, many) => {
                 let fields: Vec<FieldRef> = self
                     .keys
                     .iter()
                     .map(|c| std::sync::Arc::clone(&batch.schema_ref().fields()[*c]))
                     .collect();
-                Some(json::object(&fields, many).to_string().into_bytes())
+                Some(self.json_bytes(self.key_writer.as_ref(), &json::object(&fields, many))?)
             }
         })
+    }
+
+    /// JSON as the bytes of the sink's format (framed for AVRO and JSON_SR).
+    fn json_bytes(
+        &self,
+        writer: Option<&Writer>,
+        value: &serde_json::Value,
+    ) -> Result<Vec<u8>, FormatError> {
+        match writer {
+            Some(writer) => framed::write(writer, value).map_err(FormatError::Unsupported),
+            None => Ok(value.to_string().into_bytes()),
+        }
     }
 
     fn append_window(&self, mut key: Vec<u8>, batch: &RecordBatch, row: usize) -> Vec<u8> {
@@ -165,9 +219,10 @@ impl SinkEncoder {
             (Format::Delimited { delimiter }, values) => {
                 Ok(delimited::from_scalars(values, delimiter).into_bytes())
             }
-            _ => Ok(json::object(&self.value_fields, &scalars)
-                .to_string()
-                .into_bytes()),
+            _ => self.json_bytes(
+                self.value_writer.as_ref(),
+                &json::object(&self.value_fields, &scalars),
+            ),
         }
     }
 }

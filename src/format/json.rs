@@ -52,6 +52,19 @@ pub fn to_scalar(value: &Value, data_type: &DataType) -> Result<ScalarValue, Str
         DataType::List(_) | DataType::Struct(_) | DataType::Map(..) => {
             nested_scalar(value, data_type).ok_or_else(mismatch)??
         }
+        // DATE as days and TIME as milliseconds since midnight, BYTES as base64 text.
+        DataType::Date32 => ScalarValue::Date32(Some(
+            i32::try_from(to_i64(value).ok_or_else(mismatch)?).map_err(|_| mismatch())?,
+        )),
+        DataType::Time32(_) => ScalarValue::Time32Millisecond(Some(
+            i32::try_from(to_i64(value).ok_or_else(mismatch)?).map_err(|_| mismatch())?,
+        )),
+        DataType::Binary => ScalarValue::Binary(Some(
+            value
+                .as_str()
+                .and_then(super::avro::unbase64)
+                .ok_or_else(mismatch)?,
+        )),
         other => {
             return Err(format!(
                 "JSON values of type {} are not supported yet",
@@ -182,6 +195,19 @@ fn decimal(value: &Value, precision: u8, scale: i8) -> Option<ScalarValue> {
     (!scalar.is_null()).then_some(scalar)
 }
 
+/// The text of a decimal with `unscaled` digits and `scale`.
+pub fn decimal_text(unscaled: i128, scale: i8) -> String {
+    ScalarValue::Decimal128(Some(unscaled), 38, scale).to_string()
+}
+
+/// The unscaled digits of a JSON number (or numeric string) at `scale`.
+pub fn unscaled(value: &Value, scale: i8) -> Option<i128> {
+    match decimal(value, 38, scale)? {
+        ScalarValue::Decimal128(Some(n), _, _) => Some(n),
+        _ => None,
+    }
+}
+
 /// Converts a scalar to the JSON ksqlDB writes for it.
 pub fn from_scalar(value: &ScalarValue) -> Value {
     match value {
@@ -194,6 +220,8 @@ pub fn from_scalar(value: &ScalarValue) -> Value {
         ScalarValue::UInt32(Some(n)) => Value::from(*n),
         ScalarValue::UInt64(Some(n)) => Value::from(*n),
         ScalarValue::TimestampMillisecond(Some(n), _) => Value::from(*n),
+        ScalarValue::Date32(Some(n)) | ScalarValue::Time32Millisecond(Some(n)) => Value::from(*n),
+        ScalarValue::Binary(Some(b)) => Value::String(super::avro::base64(b)),
         ScalarValue::Float32(Some(f)) => {
             Number::from_f64(f64::from(*f)).map_or(Value::Null, Value::Number)
         }

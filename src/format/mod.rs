@@ -4,14 +4,19 @@
 //! turns a batch of [`crate::record::Record`]s into one Arrow `RecordBatch` (a record that does
 //! not decode is reported, not fatal); [`encode::SinkEncoder`] turns result rows back into
 //! records, including windowed keys. Per-format value conversions live in [`json`],
-//! [`delimited`] and [`kafka`]. The schema-registry formats (Avro, Protobuf, JSON_SR) are not implemented yet.
+//! [`delimited`] and [`kafka`]; the schema-registry formats AVRO ([`avro`]) and JSON_SR are
+//! read and written through JSON by [`framed`], with schemas in a [`registry`]. Protobuf is
+//! not implemented yet.
 
+pub mod avro;
 pub mod decode;
 pub mod delimited;
 pub mod encode;
 pub mod error;
+pub mod framed;
 pub mod json;
 pub mod kafka;
+pub mod registry;
 pub mod validate;
 
 pub use error::FormatError;
@@ -32,9 +37,18 @@ pub enum Format {
     },
     /// No data (keys only).
     None,
+    /// Avro datums framed with a schema-registry id.
+    Avro,
+    /// JSON framed with a schema-registry id (JSON Schema).
+    JsonSr,
 }
 
 impl Format {
+    /// Whether records carry a schema-registry id (AVRO, JSON_SR).
+    pub fn uses_registry(self) -> bool {
+        matches!(self, Format::Avro | Format::JsonSr)
+    }
+
     /// Parses a format name as written in a `WITH` clause (case-insensitive).
     pub fn from_name(name: &str) -> Result<Self, FormatError> {
         match name.to_ascii_uppercase().as_str() {
@@ -42,6 +56,8 @@ impl Format {
             "JSON" => Ok(Format::Json),
             "DELIMITED" => Ok(Format::Delimited { delimiter: ',' }),
             "NONE" => Ok(Format::None),
+            "AVRO" => Ok(Format::Avro),
+            "JSON_SR" => Ok(Format::JsonSr),
             _ => Err(FormatError::UnknownFormat(name.to_string())),
         }
     }
@@ -54,6 +70,8 @@ impl fmt::Display for Format {
             Format::Json => "JSON",
             Format::Delimited { .. } => "DELIMITED",
             Format::None => "NONE",
+            Format::Avro => "AVRO",
+            Format::JsonSr => "JSON_SR",
         })
     }
 }

@@ -15,7 +15,8 @@ use serde_json::Value;
 use super::memory::MemoryKafka;
 use crate::catalog::{Source, WindowInfo};
 use crate::engine::Engine;
-use crate::format::{Format, json, kafka};
+use crate::format::registry::{SchemaKind, SchemaRegistry};
+use crate::format::{Format, framed, json, kafka};
 use crate::record::Record;
 use crate::sql::Statement;
 
@@ -155,6 +156,7 @@ pub async fn run(case: &Case) -> Outcome {
     }
     let mut engine = Engine::new(MemoryKafka::default());
     create_topics(case, engine.runtime()).await;
+    register_schemas(case, engine.registry());
     let expected_error = case.spec.get("expectedException").and_then(|e| {
         e["message"]
             .as_str()
@@ -194,7 +196,7 @@ pub async fn run(case: &Case) -> Outcome {
 
 fn schema_registry_format(case: &Case) -> Option<&'static str> {
     let text = case.statements.join(" ").to_ascii_uppercase();
-    ["PROTOBUF_NOSR", "PROTOBUF", "JSON_SR", "AVRO"]
+    ["PROTOBUF_NOSR", "PROTOBUF"]
         .into_iter()
         .find(|f| text.contains(&format!("'{f}'")))
 }
@@ -238,6 +240,36 @@ async fn create_topics(case: &Case, runtime: &MemoryKafka) {
     }
 }
 
+/// Registers the schemas `topics` gives (AVRO and JSON Schema ones), as the test driver
+/// does before running the statements.
+fn register_schemas(case: &Case, registry: &SchemaRegistry) {
+    for topic in case.spec["topics"].as_array().into_iter().flatten() {
+        let Some(name) = topic["name"].as_str() else {
+            continue;
+        };
+        for (part, schema, format) in [
+            ("value", &topic["valueSchema"], &topic["valueFormat"]),
+            ("key", &topic["keySchema"], &topic["keyFormat"]),
+        ] {
+            let kind = match format.as_str().map(str::to_ascii_uppercase).as_deref() {
+                Some("AVRO") => SchemaKind::Avro,
+                Some("JSON" | "JSON_SR") => SchemaKind::Json,
+                _ => continue,
+            };
+            if schema.is_object()
+                || schema.is_array()
+                || schema.is_string() && kind == SchemaKind::Avro
+            {
+                let text = match schema {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                registry.register(&format!("{name}-{part}"), kind, &text);
+            }
+        }
+    }
+}
+
 /// Executes the statements in order; the first error ends the case.
 async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
     let mut variables = crate::sql::variables::Variables::new();
@@ -270,8 +302,8 @@ fn feed(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
         let source = source_for(engine, &topic);
         let record = Record {
             partition: Some(0),
-            key: encode_key(source.as_deref(), &input["key"])?,
-            value: encode_value(source.as_deref(), &input["value"])?,
+            key: encode_key(source.as_deref(), &input["key"], engine.registry())?,
+            value: encode_value(source.as_deref(), &input["value"], engine.registry())?,
             timestamp: input["timestamp"].as_i64().unwrap_or(0),
             topic,
             offset: 0,
@@ -299,7 +331,21 @@ fn source_for(engine: &Engine<MemoryKafka>, topic: &str) -> Option<std::sync::Ar
         .map(|s| std::sync::Arc::clone(s))
 }
 
-fn encode_key(source: Option<&Source>, key: &Value) -> Result<Option<Vec<u8>>, String> {
+/// `value` in `format`, framed with the latest schema of `subject` for AVRO and JSON_SR.
+fn registry_bytes(
+    format: Format,
+    subject: &str,
+    value: &Value,
+    registry: &SchemaRegistry,
+) -> Result<Vec<u8>, String> {
+    framed::write(&framed::latest_writer(format, subject, registry)?, value)
+}
+
+fn encode_key(
+    source: Option<&Source>,
+    key: &Value,
+    registry: &SchemaRegistry,
+) -> Result<Option<Vec<u8>>, String> {
     if key.is_null() {
         return Ok(None);
     }
@@ -313,11 +359,21 @@ fn encode_key(source: Option<&Source>, key: &Value) -> Result<Option<Vec<u8>>, S
     match (source.key_format, types.as_slice()) {
         (Format::None, _) | (_, []) => Ok(None),
         (Format::Kafka, [t]) => Ok(kafka::from_scalar(&json::to_scalar(key, t)?)),
+        (format, _) if format.uses_registry() => Ok(Some(registry_bytes(
+            format,
+            &format!("{}-key", source.topic),
+            key,
+            registry,
+        )?)),
         _ => Ok(Some(key.to_string().into_bytes())),
     }
 }
 
-fn encode_value(source: Option<&Source>, value: &Value) -> Result<Option<Vec<u8>>, String> {
+fn encode_value(
+    source: Option<&Source>,
+    value: &Value,
+    registry: &SchemaRegistry,
+) -> Result<Option<Vec<u8>>, String> {
     if value.is_null() {
         return Ok(None);
     }
@@ -327,6 +383,15 @@ fn encode_value(source: Option<&Source>, value: &Value) -> Result<Option<Vec<u8>
         .unwrap_or_default();
     match (format, value, columns.as_slice()) {
         (Format::Kafka, v, [t]) => Ok(kafka::from_scalar(&json::to_scalar(v, t)?)),
+        (format, v, _) if format.uses_registry() => {
+            let topic = source.map(|s| s.topic.as_str()).unwrap_or_default();
+            Ok(Some(registry_bytes(
+                format,
+                &format!("{topic}-value"),
+                v,
+                registry,
+            )?))
+        }
         (_, Value::String(s), _) if format != Format::Json => Ok(Some(s.as_bytes().to_vec())),
         (_, v, _) => Ok(Some(v.to_string().into_bytes())),
     }
@@ -341,7 +406,11 @@ struct Decoded {
     window: Option<(i64, i64)>,
 }
 
-fn decode(source: Option<&Source>, record: &Record) -> Result<Decoded, String> {
+fn decode(
+    source: Option<&Source>,
+    record: &Record,
+    registry: &SchemaRegistry,
+) -> Result<Decoded, String> {
     let mut key_bytes = record.key.clone();
     let window = match (source.and_then(|s| s.window), key_bytes.as_mut()) {
         (Some(WindowInfo::Time { size_ms }), Some(k)) if k.len() >= 8 => {
@@ -358,6 +427,9 @@ fn decode(source: Option<&Source>, record: &Record) -> Result<Decoded, String> {
     };
     let key = match (source, key_bytes) {
         (_, None) => Value::Null,
+        (Some(s), Some(bytes)) if s.key_format.uses_registry() => {
+            framed::read(s.key_format, &bytes, registry)?
+        }
         (Some(s), Some(bytes)) if s.key_format == Format::Kafka => match s.schema.keys().next() {
             Some(c) => json::from_scalar(&kafka::to_scalar(&bytes, &c.data_type)?),
             None => Value::Null,
@@ -367,6 +439,9 @@ fn decode(source: Option<&Source>, record: &Record) -> Result<Decoded, String> {
     };
     let value = match (source, &record.value) {
         (_, None) => Value::Null,
+        (Some(s), Some(bytes)) if s.value_format.uses_registry() => {
+            framed::read(s.value_format, bytes, registry)?
+        }
         (Some(s), Some(bytes)) if s.value_format == Format::Kafka => match s.schema.values().next()
         {
             Some(c) => json::from_scalar(&kafka::to_scalar(bytes, &c.data_type)?),
@@ -402,7 +477,7 @@ fn verify_outputs(case: &Case, engine: &Engine<MemoryKafka>) -> Result<(), Strin
             .runtime()
             .records(topic)
             .iter()
-            .map(|r| decode(source.as_deref(), r))
+            .map(|r| decode(source.as_deref(), r, engine.registry()))
             .collect::<Result<Vec<_>, _>>()?;
         for (i, (w, g)) in want.iter().zip(&got).enumerate() {
             compare_record(w, g).map_err(|e| format!("{topic} record {i}: {e}"))?;

@@ -1,0 +1,254 @@
+//! The schema-registry formats, AVRO and JSON_SR: records framed with a schema id.
+//!
+//! Both are read into, and written from, the JSON value the JSON format would hold, so
+//! columns are matched and coerced in one place ([`super::json`]). A sink registers the
+//! schema of what it writes under its subject (`<topic>-value`, `<topic>-key`) and frames
+//! every record with that schema's id ([`Writer`]); a reader looks the writer's schema up by
+//! the id in the record. [`infer`] gives the columns of a subject's latest schema, for
+//! `CREATE STREAM/TABLE` without columns. JSON_SR's schemas are JSON Schema documents with
+//! Kafka Connect's type annotations, as ksqlDB writes them.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
+use serde_json::{Value as Json, json};
+
+use super::registry::{SchemaKind, SchemaRegistry, frame, unframe};
+use super::{Format, avro};
+
+/// How a sink writes one of these formats: the registered schema's id (and parsed Avro).
+#[derive(Debug, Clone)]
+pub struct Writer {
+    id: u32,
+    avro: Option<Arc<apache_avro::Schema>>,
+}
+
+/// Registers the schema of `columns` (a record) or of one unwrapped `single` value under
+/// `subject`, and returns the writer for it.
+pub fn writer_for(
+    format: Format,
+    subject: &str,
+    columns: &[(String, DataType)],
+    unwrapped: bool,
+    registry: &SchemaRegistry,
+) -> Result<Writer, String> {
+    match format {
+        Format::Avro => {
+            let schema = match (unwrapped, columns) {
+                (true, [(_, t)]) => avro::type_schema(t, "KsqlDataSourceSchema"),
+                _ => avro::record_schema(columns),
+            };
+            let id = registry.register(subject, SchemaKind::Avro, &schema.to_string());
+            Ok(Writer {
+                id,
+                avro: Some(registry.avro(id)?),
+            })
+        }
+        Format::JsonSr => {
+            let schema = match (unwrapped, columns) {
+                (true, [(_, t)]) => json_schema(t),
+                _ => object_schema(columns.iter().map(|(n, t)| (n.as_str(), t))),
+            };
+            let id = registry.register(subject, SchemaKind::Json, &schema.to_string());
+            Ok(Writer { id, avro: None })
+        }
+        other => Err(format!("{other} does not use a schema registry")),
+    }
+}
+
+/// A writer for the latest schema of `subject` (what a producer with auto-registration off
+/// would use).
+pub fn latest_writer(
+    format: Format,
+    subject: &str,
+    registry: &SchemaRegistry,
+) -> Result<Writer, String> {
+    let latest = registry
+        .latest(subject)
+        .ok_or_else(|| format!("no schema registered for subject {subject}"))?;
+    Ok(Writer {
+        id: latest.id,
+        avro: match format {
+            Format::Avro => Some(registry.avro(latest.id)?),
+            _ => None,
+        },
+    })
+}
+
+/// Encodes a JSON value in the writer's format.
+pub fn write(writer: &Writer, value: &Json) -> Result<Vec<u8>, String> {
+    match &writer.avro {
+        Some(schema) => {
+            let datum = avro::from_json(value, schema)?;
+            let bytes = apache_avro::to_avro_datum(schema, datum).map_err(|e| e.to_string())?;
+            Ok(frame(writer.id, &bytes))
+        }
+        None => Ok(frame(writer.id, value.to_string().as_bytes())),
+    }
+}
+
+/// Decodes a framed record into JSON.
+pub fn read(format: Format, bytes: &[u8], registry: &SchemaRegistry) -> Result<Json, String> {
+    let (id, payload) = unframe(bytes)?;
+    match format {
+        Format::Avro => {
+            let schema = registry.avro(id)?;
+            let value = apache_avro::from_avro_datum(&schema, &mut &payload[..], None)
+                .map_err(|e| e.to_string())?;
+            Ok(avro::to_json(&value, &schema))
+        }
+        _ => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+    }
+}
+
+/// The columns of the latest schema of `subject`, if there is one.
+pub fn infer(
+    subject: &str,
+    registry: &SchemaRegistry,
+) -> Result<Option<Vec<(String, DataType)>>, String> {
+    let Some(latest) = registry.latest(subject) else {
+        return Ok(None);
+    };
+    Ok(Some(match latest.kind {
+        SchemaKind::Avro => avro::columns_of(registry.avro(latest.id)?.as_ref())?,
+        SchemaKind::Json => {
+            let schema: Json = serde_json::from_str(&latest.text).map_err(|e| e.to_string())?;
+            match schema["properties"].as_object() {
+                Some(properties) => properties
+                    .iter()
+                    .map(|(n, s)| Ok((n.to_ascii_uppercase(), json_type_of(s)?)))
+                    .collect::<Result<_, String>>()?,
+                None => vec![("ROWVAL".into(), json_type_of(&schema)?)],
+            }
+        }
+    }))
+}
+
+fn object_schema<'a>(fields: impl Iterator<Item = (&'a str, &'a DataType)>) -> Json {
+    let properties: serde_json::Map<String, Json> = fields
+        .enumerate()
+        .map(|(i, (name, t))| {
+            let schema = json!({
+                "connect.index": i,
+                "oneOf": [{"type": "null"}, json_schema(t)],
+            });
+            (name.to_string(), schema)
+        })
+        .collect();
+    json!({"type": "object", "properties": properties})
+}
+
+/// The JSON Schema of one value of `t`, with Kafka Connect's annotations.
+fn json_schema(t: &DataType) -> Json {
+    match t {
+        DataType::Boolean => json!({"type": "boolean"}),
+        DataType::Int32 => json!({"type": "integer", "connect.type": "int32"}),
+        DataType::Int64 => json!({"type": "integer", "connect.type": "int64"}),
+        DataType::Float64 => json!({"type": "number", "connect.type": "float64"}),
+        DataType::Decimal128(p, s) => json!({
+            "type": "number",
+            "title": "org.apache.kafka.connect.data.Decimal",
+            "connect.type": "bytes",
+            "connect.parameters": {"connect.decimal.precision": p.to_string(), "scale": s.to_string()},
+        }),
+        DataType::Timestamp(..) => json!({
+            "type": "integer", "title": "org.apache.kafka.connect.data.Timestamp", "connect.type": "int64"
+        }),
+        DataType::Date32 => json!({
+            "type": "integer", "title": "org.apache.kafka.connect.data.Date", "connect.type": "int32"
+        }),
+        DataType::Time32(_) => json!({
+            "type": "integer", "title": "org.apache.kafka.connect.data.Time", "connect.type": "int32"
+        }),
+        DataType::Binary => json!({"type": "string", "connect.type": "bytes"}),
+        DataType::List(item) => json!({"type": "array", "items": {
+            "oneOf": [{"type": "null"}, json_schema(item.data_type())]
+        }}),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) => json!({
+                "type": "object",
+                "connect.type": "map",
+                "additionalProperties": {"oneOf": [{"type": "null"}, json_schema(kv[1].data_type())]},
+            }),
+            _ => json!({"type": "string"}),
+        },
+        DataType::Struct(fields) => {
+            object_schema(fields.iter().map(|f| (f.name().as_str(), f.data_type())))
+        }
+        _ => json!({"type": "string"}),
+    }
+}
+
+/// The SQL type a JSON Schema describes.
+fn json_type_of(schema: &Json) -> Result<DataType, String> {
+    if let Some(options) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
+        return match options.iter().find(|o| o["type"] != "null") {
+            Some(inner) => json_type_of(inner),
+            None => Err("a JSON schema of only null".into()),
+        };
+    }
+    let title = schema["title"].as_str().unwrap_or_default();
+    Ok(match (schema["type"].as_str().unwrap_or_default(), title) {
+        (_, "org.apache.kafka.connect.data.Timestamp") => {
+            DataType::Timestamp(TimeUnit::Millisecond, None)
+        }
+        (_, "org.apache.kafka.connect.data.Date") => DataType::Date32,
+        (_, "org.apache.kafka.connect.data.Time") => DataType::Time32(TimeUnit::Millisecond),
+        (_, "org.apache.kafka.connect.data.Decimal") => {
+            let p = &schema["connect.parameters"];
+            let num = |v: &Json| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64());
+            DataType::Decimal128(
+                num(&p["connect.decimal.precision"]).unwrap_or(38) as u8,
+                num(&p["scale"]).unwrap_or(0) as i8,
+            )
+        }
+        ("boolean", _) => DataType::Boolean,
+        ("integer", _) if schema["connect.type"] == "int32" => DataType::Int32,
+        ("integer", _) => DataType::Int64,
+        ("number", _) => DataType::Float64,
+        ("string", _) if schema["connect.type"] == "bytes" => DataType::Binary,
+        ("string", _) => DataType::Utf8,
+        ("array", _) => DataType::List(Arc::new(Field::new(
+            "item",
+            json_type_of(&schema["items"])?,
+            true,
+        ))),
+        ("object", _) if schema.get("properties").is_some() => DataType::Struct(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(n, s)| Ok(Field::new(n.to_ascii_uppercase(), json_type_of(s)?, true)))
+                .collect::<Result<Fields, String>>()?,
+        ),
+        ("object", _) => crate::types::map_of(
+            DataType::Utf8,
+            json_type_of(&schema["additionalProperties"])?,
+        ),
+        (other, _) => return Err(format!("JSON schema type '{other}' is not supported")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinks_register_and_readers_decode() {
+        let registry = SchemaRegistry::default();
+        let columns = vec![
+            ("A".to_string(), DataType::Int32),
+            ("B".to_string(), DataType::Utf8),
+        ];
+        for format in [Format::Avro, Format::JsonSr] {
+            let subject = format!("{format}-value");
+            let writer = writer_for(format, &subject, &columns, false, &registry).unwrap();
+            let bytes = write(&writer, &json!({"A": 1, "B": "x"})).unwrap();
+            assert_eq!(
+                read(format, &bytes, &registry).unwrap(),
+                json!({"A": 1, "B": "x"})
+            );
+            assert_eq!(infer(&subject, &registry).unwrap(), Some(columns.clone()));
+        }
+    }
+}
