@@ -74,6 +74,8 @@ impl<'a> ExprPlanner<'a> {
             SqlExpr::UnaryOp { op, expr } => self.unary(op, expr),
             SqlExpr::IsNull(e) => Ok(Expr::IsNull(Box::new(self.lower(e)?))),
             SqlExpr::IsNotNull(e) => Ok(Expr::IsNotNull(Box::new(self.lower(e)?))),
+            SqlExpr::IsDistinctFrom(a, b) => self.distinct(a, b, false),
+            SqlExpr::IsNotDistinctFrom(a, b) => self.distinct(a, b, true),
             SqlExpr::Between {
                 expr,
                 negated,
@@ -255,6 +257,51 @@ impl<'a> ExprPlanner<'a> {
                 crate::types::sql_name(&rt)
             ))
         })?;
+        let nested = |t: &DataType| {
+            matches!(
+                t,
+                DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
+            )
+        };
+        let ordering = matches!(
+            op,
+            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+        );
+        if ordering && (nested(&lt) || nested(&rt)) {
+            return Err(PlanError::Invalid(format!(
+                "Cannot compare {} ({}) to {} ({}) with {}.",
+                normalize_expr(left),
+                crate::types::sql_name(&lt),
+                normalize_expr(right),
+                crate::types::sql_name(&rt),
+                comparison_name(op)
+            )));
+        }
+        let (l, r) = (cast_to(l, &lt, &lc), cast_to(r, &rt, &rc));
+        if is_comparison(op) {
+            // ksqlDB: a comparison with a NULL operand is false, not NULL.
+            let either_null =
+                Expr::IsNull(Box::new(l.clone())).or(Expr::IsNull(Box::new(r.clone())));
+            return Ok(
+                datafusion_expr::when(either_null, datafusion_expr::lit(false))
+                    .otherwise(datafusion_expr::binary_expr(l, op, r))?,
+            );
+        }
+        Ok(datafusion_expr::binary_expr(l, op, r))
+    }
+
+    /// `a IS [NOT] DISTINCT FROM b`: NULL-aware equality.
+    fn distinct(&self, left: &SqlExpr, right: &SqlExpr, negated: bool) -> Result<Expr> {
+        let (l, r) = (self.lower(left)?, self.lower(right)?);
+        let (lt, rt) = (self.data_type(&l)?, self.data_type(&r)?);
+        let op = if negated {
+            Operator::IsNotDistinctFrom
+        } else {
+            Operator::IsDistinctFrom
+        };
+        let (lc, rc) = BinaryTypeCoercer::new(&lt, &op, &rt)
+            .get_input_types()
+            .unwrap_or((lt.clone(), rt.clone()));
         Ok(datafusion_expr::binary_expr(
             cast_to(l, &lt, &lc),
             op,
@@ -595,4 +642,39 @@ mod tests {
         );
         assert_eq!(number("1.5E0").unwrap(), ScalarValue::Float64(Some(1.5)));
     }
+}
+
+fn is_comparison(op: Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+    )
+}
+
+/// ksqlDB's name of a comparison, as its messages print it.
+fn comparison_name(op: Operator) -> &'static str {
+    match op {
+        Operator::Lt => "LESS_THAN",
+        Operator::LtEq => "LESS_THAN_OR_EQUAL",
+        Operator::Gt => "GREATER_THAN",
+        Operator::GtEq => "GREATER_THAN_OR_EQUAL",
+        Operator::Eq => "EQUAL",
+        _ => "NOT_EQUAL",
+    }
+}
+
+/// An expression with its names upper-cased, as ksqlDB's messages print it.
+fn normalize_expr(expr: &SqlExpr) -> String {
+    super::rewrite::rewrite(expr, &mut |e| match e {
+        SqlExpr::Identifier(id) => Some(SqlExpr::Identifier(sqlparser::ast::Ident::new(
+            normalize(id),
+        ))),
+        _ => None,
+    })
+    .to_string()
 }
