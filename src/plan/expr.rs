@@ -625,25 +625,6 @@ fn cast_type(data_type: &SqlDataType) -> Result<DataType> {
         .ok_or_else(|| PlanError::Unsupported(format!("cast to {text}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literals_follow_ksqldb_types() {
-        assert_eq!(number("3").unwrap(), ScalarValue::Int32(Some(3)));
-        assert_eq!(
-            number("3000000000").unwrap(),
-            ScalarValue::Int64(Some(3_000_000_000))
-        );
-        assert_eq!(
-            number("1.50").unwrap(),
-            ScalarValue::Decimal128(Some(150), 3, 2)
-        );
-        assert_eq!(number("1.5E0").unwrap(), ScalarValue::Float64(Some(1.5)));
-    }
-}
-
 fn is_comparison(op: Operator) -> bool {
     matches!(
         op,
@@ -677,4 +658,23 @@ fn normalize_expr(expr: &SqlExpr) -> String {
         _ => None,
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_follow_ksqldb_types() {
+        assert_eq!(number("3").unwrap(), ScalarValue::Int32(Some(3)));
+        assert_eq!(
+            number("3000000000").unwrap(),
+            ScalarValue::Int64(Some(3_000_000_000))
+        );
+        assert_eq!(
+            number("1.50").unwrap(),
+            ScalarValue::Decimal128(Some(150), 3, 2)
+        );
+        assert_eq!(number("1.5E0").unwrap(), ScalarValue::Float64(Some(1.5)));
+    }
 }
