@@ -12,7 +12,7 @@
 use apache_avro::Schema;
 use apache_avro::types::Value as Avro;
 use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 /// The Avro schema ksqlDB writes for these value columns.
 pub fn record_schema(columns: &[(String, DataType)]) -> Json {
@@ -193,18 +193,7 @@ fn plain_json(value: &Avro) -> Json {
 
 fn decimal_json(d: &apache_avro::Decimal, scale: usize) -> Json {
     let bytes: Vec<u8> = Vec::try_from(d).unwrap_or_default();
-    let unscaled = bytes.iter().fold(
-        if bytes.first().is_some_and(|b| *b & 0x80 != 0) {
-            -1i128
-        } else {
-            0
-        },
-        |acc, b| (acc << 8) | i128::from(*b),
-    );
-    let text = crate::format::json::decimal_text(unscaled, scale as i8);
-    text.parse::<serde_json::Number>()
-        .map(Json::Number)
-        .unwrap_or(Json::String(text))
+    crate::format::json::decimal_from_bytes(&bytes, scale as i8)
 }
 
 /// The first branch of a union that takes the value.
@@ -231,13 +220,8 @@ fn union_from_json(value: &Json, union: &apache_avro::schema::UnionSchema) -> Re
 
 /// The big-endian two's-complement bytes Avro's decimals hold.
 fn decimal_from_json(value: &Json, scale: usize) -> Option<Avro> {
-    let unscaled = crate::format::json::unscaled(value, scale as i8)?;
-    let bytes = unscaled.to_be_bytes();
-    let skip = bytes
-        .windows(2)
-        .take_while(|w| (w[0] == 0 && w[1] & 0x80 == 0) || (w[0] == 0xFF && w[1] & 0x80 != 0))
-        .count();
-    Some(Avro::Decimal(apache_avro::Decimal::from(&bytes[skip..])))
+    let bytes = crate::format::json::decimal_to_bytes(value, scale as i8)?;
+    Some(Avro::Decimal(apache_avro::Decimal::from(bytes)))
 }
 
 /// A JSON value as an Avro datum of `schema` (field names matched case-insensitively).
@@ -284,22 +268,13 @@ pub fn from_json(value: &Json, schema: &Schema) -> Result<Avro, String> {
                 r.fields
                     .iter()
                     .map(|f| {
-                        let v = lookup(object, &f.name).unwrap_or(&Json::Null);
+                        let v = crate::format::json::field(object, &f.name).unwrap_or(&Json::Null);
                         Ok((f.name.clone(), from_json(v, &f.schema)?))
                     })
                     .collect::<Result<_, String>>()?,
             )
         }
         _ => return Err(mismatch()),
-    })
-}
-
-fn lookup<'a>(object: &'a Map<String, Json>, name: &str) -> Option<&'a Json> {
-    object.get(name).or_else(|| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
     })
 }
 

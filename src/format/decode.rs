@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 use serde_json::Value;
 
+use super::framed::Writer;
 use super::registry::SchemaRegistry;
 use super::{Format, FormatError, delimited, framed, json, kafka};
 use crate::catalog::Source;
@@ -41,8 +42,10 @@ pub struct SourceDecoder {
     values: Vec<(String, DataType)>,
     /// Index into `values` of the column that overrides ROWTIME.
     timestamp: Option<usize>,
-    /// Writer schemas of AVRO and JSON_SR records.
+    /// Writer schemas of AVRO, JSON_SR and PROTOBUF records.
     registry: Arc<SchemaRegistry>,
+    /// PROTOBUF_NOSR keys and values: the schema of the declared columns.
+    nosr: (Option<Writer>, Option<Writer>),
 }
 
 impl SourceDecoder {
@@ -63,6 +66,10 @@ impl SourceDecoder {
             .timestamp_column
             .as_ref()
             .and_then(|name| values.iter().position(|(n, _)| n == name));
+        let nosr = (
+            nosr(source.key_format, &keys)?,
+            nosr(source.value_format, &values)?,
+        );
         Ok(Self {
             schema: source.schema.batch_schema(false),
             kind: source.kind,
@@ -72,6 +79,7 @@ impl SourceDecoder {
             values,
             timestamp,
             registry: Arc::clone(registry),
+            nosr,
         })
     }
 
@@ -159,11 +167,16 @@ impl SourceDecoder {
                 delimited::to_scalars(&text(bytes).map_err(FormatError::Key)?, delimiter, &types)
                     .map_err(FormatError::Key)
             }
-            (format, [(_, t)]) => {
-                let value = self.json_of(format, bytes).map_err(FormatError::Key)?;
+            (format, [(_, t)]) if !format.is_protobuf() => {
+                let value = self
+                    .json_of(format, bytes, None)
+                    .map_err(FormatError::Key)?;
                 Ok(vec![json::to_scalar(&value, t).map_err(FormatError::Key)?])
             }
-            (format, columns) => match self.json_of(format, bytes).map_err(FormatError::Key)? {
+            (format, columns) => match self
+                .json_of(format, bytes, self.nosr.0.as_ref())
+                .map_err(FormatError::Key)?
+            {
                 Value::Object(object) => columns
                     .iter()
                     .map(|(name, t)| {
@@ -186,9 +199,13 @@ impl SourceDecoder {
                 ]),
                 _ => Err(FormatError::Value("KAFKA values hold one column".into())),
             },
-            Format::Json | Format::Avro | Format::JsonSr => {
+            Format::Json
+            | Format::Avro
+            | Format::JsonSr
+            | Format::Protobuf
+            | Format::ProtobufNoSr => {
                 let value = self
-                    .json_of(self.value_format, bytes)
+                    .json_of(self.value_format, bytes, self.nosr.1.as_ref())
                     .map_err(FormatError::Value)?;
                 self.json_columns(&value)
             }
@@ -201,10 +218,15 @@ impl SourceDecoder {
         }
     }
 
-    /// The JSON a JSON, AVRO or JSON_SR record holds.
-    fn json_of(&self, format: Format, bytes: &[u8]) -> Result<Value, String> {
-        if format.uses_registry() {
-            framed::read(format, bytes, &self.registry)
+    /// The JSON a JSON, AVRO, JSON_SR or PROTOBUF record holds.
+    fn json_of(
+        &self,
+        format: Format,
+        bytes: &[u8],
+        nosr: Option<&Writer>,
+    ) -> Result<Value, String> {
+        if format.is_framed() {
+            framed::read(format, bytes, &self.registry, nosr)
         } else {
             serde_json::from_slice(bytes).map_err(|e| e.to_string())
         }
@@ -259,6 +281,16 @@ impl SourceDecoder {
 /// Record bytes as UTF-8 text.
 fn text(bytes: &[u8]) -> Result<String, String> {
     String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())
+}
+
+/// The schema PROTOBUF_NOSR records of these columns have.
+fn nosr(format: Format, columns: &[(String, DataType)]) -> Result<Option<Writer>, FormatError> {
+    if format != Format::ProtobufNoSr {
+        return Ok(None);
+    }
+    Writer::protobuf_nosr(columns)
+        .map(Some)
+        .map_err(FormatError::Unsupported)
 }
 
 fn null_of(t: &DataType) -> Result<ScalarValue, FormatError> {

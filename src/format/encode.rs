@@ -26,7 +26,7 @@ fn registry_writer(
     unwrapped: bool,
     registry: &SchemaRegistry,
 ) -> Result<Option<Writer>, FormatError> {
-    if !format.uses_registry() {
+    if !format.is_framed() {
         return Ok(None);
     }
     let columns: Vec<(String, DataType)> = indexes
@@ -165,7 +165,9 @@ impl SinkEncoder {
                 Some(delimited::from_scalars(values, delimiter).into_bytes())
             }
             (_, [v]) if v.is_null() => None,
-            (_, [v]) => Some(self.json_bytes(self.key_writer.as_ref(), &json::from_scalar(v))?),
+            (format, [v]) if !format.is_protobuf() => {
+                Some(self.json_bytes(self.key_writer.as_ref(), &json::from_scalar(v))?)
+            }
             (_, many) => {
                 let fields: Vec<FieldRef> = self
                     .keys

@@ -1,4 +1,5 @@
-//! The schema-registry formats, AVRO and JSON_SR: records framed with a schema id.
+//! The schema formats, AVRO, JSON_SR and PROTOBUF: records framed with a schema id (and
+//! PROTOBUF_NOSR, the same messages without framing, their schema taken from the columns).
 //!
 //! Both are read into, and written from, the JSON value the JSON format would hold, so
 //! columns are matched and coerced in one place ([`super::json`]). A sink registers the
@@ -14,13 +15,26 @@ use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
 use serde_json::{Value as Json, json};
 
 use super::registry::{SchemaKind, SchemaRegistry, frame, unframe};
-use super::{Format, avro};
+use super::{Format, avro, protobuf};
 
 /// How a sink writes one of these formats: the registered schema's id (and parsed Avro).
 #[derive(Debug, Clone)]
 pub struct Writer {
-    id: u32,
+    /// The registered schema's id; `None` for PROTOBUF_NOSR, which is not framed.
+    id: Option<u32>,
     avro: Option<Arc<apache_avro::Schema>>,
+    proto: Option<prost_reflect::MessageDescriptor>,
+}
+
+impl Writer {
+    /// A PROTOBUF_NOSR writer (and reader) for these columns.
+    pub fn protobuf_nosr(columns: &[(String, DataType)]) -> Result<Self, String> {
+        Ok(Self {
+            id: None,
+            avro: None,
+            proto: Some(protobuf::compile(&protobuf::schema_text(columns), None)?),
+        })
+    }
 }
 
 /// Registers the schema of `columns` (a record) or of one unwrapped `single` value under
@@ -40,8 +54,9 @@ pub fn writer_for(
             };
             let id = registry.register(subject, SchemaKind::Avro, &schema.to_string());
             Ok(Writer {
-                id,
+                id: Some(id),
                 avro: Some(registry.avro(id)?),
+                proto: None,
             })
         }
         Format::JsonSr => {
@@ -50,8 +65,22 @@ pub fn writer_for(
                 _ => object_schema(columns.iter().map(|(n, t)| (n.as_str(), t))),
             };
             let id = registry.register(subject, SchemaKind::Json, &schema.to_string());
-            Ok(Writer { id, avro: None })
+            Ok(Writer {
+                id: Some(id),
+                avro: None,
+                proto: None,
+            })
         }
+        Format::Protobuf => {
+            let text = protobuf::schema_text(columns);
+            let id = registry.register(subject, SchemaKind::Protobuf, &text);
+            Ok(Writer {
+                id: Some(id),
+                avro: None,
+                proto: Some(registry.protobuf(id)?),
+            })
+        }
+        Format::ProtobufNoSr => Writer::protobuf_nosr(columns),
         other => Err(format!("{other} does not use a schema registry")),
     }
 }
@@ -67,9 +96,13 @@ pub fn latest_writer(
         .latest(subject)
         .ok_or_else(|| format!("no schema registered for subject {subject}"))?;
     Ok(Writer {
-        id: latest.id,
+        id: Some(latest.id),
         avro: match format {
             Format::Avro => Some(registry.avro(latest.id)?),
+            _ => None,
+        },
+        proto: match format {
+            Format::Protobuf => Some(registry.protobuf(latest.id)?),
             _ => None,
         },
     })
@@ -77,20 +110,48 @@ pub fn latest_writer(
 
 /// Encodes a JSON value in the writer's format.
 pub fn write(writer: &Writer, value: &Json) -> Result<Vec<u8>, String> {
-    match &writer.avro {
-        Some(schema) => {
+    let (payload, indexes) = match (&writer.avro, &writer.proto) {
+        (Some(schema), _) => {
             let datum = avro::from_json(value, schema)?;
             let bytes = apache_avro::to_avro_datum(schema, datum).map_err(|e| e.to_string())?;
-            Ok(frame(writer.id, &bytes))
+            (bytes, false)
         }
-        None => Ok(frame(writer.id, value.to_string().as_bytes())),
-    }
+        (_, Some(message)) => (
+            protobuf::encode(&protobuf::from_json(value, message)?),
+            true,
+        ),
+        _ => (value.to_string().into_bytes(), false),
+    };
+    Ok(match writer.id {
+        // Protobuf frames name the message: `[0]`, the first one, is a single zero byte.
+        Some(id) if indexes => frame(id, &[&[0u8][..], &payload].concat()),
+        Some(id) => frame(id, &payload),
+        None => payload,
+    })
 }
 
 /// Decodes a framed record into JSON.
-pub fn read(format: Format, bytes: &[u8], registry: &SchemaRegistry) -> Result<Json, String> {
+pub fn read(
+    format: Format,
+    bytes: &[u8],
+    registry: &SchemaRegistry,
+    nosr: Option<&Writer>,
+) -> Result<Json, String> {
+    if format == Format::ProtobufNoSr {
+        let message = nosr
+            .and_then(|w| w.proto.as_ref())
+            .ok_or("PROTOBUF_NOSR needs the columns' schema")?;
+        return Ok(protobuf::to_json(&protobuf::decode(message, bytes)?));
+    }
     let (id, payload) = unframe(bytes)?;
     match format {
+        Format::Protobuf => {
+            let payload = skip_message_indexes(payload)?;
+            Ok(protobuf::to_json(&protobuf::decode(
+                &registry.protobuf(id)?,
+                payload,
+            )?))
+        }
         Format::Avro => {
             let schema = registry.avro(id)?;
             let value = apache_avro::from_avro_datum(&schema, &mut &payload[..], None)
@@ -99,6 +160,29 @@ pub fn read(format: Format, bytes: &[u8], registry: &SchemaRegistry) -> Result<J
         }
         _ => serde_json::from_slice(payload).map_err(|e| e.to_string()),
     }
+}
+
+/// Skips the message indexes after a Protobuf frame's header (a zig-zag varint count, then
+/// that many indexes; a lone zero byte means the first message).
+fn skip_message_indexes(payload: &[u8]) -> Result<&[u8], String> {
+    let mut rest = payload;
+    let mut varint = || -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, tail) = rest.split_first().ok_or("truncated protobuf frame")?;
+            rest = tail;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("malformed protobuf frame".into())
+    };
+    let count = varint()?;
+    for _ in 0..(count >> 1) {
+        varint()?;
+    }
+    Ok(rest)
 }
 
 /// The columns of the latest schema of `subject`, if there is one.
@@ -111,6 +195,7 @@ pub fn infer(
     };
     Ok(Some(match latest.kind {
         SchemaKind::Avro => avro::columns_of(registry.avro(latest.id)?.as_ref())?,
+        SchemaKind::Protobuf => protobuf::columns_of(&registry.protobuf(latest.id)?)?,
         SchemaKind::Json => {
             let schema: Json = serde_json::from_str(&latest.text).map_err(|e| e.to_string())?;
             match schema["properties"].as_object() {
@@ -240,12 +325,12 @@ mod tests {
             ("A".to_string(), DataType::Int32),
             ("B".to_string(), DataType::Utf8),
         ];
-        for format in [Format::Avro, Format::JsonSr] {
+        for format in [Format::Avro, Format::JsonSr, Format::Protobuf] {
             let subject = format!("{format}-value");
             let writer = writer_for(format, &subject, &columns, false, &registry).unwrap();
             let bytes = write(&writer, &json!({"A": 1, "B": "x"})).unwrap();
             assert_eq!(
-                read(format, &bytes, &registry).unwrap(),
+                read(format, &bytes, &registry, None).unwrap(),
                 json!({"A": 1, "B": "x"})
             );
             assert_eq!(infer(&subject, &registry).unwrap(), Some(columns.clone()));

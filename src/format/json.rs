@@ -200,6 +200,31 @@ pub fn decimal_text(unscaled: i128, scale: i8) -> String {
     ScalarValue::Decimal128(Some(unscaled), 38, scale).to_string()
 }
 
+/// The JSON number of a decimal given as big-endian two's-complement unscaled bytes (how
+/// Avro and Protobuf hold decimals).
+pub fn decimal_from_bytes(bytes: &[u8], scale: i8) -> Value {
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let unscaled = bytes
+        .iter()
+        .fold(if negative { -1i128 } else { 0 }, |acc, b| {
+            (acc << 8) | i128::from(*b)
+        });
+    let text = decimal_text(unscaled, scale);
+    text.parse()
+        .map(Value::Number)
+        .unwrap_or(Value::String(text))
+}
+
+/// The shortest big-endian two's-complement bytes of a JSON decimal's unscaled digits.
+pub fn decimal_to_bytes(value: &Value, scale: i8) -> Option<Vec<u8>> {
+    let bytes = unscaled(value, scale)?.to_be_bytes();
+    let skip = bytes
+        .windows(2)
+        .take_while(|w| (w[0] == 0 && w[1] & 0x80 == 0) || (w[0] == 0xFF && w[1] & 0x80 != 0))
+        .count();
+    Some(bytes[skip..].to_vec())
+}
+
 /// The unscaled digits of a JSON number (or numeric string) at `scale`.
 pub fn unscaled(value: &Value, scale: i8) -> Option<i128> {
     match decimal(value, 38, scale)? {

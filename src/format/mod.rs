@@ -4,9 +4,9 @@
 //! turns a batch of [`crate::record::Record`]s into one Arrow `RecordBatch` (a record that does
 //! not decode is reported, not fatal); [`encode::SinkEncoder`] turns result rows back into
 //! records, including windowed keys. Per-format value conversions live in [`json`],
-//! [`delimited`] and [`kafka`]; the schema-registry formats AVRO ([`avro`]) and JSON_SR are
-//! read and written through JSON by [`framed`], with schemas in a [`registry`]. Protobuf is
-//! not implemented yet.
+//! [`delimited`] and [`kafka`]; the schema-registry formats AVRO ([`avro`]), JSON_SR and
+//! PROTOBUF ([`protobuf`]) are read and written through JSON by [`framed`], with schemas in
+//! a [`registry`] (PROTOBUF_NOSR takes its schema from the columns).
 
 pub mod avro;
 pub mod decode;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod framed;
 pub mod json;
 pub mod kafka;
+pub mod protobuf;
 pub mod registry;
 pub mod validate;
 
@@ -41,12 +42,26 @@ pub enum Format {
     Avro,
     /// JSON framed with a schema-registry id (JSON Schema).
     JsonSr,
+    /// Protobuf messages framed with a schema-registry id.
+    Protobuf,
+    /// Protobuf messages without a schema registry (the schema comes from the columns).
+    ProtobufNoSr,
 }
 
 impl Format {
-    /// Whether records carry a schema-registry id (AVRO, JSON_SR).
+    /// Whether records carry a schema-registry id (AVRO, JSON_SR, PROTOBUF).
     pub fn uses_registry(self) -> bool {
-        matches!(self, Format::Avro | Format::JsonSr)
+        matches!(self, Format::Avro | Format::JsonSr | Format::Protobuf)
+    }
+
+    /// PROTOBUF or PROTOBUF_NOSR (keys are always messages, never bare values).
+    pub fn is_protobuf(self) -> bool {
+        matches!(self, Format::Protobuf | Format::ProtobufNoSr)
+    }
+
+    /// Whether records are read and written through [`framed`] (the schema formats).
+    pub fn is_framed(self) -> bool {
+        self.uses_registry() || self == Format::ProtobufNoSr
     }
 
     /// Parses a format name as written in a `WITH` clause (case-insensitive).
@@ -58,6 +73,8 @@ impl Format {
             "NONE" => Ok(Format::None),
             "AVRO" => Ok(Format::Avro),
             "JSON_SR" => Ok(Format::JsonSr),
+            "PROTOBUF" => Ok(Format::Protobuf),
+            "PROTOBUF_NOSR" => Ok(Format::ProtobufNoSr),
             _ => Err(FormatError::UnknownFormat(name.to_string())),
         }
     }
@@ -72,6 +89,8 @@ impl fmt::Display for Format {
             Format::None => "NONE",
             Format::Avro => "AVRO",
             Format::JsonSr => "JSON_SR",
+            Format::Protobuf => "PROTOBUF",
+            Format::ProtobufNoSr => "PROTOBUF_NOSR",
         })
     }
 }

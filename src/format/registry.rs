@@ -18,6 +18,8 @@ pub enum SchemaKind {
     Avro,
     /// A JSON Schema document.
     Json,
+    /// `.proto` text.
+    Protobuf,
 }
 
 /// One registered schema.
@@ -36,6 +38,7 @@ struct Inner {
     by_id: Vec<Registered>,
     subjects: BTreeMap<String, Vec<u32>>,
     avro: HashMap<u32, Arc<apache_avro::Schema>>,
+    protobuf: HashMap<u32, prost_reflect::MessageDescriptor>,
 }
 
 /// Schemas by id and by subject.
@@ -99,6 +102,21 @@ impl SchemaRegistry {
             Arc::new(apache_avro::Schema::parse_str(&registered.text).map_err(|e| e.to_string())?);
         self.lock().avro.insert(id, Arc::clone(&schema));
         Ok(schema)
+    }
+}
+
+impl SchemaRegistry {
+    /// The (first) message of the Protobuf schema with `id`, compiled once.
+    pub fn protobuf(&self, id: u32) -> Result<prost_reflect::MessageDescriptor, String> {
+        if let Some(message) = self.lock().protobuf.get(&id) {
+            return Ok(message.clone());
+        }
+        let registered = self
+            .by_id(id)
+            .ok_or_else(|| format!("no schema with id {id} in the schema registry"))?;
+        let message = super::protobuf::compile(&registered.text, None)?;
+        self.lock().protobuf.insert(id, message.clone());
+        Ok(message)
     }
 }
 

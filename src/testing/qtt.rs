@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::memory::MemoryKafka;
-use crate::catalog::{Source, WindowInfo};
+use crate::catalog::{ColumnKind, Source, WindowInfo};
 use crate::engine::Engine;
 use crate::format::registry::{SchemaKind, SchemaRegistry};
 use crate::format::{Format, framed, json, kafka};
@@ -151,9 +151,6 @@ pub async fn run(case: &Case) -> Outcome {
     if case.spec["enabled"] == Value::Bool(false) {
         return Outcome::Skipped("disabled".into());
     }
-    if let Some(format) = schema_registry_format(case) {
-        return Outcome::Skipped(format!("{format} needs a schema registry"));
-    }
     let mut engine = Engine::new(MemoryKafka::default());
     create_topics(case, engine.runtime()).await;
     register_schemas(case, engine.registry());
@@ -192,13 +189,6 @@ pub async fn run(case: &Case) -> Outcome {
         Ok(()) => Outcome::Passed,
         Err(e) => Outcome::Failed(e),
     }
-}
-
-fn schema_registry_format(case: &Case) -> Option<&'static str> {
-    let text = case.statements.join(" ").to_ascii_uppercase();
-    ["PROTOBUF_NOSR", "PROTOBUF"]
-        .into_iter()
-        .find(|f| text.contains(&format!("'{f}'")))
 }
 
 /// Pre-creates every topic the case names, with its partitions (1 by default): in `topics`,
@@ -254,12 +244,10 @@ fn register_schemas(case: &Case, registry: &SchemaRegistry) {
             let kind = match format.as_str().map(str::to_ascii_uppercase).as_deref() {
                 Some("AVRO") => SchemaKind::Avro,
                 Some("JSON" | "JSON_SR") => SchemaKind::Json,
+                Some("PROTOBUF") => SchemaKind::Protobuf,
                 _ => continue,
             };
-            if schema.is_object()
-                || schema.is_array()
-                || schema.is_string() && kind == SchemaKind::Avro
-            {
+            if schema.is_object() || schema.is_array() || schema.is_string() {
                 let text = match schema {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -331,14 +319,28 @@ fn source_for(engine: &Engine<MemoryKafka>, topic: &str) -> Option<std::sync::Ar
         .map(|s| std::sync::Arc::clone(s))
 }
 
-/// `value` in `format`, framed with the latest schema of `subject` for AVRO and JSON_SR.
-fn registry_bytes(
-    format: Format,
-    subject: &str,
-    value: &Value,
+/// How a producer writes the key or value (`part`) of `source` in a schema format: with the
+/// latest schema of the topic's subject, or for PROTOBUF_NOSR the columns' own schema.
+fn writer(
+    source: &Source,
+    part: ColumnKind,
     registry: &SchemaRegistry,
-) -> Result<Vec<u8>, String> {
-    framed::write(&framed::latest_writer(format, subject, registry)?, value)
+) -> Result<framed::Writer, String> {
+    let (format, suffix) = match part {
+        ColumnKind::Key => (source.key_format, "key"),
+        ColumnKind::Value => (source.value_format, "value"),
+    };
+    if format == Format::ProtobufNoSr {
+        let columns: Vec<_> = source
+            .schema
+            .columns
+            .iter()
+            .filter(|c| c.kind == part)
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect();
+        return framed::Writer::protobuf_nosr(&columns);
+    }
+    framed::latest_writer(format, &format!("{}-{suffix}", source.topic), registry)
 }
 
 fn encode_key(
@@ -359,11 +361,9 @@ fn encode_key(
     match (source.key_format, types.as_slice()) {
         (Format::None, _) | (_, []) => Ok(None),
         (Format::Kafka, [t]) => Ok(kafka::from_scalar(&json::to_scalar(key, t)?)),
-        (format, _) if format.uses_registry() => Ok(Some(registry_bytes(
-            format,
-            &format!("{}-key", source.topic),
+        (format, _) if format.is_framed() => Ok(Some(framed::write(
+            &writer(source, ColumnKind::Key, registry)?,
             key,
-            registry,
         )?)),
         _ => Ok(Some(key.to_string().into_bytes())),
     }
@@ -383,15 +383,13 @@ fn encode_value(
         .unwrap_or_default();
     match (format, value, columns.as_slice()) {
         (Format::Kafka, v, [t]) => Ok(kafka::from_scalar(&json::to_scalar(v, t)?)),
-        (format, v, _) if format.uses_registry() => {
-            let topic = source.map(|s| s.topic.as_str()).unwrap_or_default();
-            Ok(Some(registry_bytes(
-                format,
-                &format!("{topic}-value"),
+        (format, v, _) if format.is_framed() => match source {
+            Some(s) => Ok(Some(framed::write(
+                &writer(s, ColumnKind::Value, registry)?,
                 v,
-                registry,
-            )?))
-        }
+            )?)),
+            None => Err("no source for a schema-format topic".into()),
+        },
         (_, Value::String(s), _) if format != Format::Json => Ok(Some(s.as_bytes().to_vec())),
         (_, v, _) => Ok(Some(v.to_string().into_bytes())),
     }
@@ -427,8 +425,9 @@ fn decode(
     };
     let key = match (source, key_bytes) {
         (_, None) => Value::Null,
-        (Some(s), Some(bytes)) if s.key_format.uses_registry() => {
-            framed::read(s.key_format, &bytes, registry)?
+        (Some(s), Some(bytes)) if s.key_format.is_framed() => {
+            let nosr = writer(s, ColumnKind::Key, registry).ok();
+            framed::read(s.key_format, &bytes, registry, nosr.as_ref())?
         }
         (Some(s), Some(bytes)) if s.key_format == Format::Kafka => match s.schema.keys().next() {
             Some(c) => json::from_scalar(&kafka::to_scalar(&bytes, &c.data_type)?),
@@ -439,8 +438,9 @@ fn decode(
     };
     let value = match (source, &record.value) {
         (_, None) => Value::Null,
-        (Some(s), Some(bytes)) if s.value_format.uses_registry() => {
-            framed::read(s.value_format, bytes, registry)?
+        (Some(s), Some(bytes)) if s.value_format.is_framed() => {
+            let nosr = writer(s, ColumnKind::Value, registry).ok();
+            framed::read(s.value_format, bytes, registry, nosr.as_ref())?
         }
         (Some(s), Some(bytes)) if s.value_format == Format::Kafka => match s.schema.values().next()
         {
