@@ -383,8 +383,8 @@ impl AggregateOp {
     }
 
     /// A batch of table changes: each row retracts what its key contributed before (emitting
-    /// that group), then adds itself unless it is a tombstone (emitting its group), as
-    /// ksqlDB's table aggregations do.
+    /// that group if the row moves to another group or is a tombstone), then adds itself
+    /// unless it is a tombstone (emitting its group), as ksqlDB's table aggregations do.
     fn process_table(&mut self, batch: &Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
         let (data, n) = (&batch.data, batch.data.num_rows());
         let eval = |exprs: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>, ExecError> {
@@ -407,12 +407,17 @@ impl AggregateOp {
         for row in 0..n {
             let source_key: Box<[u8]> = source_rows.row(row).as_ref().into();
             let ts = inputs.rowtime.value(row);
+            let new_group: Option<GroupKey> =
+                (!batch.is_tombstone(row)).then(|| (inputs.groups.row(row).as_ref().into(), None));
             if let Some((group, old_args)) = self.previous.remove(&source_key) {
                 self.apply(&group, &old_args, ts, true)?;
-                emitted.extend(self.snapshot(&group)?);
+                // An update within one group is one change (Kafka Streams sends the old and
+                // new value together when the grouping key stays the same).
+                if new_group.as_ref() != Some(&group) {
+                    emitted.extend(self.snapshot(&group)?);
+                }
             }
-            if !batch.is_tombstone(row) {
-                let group: GroupKey = (inputs.groups.row(row).as_ref().into(), None);
+            if let Some(group) = new_group {
                 let row_args = inputs.row_args(row);
                 self.apply(&group, &row_args, ts, false)?;
                 emitted.extend(self.snapshot(&group)?);

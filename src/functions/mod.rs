@@ -8,7 +8,10 @@
 
 use std::sync::Arc;
 
+pub mod collect;
 pub mod json;
+
+use collect::{Collect, Kind};
 
 use datafusion_expr::{AggregateUDF, ScalarUDF};
 
@@ -103,7 +106,7 @@ pub struct Aggregate {
 /// `EARLIEST_BY_OFFSET` and `LATEST_BY_OFFSET` are the first and last non-null values seen:
 /// a task sees its partition's records in offset order, so no ordering is needed.
 pub fn aggregate(name: &str) -> Option<Aggregate> {
-    use datafusion_functions_aggregate::{array_agg, average, count, first_last, min_max, sum};
+    use datafusion_functions_aggregate::{average, count, first_last, min_max, sum};
     let plain = |udaf| Aggregate {
         udaf,
         distinct: false,
@@ -119,11 +122,11 @@ pub fn aggregate(name: &str) -> Option<Aggregate> {
         "MIN" => plain(min_max::min_udaf()),
         "MAX" => plain(min_max::max_udaf()),
         "AVG" => plain(average::avg_udaf()),
-        "COLLECT_LIST" => plain(array_agg::array_agg_udaf()),
-        "COLLECT_SET" => Aggregate {
-            distinct: true,
-            ..plain(array_agg::array_agg_udaf())
-        },
+        "COLLECT_LIST" => plain(Collect::udaf(Kind::List)),
+        "COLLECT_SET" => plain(Collect::udaf(Kind::Set)),
+        "TOPK" => plain(Collect::udaf(Kind::TopK)),
+        "TOPKDISTINCT" => plain(Collect::udaf(Kind::TopKDistinct)),
+        "HISTOGRAM" => plain(Collect::udaf(Kind::Histogram)),
         "EARLIEST_BY_OFFSET" => Aggregate {
             ignore_nulls: true,
             ..plain(first_last::first_value_udaf())

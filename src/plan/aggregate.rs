@@ -216,16 +216,6 @@ fn table_keys(
     if source.kind != SourceKind::Table {
         return Ok(None);
     }
-    // DataFusion's array_agg retracts the oldest values (window frames), not the values a
-    // table update replaces: COLLECT_LIST/COLLECT_SET on tables need their own accumulator.
-    if aggregates
-        .iter()
-        .any(|a| a.fun().name().eq_ignore_ascii_case("array_agg"))
-    {
-        return Err(PlanError::Unsupported(
-            "COLLECT_LIST and COLLECT_SET over a table source".into(),
-        ));
-    }
     let rejected: Vec<String> = aggregates
         .iter()
         .filter(|a| {
