@@ -7,15 +7,15 @@
 //! the server and the in-memory driver ([`crate::testing`]) in tests: the engine does not know
 //! which. Query ids follow ksqlDB (`CSAS_<SINK>_<n>`, `CTAS_<SINK>_<n>`).
 
+pub mod pipeline;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source};
 use crate::error::Error;
-use crate::exec::task::{InputSpec, PipelineSpec};
-use crate::format::decode::SourceDecoder;
-use crate::format::encode::SinkEncoder;
+use crate::exec::task::PipelineSpec;
 use crate::format::framed;
 use crate::format::registry::SchemaRegistry;
 use crate::plan::PlanError;
@@ -46,6 +46,10 @@ pub trait Runtime: Send {
     ) -> impl Future<Output = Result<(), Error>> + Send;
     /// Stops query `id` and releases its resources.
     fn stop_query(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The name of query `query_id`'s internal topic `name` (repartition, changelog).
+    fn internal_topic(&self, query_id: &str, name: &str) -> String {
+        format!("eddy-query-{query_id}-{name}")
+    }
 }
 
 /// A planned query, ready for a runtime.
@@ -61,9 +65,6 @@ pub struct PersistentQuery {
     pub sink_topic: String,
     /// Decode, operators, encode.
     pub pipeline: PipelineSpec,
-    /// Set when an input is joined on something other than its key: correct only while every
-    /// input topic has one partition (until repartition topics exist).
-    pub needs_repartition: Option<String>,
 }
 
 /// What executing a statement did.
@@ -117,6 +118,8 @@ pub struct QueryInfo {
     pub statement: String,
     /// The sink's name.
     pub sink: String,
+    /// Ids of its repartition stages.
+    pub stages: Vec<String>,
 }
 
 /// Executes statements.
@@ -260,20 +263,20 @@ impl<R: Runtime> Engine<R> {
         Ok(Outcome::QueryStarted { id, sink: name })
     }
 
-    /// Starts a planned query and records it.
+    /// Starts a planned query (after its repartition stages) and records it.
     async fn start(&mut self, id: String, text: &str, plan: QueryPlan) -> Result<(), Error> {
-        let pipeline = self.pipeline(&plan).await?;
+        let assembled =
+            pipeline::assemble(&self.runtime, &self.registry, (&id, text), &plan).await?;
+        let stages: Vec<String> = assembled.stages.iter().map(|s| s.id.clone()).collect();
+        for stage in assembled.stages {
+            self.runtime.start_query(stage).await?;
+        }
         let query = PersistentQuery {
             id: id.clone(),
             statement: text.to_string(),
-            source_topics: plan.inputs.iter().map(|i| i.source.topic.clone()).collect(),
-            needs_repartition: plan
-                .inputs
-                .iter()
-                .find(|i| i.needs_repartition)
-                .map(|i| i.source.name.clone()),
+            source_topics: assembled.source_topics,
             sink_topic: plan.sink.topic.clone(),
-            pipeline,
+            pipeline: assembled.pipeline,
         };
         self.runtime.start_query(query).await?;
         self.next_id += 1;
@@ -282,8 +285,20 @@ impl<R: Runtime> Engine<R> {
             QueryInfo {
                 statement: text.to_string(),
                 sink: plan.sink.name.clone(),
+                stages,
             },
         );
+        Ok(())
+    }
+
+    /// Stops query `id` and its repartition stages.
+    async fn stop(&mut self, id: &str) -> Result<(), Error> {
+        self.runtime.stop_query(id).await?;
+        if let Some(info) = self.queries.remove(id) {
+            for stage in &info.stages {
+                self.runtime.stop_query(stage).await?;
+            }
+        }
         Ok(())
     }
 
@@ -328,55 +343,6 @@ impl<R: Runtime> Engine<R> {
         };
         self.start(id.clone(), text, plan).await?;
         Ok(Outcome::QueryStarted { id, sink: name })
-    }
-
-    /// Creates the sink topic if needed (with the first source's partition count unless the
-    /// query says otherwise) and assembles the query's pipeline. Whether joined topics are
-    /// co-partitioned is the runtime's concern: the in-memory driver, like Kafka Streams' test
-    /// driver, runs one task over every partition.
-    async fn pipeline(&self, plan: &QueryPlan) -> Result<PipelineSpec, Error> {
-        let mut source_partitions = Vec::new();
-        for input in &plan.inputs {
-            let topic = &input.source.topic;
-            let partitions =
-                self.runtime.topic_partitions(topic).await?.ok_or_else(|| {
-                    PlanError::Invalid(format!("Topic '{topic}' does not exist."))
-                })?;
-            source_partitions.push(partitions);
-        }
-        let first = source_partitions.first().copied().unwrap_or(1);
-        let partitions = match self.runtime.topic_partitions(&plan.sink.topic).await? {
-            Some(existing) => existing,
-            None => {
-                let p = plan.partitions.unwrap_or(first);
-                self.runtime.create_topic(&plan.sink.topic, p).await?;
-                p
-            }
-        };
-        let encoder = SinkEncoder::try_new(
-            &plan.sink.topic,
-            partitions,
-            (plan.sink.key_format, plan.sink.value_format),
-            &plan.output_schema,
-            &plan.key_names,
-            plan.sink.window,
-            &self.registry,
-        )?;
-        Ok(PipelineSpec {
-            inputs: plan
-                .inputs
-                .iter()
-                .map(|i| {
-                    Ok(InputSpec {
-                        decoder: SourceDecoder::try_new(&i.source, &self.registry)?,
-                        operators: i.operators.clone(),
-                    })
-                })
-                .collect::<Result<_, crate::format::FormatError>>()?,
-            joins: plan.joins.clone(),
-            operators: plan.operators.clone(),
-            encoder,
-        })
     }
 
     /// For AVRO and JSON_SR: columns a statement leaves out come from the topic's registered
@@ -440,8 +406,8 @@ impl<R: Runtime> Engine<R> {
         if let Some(id) = &source.written_by
             && self.queries.contains_key(id)
         {
-            self.runtime.stop_query(id).await?;
-            self.queries.remove(id);
+            let id = id.clone();
+            self.stop(&id).await?;
         }
         self.catalog.remove(&name);
         Ok(Outcome::SourceDropped(name))
@@ -459,8 +425,7 @@ impl<R: Runtime> Engine<R> {
             }
         };
         for id in &ids {
-            self.runtime.stop_query(id).await?;
-            self.queries.remove(id);
+            self.stop(id).await?;
         }
         Ok(Outcome::Terminated(ids))
     }

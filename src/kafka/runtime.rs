@@ -72,8 +72,7 @@ impl KafkaRuntime {
 
 impl KafkaRuntime {
     /// Joined topics must have as many partitions as each other (partition `p` of each goes
-    /// to task `p`); a join on a non-key expression needs single-partition inputs until
-    /// repartition topics exist.
+    /// to task `p`).
     async fn check_co_partitioned(&self, query: &PersistentQuery) -> Result<(), Error> {
         let mut counts = Vec::new();
         for topic in &query.source_topics {
@@ -83,14 +82,6 @@ impl KafkaRuntime {
             return Err(crate::plan::PlanError::Invalid(format!(
                 "Can't join {} with {} since the number of partitions don't match.",
                 query.source_topics[0], query.source_topics[i]
-            ))
-            .into());
-        }
-        if let Some(source) = &query.needs_repartition
-            && counts.iter().any(|c| *c > 1)
-        {
-            return Err(crate::plan::PlanError::Unsupported(format!(
-                "joining `{source}` on an expression other than its key while its topic has several partitions (this needs a repartition topic)"
             ))
             .into());
         }
@@ -125,6 +116,10 @@ impl Runtime for KafkaRuntime {
         tracing::info!(query = %id, "query started");
         self.queries.insert(id, RunningQuery { stop, thread });
         Ok(())
+    }
+
+    fn internal_topic(&self, query_id: &str, name: &str) -> String {
+        format!("{}-{name}", self.config.application_id(query_id))
     }
 
     async fn stop_query(&mut self, id: &str) -> Result<(), Error> {

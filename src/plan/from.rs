@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::error::PlanError;
 use super::join::plan_joins;
-use crate::catalog::{Catalog, Source};
+use crate::catalog::{Catalog, LogicalSchema, Source};
 use crate::exec::task::{JoinStageSpec, OperatorSpec};
 use crate::sql::ast::{Query, normalize};
 
@@ -23,9 +23,71 @@ pub struct InputPlan {
     pub source: Arc<Source>,
     /// Operators between the decoder and the join (empty without joins).
     pub operators: Vec<(OperatorSpec, SchemaRef)>,
-    /// Whether the input is joined on something other than its key, so that on a topic with
-    /// several partitions it would have to go through a repartition topic.
+    /// Whether the input is joined or grouped on something other than its key, so that on a
+    /// topic with several partitions its records must meet through a repartition topic.
     pub needs_repartition: bool,
+    /// How to repartition it, when Eddy can (`None` with `needs_repartition`: not yet).
+    pub repartition: Option<RepartitionPlan>,
+}
+
+/// Re-keying an input through an internal topic, as Kafka Streams does: a stage reads the
+/// source, computes the new key and writes `<query>-<name>-repartition`, keyed by it; the
+/// query reads that topic instead and restores the layout its operators expect.
+#[derive(Debug, Clone)]
+pub struct RepartitionPlan {
+    /// Names the topic (`Join-left`, `Join-right`, `GroupBy`).
+    pub name: String,
+    /// The stage's operators over the source's batches; their output holds the key columns
+    /// first, then the value columns, then `ROWTIME`.
+    pub operators: Vec<(OperatorSpec, SchemaRef)>,
+    /// The stage's output schema.
+    pub output: SchemaRef,
+    /// How many leading columns of `output` are the new key.
+    pub keys: usize,
+    /// Operators the query applies to the repartition topic's batches.
+    pub restore: Vec<(OperatorSpec, SchemaRef)>,
+}
+
+impl RepartitionPlan {
+    /// The repartition topic's columns, as a catalog schema.
+    pub fn schema(&self) -> LogicalSchema {
+        let keys: Vec<String> = self.output.fields()[..self.keys]
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        LogicalSchema::from_batch(&self.output, &keys)
+    }
+
+    /// A repartition whose stage ends in `output`; the query reads back the columns of
+    /// `restored`, each from the named column of the repartition topic's batches.
+    pub fn new(
+        name: &str,
+        (operators, output): (Vec<(OperatorSpec, SchemaRef)>, SchemaRef),
+        keys: usize,
+        restored: &[(String, String)],
+    ) -> Result<Self, PlanError> {
+        let mut plan = Self {
+            name: name.to_string(),
+            operators,
+            output,
+            keys,
+            restore: Vec::new(),
+        };
+        let read = plan.schema().batch_schema(false);
+        let df = datafusion_common::DFSchema::try_from(read.as_ref().clone())?;
+        let planner = super::expr::ExprPlanner::new(&df);
+        let exprs = restored
+            .iter()
+            .map(|(name, from)| {
+                Ok((
+                    name.clone(),
+                    planner.plan(&super::rewrite::column_ref(from))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, PlanError>>()?;
+        plan.restore = vec![(OperatorSpec::Project(exprs), read)];
+        Ok(plan)
+    }
 }
 
 /// A key column of the query's result: which input columns can provide it.
@@ -110,6 +172,7 @@ pub fn plan_from(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPla
             source,
             operators: Vec::new(),
             needs_repartition: false,
+            repartition: None,
         }],
         joins: Vec::new(),
         query: query.clone(),

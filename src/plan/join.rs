@@ -24,7 +24,7 @@ use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, Ident, SelectItem};
 
 use super::error::PlanError;
 use super::expr::ExprPlanner;
-use super::from::{FromPlan, InputPlan, KeyColumn};
+use super::from::{FromPlan, InputPlan, KeyColumn, RepartitionPlan};
 use super::rewrite::{column_ref, rewrite};
 use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::catalog::{Catalog, LogicalSchema, Source};
@@ -133,6 +133,7 @@ impl Joining {
                 source: Arc::clone(&side.source),
                 operators: prefix(side)?.0,
                 needs_repartition: false,
+                repartition: None,
             });
         }
         let first = &sides[0];
@@ -180,8 +181,18 @@ impl Joining {
             for input in self.inputs.iter_mut().take(j + 1) {
                 input.needs_repartition = true;
             }
+            // The `FROM` source can go through a repartition topic; a join's result (the
+            // left of a later join) cannot yet.
+            if j == 0 {
+                self.inputs[0].repartition =
+                    Some(side_repartition("Join-left", &self.inputs[0], &key_schema)?);
+            }
         }
-        self.inputs[j + 1].needs_repartition |= planned.repartition_right;
+        if planned.repartition_right {
+            let input = &mut self.inputs[j + 1];
+            input.needs_repartition = true;
+            input.repartition = Some(side_repartition("Join-right", input, &right_key_schema)?);
+        }
         let output = joined_schema(&planned.key_name, &key_schema, &right_key_schema);
         let left_key_columns = left
             .primary_key
@@ -273,6 +284,22 @@ fn check_sources(sides: &[Side]) -> Result<()> {
         return Err(PlanError::Unsupported("joins of windowed sources".into()));
     }
     Ok(())
+}
+
+/// A join side re-keyed by its join expression: the stage runs the side's operators (their
+/// output leads with the join key) and the query reads the same columns back.
+fn side_repartition(name: &str, input: &InputPlan, side: &SchemaRef) -> Result<RepartitionPlan> {
+    let identity: Vec<(String, String)> = side
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.name().clone()))
+        .collect();
+    RepartitionPlan::new(
+        name,
+        (input.operators.clone(), Arc::clone(side)),
+        1,
+        &identity,
+    )
 }
 
 /// A projection renaming a source's columns to `ALIAS_COLUMN`, keeping `ROWTIME` last.

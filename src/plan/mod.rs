@@ -1,7 +1,7 @@
 //! AST → plan: catalog entries for DDL, operators and a sink for persistent queries.
 //!
 //! [`ddl`] plans `CREATE STREAM/TABLE`; [`query`] plans `CREATE ... AS SELECT` (with [`from`]
-//! for the `FROM` clause and [`join`] for joins,
+//! for the `FROM` clause, [`join`] for joins and [`repartition`] for re-keying,
 //! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY, [`table_functions`] for EXPLODE); [`expr`] lowers expressions to DataFusion and
 //! [`rewrite`] rewrites them. Nothing here runs a query or talks to Kafka.
 
@@ -13,6 +13,7 @@ pub mod from;
 pub mod join;
 pub mod partition;
 pub mod query;
+pub mod repartition;
 pub mod rewrite;
 pub mod table_functions;
 

@@ -64,7 +64,10 @@ pub struct QueryPlan {
 
 /// Plans `query` writing to `sink`.
 pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Result<QueryPlan> {
-    let from = plan_from(query, catalog, &sink.name)?;
+    let mut from = plan_from(query, catalog, &sink.name)?;
+    if !from.query.group_by.is_empty() {
+        super::repartition::plan_group_repartition(&mut from)?;
+    }
     let (query, source, input) = (&from.query, &from.source, &from.input);
     let mut operators = Vec::new();
     if let Some(predicate) = &query.selection {

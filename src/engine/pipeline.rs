@@ -1,0 +1,180 @@
+//! Assembling a planned query for a runtime: topics, decoders, encoders, repartition stages.
+//!
+//! The sink topic is created with the first input's partition count unless the statement
+//! says otherwise. An input that must be re-keyed ([`crate::plan::from::RepartitionPlan`])
+//! goes through an internal topic when its topic has more than one partition: a stage query
+//! writes the re-keyed rows there (with as many partitions as the inputs it must meet) and the
+//! query reads them back. With one partition every key already meets in one task, so the
+//! input is read directly. Inputs Eddy cannot re-keye yet are refused on multi-partition
+//! topics rather than joined or grouped wrong.
+
+use super::{PersistentQuery, Runtime};
+use crate::catalog::Source;
+use crate::error::Error;
+use crate::exec::task::{InputSpec, PipelineSpec};
+use crate::format::Format;
+use crate::format::decode::SourceDecoder;
+use crate::format::encode::SinkEncoder;
+use crate::format::registry::SchemaRegistry;
+use crate::plan::PlanError;
+use crate::plan::from::{InputPlan, RepartitionPlan};
+use crate::plan::query::QueryPlan;
+use crate::sql::ast::SourceKind;
+
+/// A query ready to start: its pipeline, the topics it reads, and its repartition stages
+/// (to start first).
+#[derive(Debug)]
+pub struct Assembled {
+    /// The query's own pipeline.
+    pub pipeline: PipelineSpec,
+    /// The topics its inputs read (repartition topics where re-keyed).
+    pub source_topics: Vec<String>,
+    /// Stage queries writing the repartition topics.
+    pub stages: Vec<PersistentQuery>,
+}
+
+/// Creates the sink and repartition topics and assembles query `id`'s pipeline.
+pub async fn assemble<R: Runtime>(
+    runtime: &R,
+    registry: &std::sync::Arc<SchemaRegistry>,
+    (id, text): (&str, &str),
+    plan: &QueryPlan,
+) -> Result<Assembled, Error> {
+    let mut partitions = Vec::new();
+    for input in &plan.inputs {
+        let topic = &input.source.topic;
+        partitions.push(
+            runtime
+                .topic_partitions(topic)
+                .await?
+                .ok_or_else(|| PlanError::Invalid(format!("Topic '{topic}' does not exist.")))?,
+        );
+    }
+    let first = partitions.first().copied().unwrap_or(1);
+    let rekeyed = |i: usize| plan.inputs[i].needs_repartition && partitions[i] > 1;
+    // A repartition topic gets the partition count of the inputs it must meet.
+    let meet = (0..plan.inputs.len())
+        .find(|i| !rekeyed(*i))
+        .map_or(first, |i| partitions[i]);
+    let mut assembled = Assembled {
+        pipeline: PipelineSpec {
+            inputs: Vec::new(),
+            joins: plan.joins.clone(),
+            operators: plan.operators.clone(),
+            encoder: sink_encoder(runtime, registry, plan, first).await?,
+        },
+        source_topics: Vec::new(),
+        stages: Vec::new(),
+    };
+    for (i, input) in plan.inputs.iter().enumerate() {
+        let (spec, topic) = match (&input.repartition, rekeyed(i)) {
+            (_, false) => (
+                InputSpec {
+                    decoder: SourceDecoder::try_new(&input.source, registry)?,
+                    operators: input.operators.clone(),
+                },
+                input.source.topic.clone(),
+            ),
+            (Some(repartition), true) => {
+                let (spec, stage) =
+                    repartition_stage(runtime, registry, (id, text), (input, repartition), meet)
+                        .await?;
+                let topic = stage.sink_topic.clone();
+                assembled.stages.push(stage);
+                (spec, topic)
+            }
+            (None, true) => {
+                return Err(PlanError::Unsupported(format!(
+                    "re-keying `{}` (a table, or the result of a join) through a repartition topic; its topic has {} partitions",
+                    input.source.name, partitions[i]
+                ))
+                .into());
+            }
+        };
+        assembled.pipeline.inputs.push(spec);
+        assembled.source_topics.push(topic);
+    }
+    Ok(assembled)
+}
+
+/// The sink's encoder, creating the sink topic if it does not exist.
+async fn sink_encoder<R: Runtime>(
+    runtime: &R,
+    registry: &SchemaRegistry,
+    plan: &QueryPlan,
+    first: i32,
+) -> Result<SinkEncoder, Error> {
+    let partitions = match runtime.topic_partitions(&plan.sink.topic).await? {
+        Some(existing) => existing,
+        None => {
+            let p = plan.partitions.unwrap_or(first);
+            runtime.create_topic(&plan.sink.topic, p).await?;
+            p
+        }
+    };
+    Ok(SinkEncoder::try_new(
+        &plan.sink.topic,
+        partitions,
+        (plan.sink.key_format, plan.sink.value_format),
+        &plan.output_schema,
+        &plan.key_names,
+        plan.sink.window,
+        registry,
+    )?)
+}
+
+/// The stage that re-keys `input` into its repartition topic, and how the query reads it.
+async fn repartition_stage<R: Runtime>(
+    runtime: &R,
+    registry: &std::sync::Arc<SchemaRegistry>,
+    (id, text): (&str, &str),
+    (input, repartition): (&InputPlan, &RepartitionPlan),
+    partitions: i32,
+) -> Result<(InputSpec, PersistentQuery), Error> {
+    let stage_id = format!("{id}-{}", repartition.name);
+    let topic = runtime.internal_topic(id, &format!("{}-repartition", repartition.name));
+    if runtime.topic_partitions(&topic).await?.is_none() {
+        runtime.create_topic(&topic, partitions).await?;
+    }
+    let internal = Source {
+        name: topic.clone(),
+        kind: SourceKind::Stream,
+        topic: topic.clone(),
+        key_format: Format::Json,
+        value_format: Format::Json,
+        schema: repartition.schema(),
+        timestamp_column: None,
+        window: None,
+        written_by: Some(stage_id.clone()),
+        is_source: false,
+    };
+    let keys: Vec<String> = internal.schema.keys().map(|c| c.name.clone()).collect();
+    let stage = PersistentQuery {
+        id: stage_id,
+        statement: text.to_string(),
+        source_topics: vec![input.source.topic.clone()],
+        sink_topic: topic.clone(),
+        pipeline: PipelineSpec {
+            inputs: vec![InputSpec {
+                decoder: SourceDecoder::try_new(&input.source, registry)?,
+                operators: repartition.operators.clone(),
+            }],
+            joins: Vec::new(),
+            operators: Vec::new(),
+            encoder: SinkEncoder::try_new(
+                &topic,
+                partitions,
+                (Format::Json, Format::Json),
+                &repartition.output,
+                &keys,
+                None,
+                registry,
+            )?,
+        },
+    };
+    let spec = InputSpec {
+        decoder: SourceDecoder::try_new(&internal, registry)?,
+        operators: repartition.restore.clone(),
+    };
+    Ok((spec, stage))
+}
