@@ -3,8 +3,8 @@
 //! The sink topic is created with the first input's partition count unless the statement
 //! says otherwise. An input that must be re-keyed ([`crate::plan::from::RepartitionPlan`])
 //! goes through an internal topic when its topic has more than one partition: a stage query
-//! writes the re-keyed rows there (with as many partitions as the inputs it must meet) and the
-//! query reads them back. With one partition every key already meets in one task, so the
+//! writes the re-keyed rows there (with the partition count and key format of the inputs it
+//! must meet, so equal keys share a partition number) and the query reads them back. With one partition every key already meets in one task, so the
 //! input is read directly. Inputs Eddy cannot re-keye yet are refused on multi-partition
 //! topics rather than joined or grouped wrong.
 
@@ -52,10 +52,15 @@ pub async fn assemble<R: Runtime>(
     }
     let first = partitions.first().copied().unwrap_or(1);
     let rekeyed = |i: usize| plan.inputs[i].needs_repartition && partitions[i] > 1;
-    // A repartition topic gets the partition count of the inputs it must meet.
-    let meet = (0..plan.inputs.len())
-        .find(|i| !rekeyed(*i))
-        .map_or(first, |i| partitions[i]);
+    // A repartition topic gets the partition count and key format of the inputs it must
+    // meet, so that equal keys land in the same partition number.
+    let met = (0..plan.inputs.len()).find(|i| !rekeyed(*i));
+    let meet = (
+        met.map_or(first, |i| partitions[i]),
+        met.map(|i| plan.inputs[i].source.key_format)
+            .filter(|f| matches!(f, Format::Kafka | Format::Json))
+            .unwrap_or(Format::Json),
+    );
     let mut assembled = Assembled {
         pipeline: PipelineSpec {
             inputs: Vec::new(),
@@ -129,8 +134,13 @@ async fn repartition_stage<R: Runtime>(
     registry: &std::sync::Arc<SchemaRegistry>,
     (id, text): (&str, &str),
     (input, repartition): (&InputPlan, &RepartitionPlan),
-    partitions: i32,
+    (partitions, key_format): (i32, Format),
 ) -> Result<(InputSpec, PersistentQuery), Error> {
+    let key_format = if repartition.keys == 1 {
+        key_format
+    } else {
+        Format::Json
+    };
     let stage_id = format!("{id}-{}", repartition.name);
     let topic = runtime.internal_topic(id, &format!("{}-repartition", repartition.name));
     if runtime.topic_partitions(&topic).await?.is_none() {
@@ -140,7 +150,7 @@ async fn repartition_stage<R: Runtime>(
         name: topic.clone(),
         kind: SourceKind::Stream,
         topic: topic.clone(),
-        key_format: Format::Json,
+        key_format,
         value_format: Format::Json,
         schema: repartition.schema(),
         timestamp_column: None,
@@ -164,7 +174,7 @@ async fn repartition_stage<R: Runtime>(
             encoder: SinkEncoder::try_new(
                 &topic,
                 partitions,
-                (Format::Json, Format::Json),
+                (key_format, Format::Json),
                 &repartition.output,
                 &keys,
                 None,
