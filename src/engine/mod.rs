@@ -198,6 +198,7 @@ impl<R: Runtime> Engine<R> {
     async fn create_source(&mut self, stmt: &CreateSource) -> Result<Outcome, Error> {
         let mut planned = plan_create_source(stmt)?;
         self.registry_columns(&mut planned.source)?;
+        crate::plan::ddl::check_keys(planned.source.kind, &planned.source.schema)?;
         let name = planned.source.name.clone();
         if let Some(existing) = self.catalog.get(&name) {
             if stmt.if_not_exists {

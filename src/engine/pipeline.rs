@@ -40,27 +40,10 @@ pub async fn assemble<R: Runtime>(
     (id, text): (&str, &str),
     plan: &QueryPlan,
 ) -> Result<Assembled, Error> {
-    let mut partitions = Vec::new();
-    for input in &plan.inputs {
-        let topic = &input.source.topic;
-        partitions.push(
-            runtime
-                .topic_partitions(topic)
-                .await?
-                .ok_or_else(|| PlanError::Invalid(format!("Topic '{topic}' does not exist.")))?,
-        );
-    }
+    let partitions = input_partitions(runtime, plan).await?;
     let first = partitions.first().copied().unwrap_or(1);
     let rekeyed = |i: usize| plan.inputs[i].needs_repartition && partitions[i] > 1;
-    // A repartition topic gets the partition count and key format of the inputs it must
-    // meet, so that equal keys land in the same partition number.
-    let met = (0..plan.inputs.len()).find(|i| !rekeyed(*i));
-    let meet = (
-        met.map_or(first, |i| partitions[i]),
-        met.map(|i| plan.inputs[i].source.key_format)
-            .filter(|f| matches!(f, Format::Kafka | Format::Json))
-            .unwrap_or(Format::Json),
-    );
+    let meet = meeting(plan, &partitions, &rekeyed)?;
     let mut assembled = Assembled {
         pipeline: PipelineSpec {
             inputs: Vec::new(),
@@ -100,6 +83,43 @@ pub async fn assemble<R: Runtime>(
         assembled.source_topics.push(topic);
     }
     Ok(assembled)
+}
+
+/// The partition count of each input's topic.
+async fn input_partitions<R: Runtime>(runtime: &R, plan: &QueryPlan) -> Result<Vec<i32>, Error> {
+    let mut partitions = Vec::new();
+    for input in &plan.inputs {
+        let topic = &input.source.topic;
+        partitions.push(
+            runtime
+                .topic_partitions(topic)
+                .await?
+                .ok_or_else(|| PlanError::Invalid(format!("Topic '{topic}' does not exist.")))?,
+        );
+    }
+    Ok(partitions)
+}
+
+/// The partition count and key format a repartition topic takes: those of the inputs it must
+/// meet, so that equal keys land in the same partition number.
+fn meeting(
+    plan: &QueryPlan,
+    partitions: &[i32],
+    rekeyed: &dyn Fn(usize) -> bool,
+) -> Result<(i32, Format), Error> {
+    let met = (0..plan.inputs.len()).find(|i| !rekeyed(*i));
+    let format = met.map_or(Format::Json, |i| plan.inputs[i].source.key_format);
+    if (0..plan.inputs.len()).any(rekeyed) && !matches!(format, Format::Kafka | Format::Json) {
+        // Equal keys must serialize to equal bytes to share a partition number.
+        return Err(PlanError::Unsupported(format!(
+            "re-keying an input to meet {format} keys (repartition topics use KAFKA or JSON keys)"
+        ))
+        .into());
+    }
+    Ok((
+        met.map_or(partitions.first().copied().unwrap_or(1), |i| partitions[i]),
+        format,
+    ))
 }
 
 /// The sink's encoder, creating the sink topic if it does not exist.

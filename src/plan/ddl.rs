@@ -33,7 +33,10 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
     })?;
     let (key_format, value_format) = formats(props, None)?;
     let schema = LogicalSchema::new(columns(stmt)?);
-    check_keys(stmt.kind, &schema)?;
+    // Schema formats may take the key from the registry: the engine checks after inferring.
+    if !key_format.uses_registry() {
+        check_keys(stmt.kind, &schema)?;
+    }
     let timestamp_column = props.get_str("TIMESTAMP").map(|t| t.to_ascii_uppercase());
     if let Some(ts) = &timestamp_column
         && schema.column(ts).is_none()
@@ -92,7 +95,8 @@ fn columns(stmt: &CreateSource) -> Result<Vec<Column>> {
         .collect()
 }
 
-fn check_keys(kind: SourceKind, schema: &LogicalSchema) -> Result<()> {
+/// A table needs a primary key.
+pub fn check_keys(kind: SourceKind, schema: &LogicalSchema) -> Result<()> {
     if kind == SourceKind::Table && schema.keys().next().is_none() {
         return Err(PlanError::Invalid(
             "Tables require a PRIMARY KEY. Please define the PRIMARY KEY.".into(),
