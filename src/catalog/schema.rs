@@ -58,22 +58,27 @@ impl LogicalSchema {
 
     /// The columns of batches with `schema` (pseudo columns and window bounds left out),
     /// those named in `keys` being key columns.
+    /// Key columns come in the order of `keys` (a GROUP BY's order, not the projection's).
     pub fn from_batch(schema: &Schema, keys: &[String]) -> Self {
-        let columns = schema
-            .fields()
+        let column = |f: &Field, kind| Column {
+            name: f.name().clone(),
+            data_type: f.data_type().clone(),
+            kind,
+        };
+        let mut columns: Vec<Column> = keys
             .iter()
-            .filter(|f| ![ROWTIME, WINDOWSTART, WINDOWEND].contains(&f.name().as_str()))
-            .map(|f| Column {
-                name: f.name().clone(),
-                data_type: f.data_type().clone(),
-                kind: if keys.contains(f.name()) {
-                    ColumnKind::Key
-                } else {
-                    ColumnKind::Value
-                },
-            })
+            .filter_map(|k| schema.field_with_name(k).ok())
+            .map(|f| column(f, ColumnKind::Key))
             .collect();
-        Self::new(columns)
+        columns.extend(
+            schema
+                .fields()
+                .iter()
+                .filter(|f| ![ROWTIME, WINDOWSTART, WINDOWEND].contains(&f.name().as_str()))
+                .filter(|f| !keys.contains(f.name()))
+                .map(|f| column(f, ColumnKind::Value)),
+        );
+        Self { columns }
     }
 
     /// The key columns.

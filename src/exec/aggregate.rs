@@ -304,7 +304,14 @@ impl AggregateOp {
             columns.push(if column.is_empty() {
                 new_empty_array(field.data_type())
             } else {
-                ScalarValue::iter_to_array(column)?
+                // The planner may declare a narrower result than the accumulator computes
+                // (ksqlDB's SUM of INT is an INT).
+                let array = ScalarValue::iter_to_array(column)?;
+                if array.data_type() == field.data_type() {
+                    array
+                } else {
+                    arrow::compute::cast(&array, field.data_type())?
+                }
             });
         }
         columns.push(Arc::new(Int64Array::from(rowtimes)));

@@ -190,10 +190,26 @@ fn output_schema(
         fields.push(Field::new(WINDOWEND, DataType::Int64, false));
     }
     for a in aggregates {
-        fields.push(Field::new(a.name(), a.field().data_type().clone(), true));
+        fields.push(Field::new(a.name(), result_type(a, planner)?, true));
     }
     fields.push(Field::new(ROWTIME, DataType::Int64, false));
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// An aggregate's result type as ksqlDB types it: SUM keeps its input's INT type, where
+/// DataFusion widens to BIGINT.
+fn result_type(
+    a: &datafusion_physical_expr::aggregate::AggregateFunctionExpr,
+    planner: &ExprPlanner<'_>,
+) -> Result<DataType> {
+    let computed = a.field().data_type().clone();
+    if a.fun().name().eq_ignore_ascii_case("sum")
+        && let [arg] = a.expressions().as_slice()
+        && arg.data_type(planner.arrow_schema())? == DataType::Int32
+    {
+        return Ok(DataType::Int32);
+    }
+    Ok(computed)
 }
 
 /// The GROUP BY expressions, lowered; aggregates are not allowed there.

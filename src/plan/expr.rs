@@ -54,6 +54,11 @@ impl<'a> ExprPlanner<'a> {
         )?)
     }
 
+    /// The Arrow schema expressions are planned over.
+    pub fn arrow_schema(&self) -> &arrow::datatypes::Schema {
+        self.schema.as_arrow()
+    }
+
     /// The type of a lowered expression.
     pub fn data_type(&self, expr: &Expr) -> Result<DataType> {
         Ok(expr.get_type(self.schema)?)

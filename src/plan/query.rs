@@ -322,7 +322,11 @@ fn plan_projection(
         }
         exprs.push((name.clone(), planner.physical(&lowered)?));
     }
-    let key_names = selected_keys(out_keys, keys)?;
+    let mut key_names = selected_keys(out_keys, keys)?;
+    if !aggregated {
+        // Carried keys come in the projection's order; GROUP BY keys in the GROUP BY's.
+        key_names.sort_by_key(|k| exprs.iter().position(|(n, _)| n == k));
+    }
     add_passthrough(&mut exprs, items, &planner, (windowed, timestamp))?;
     let fields = exprs
         .iter()
