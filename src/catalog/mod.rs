@@ -38,6 +38,9 @@ pub struct Source {
     pub written_by: Option<String>,
     /// `CREATE SOURCE STREAM/TABLE`: read-only.
     pub is_source: bool,
+    /// `WRAP_SINGLE_VALUE`: a single value column is written as an object (or record)
+    /// holding it (`true`, the default) or as the bare value.
+    pub wrap_single_value: bool,
 }
 
 /// The window type of a windowed source's key.

@@ -368,7 +368,8 @@ impl<R: Runtime> Engine<R> {
                 .collect();
             if !declared.is_empty() {
                 if self.registry.latest(&subject).is_none() {
-                    let single = kind == ColumnKind::Key && declared.len() == 1;
+                    let single = declared.len() == 1
+                        && (kind == ColumnKind::Key || !source.wrap_single_value);
                     framed::writer_for(format, &subject, &declared, single, &self.registry)
                         .map_err(PlanError::Invalid)?;
                 }

@@ -142,7 +142,7 @@ async fn sink_encoder<R: Runtime>(
         partitions,
         (plan.sink.key_format, plan.sink.value_format),
         &plan.output_schema,
-        &plan.key_names,
+        (&plan.key_names, plan.sink.wrap_single_value),
         plan.sink.window,
         registry,
     )?)
@@ -177,6 +177,7 @@ async fn repartition_stage<R: Runtime>(
         window: None,
         written_by: Some(stage_id.clone()),
         is_source: false,
+        wrap_single_value: true,
     };
     let keys: Vec<String> = internal.schema.keys().map(|c| c.name.clone()).collect();
     let stage = PersistentQuery {
@@ -196,7 +197,7 @@ async fn repartition_stage<R: Runtime>(
                 partitions,
                 (key_format, Format::Json),
                 &repartition.output,
-                &keys,
+                (&keys, true),
                 None,
                 registry,
             )?,

@@ -56,6 +56,8 @@ pub struct SinkEncoder {
     /// The registered schemas of AVRO or JSON_SR keys and values.
     key_writer: Option<Writer>,
     value_writer: Option<Writer>,
+    /// `WRAP_SINGLE_VALUE=false`: the single value column is written bare.
+    unwrap: bool,
 }
 
 impl SinkEncoder {
@@ -66,7 +68,7 @@ impl SinkEncoder {
         partitions: i32,
         (key_format, value_format): (Format, Format),
         batch_schema: &arrow::datatypes::Schema,
-        key_names: &[String],
+        (key_names, wrap_single_value): (&[String], bool),
         window: Option<WindowInfo>,
         registry: &SchemaRegistry,
     ) -> Result<Self, FormatError> {
@@ -102,7 +104,8 @@ impl SinkEncoder {
             )
         };
         let key_writer = writer(key_format, "key", &keys, keys.len() == 1)?;
-        let value_writer = writer(value_format, "value", &values, false)?;
+        let unwrap = !wrap_single_value && values.len() == 1;
+        let value_writer = writer(value_format, "value", &values, unwrap)?;
         Ok(Self {
             topic: topic.to_string(),
             partitions,
@@ -115,6 +118,7 @@ impl SinkEncoder {
             window,
             key_writer,
             value_writer,
+            unwrap,
         })
     }
 
@@ -220,6 +224,9 @@ impl SinkEncoder {
             )),
             (Format::Delimited { delimiter }, values) => {
                 Ok(delimited::from_scalars(values, delimiter).into_bytes())
+            }
+            (_, [v]) if self.unwrap => {
+                self.json_bytes(self.value_writer.as_ref(), &json::from_scalar(v))
             }
             _ => self.json_bytes(
                 self.value_writer.as_ref(),

@@ -45,6 +45,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
             "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
         )));
     }
+    let wrap_single_value = wrap_single_value(props, value_format, &schema)?;
     Ok(PlannedSource {
         source: Source {
             name,
@@ -57,6 +58,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
             window: None,
             written_by: None,
             is_source: stmt.is_source,
+            wrap_single_value,
         },
         partitions: partitions(props)?,
     })
@@ -93,6 +95,35 @@ fn columns(stmt: &CreateSource) -> Result<Vec<Column>> {
             Ok(Column { name, data_type, kind })
         })
         .collect()
+}
+
+/// `WRAP_SINGLE_VALUE` of a `WITH` clause (default `true`), checked against the value
+/// format and columns as ksqlDB does.
+pub fn wrap_single_value(
+    props: &WithProperties,
+    value_format: Format,
+    schema: &LogicalSchema,
+) -> Result<bool> {
+    let Some(text) = props.get_str("WRAP_SINGLE_VALUE") else {
+        return Ok(true);
+    };
+    let wrap = !text.eq_ignore_ascii_case("false");
+    if wrap && matches!(value_format, Format::Delimited { .. } | Format::Kafka) {
+        return Err(PlanError::Invalid(format!(
+            "Format '{value_format}' does not support 'WRAP_SINGLE_VALUE' set to 'true'."
+        )));
+    }
+    if !wrap && value_format.is_protobuf() {
+        return Err(PlanError::Invalid(format!(
+            "Format '{value_format}' does not support 'WRAP_SINGLE_VALUE' set to 'false'."
+        )));
+    }
+    if schema.values().count() > 1 {
+        return Err(PlanError::Invalid(
+            "'WRAP_SINGLE_VALUE' is only valid for single-field value schemas".into(),
+        ));
+    }
+    Ok(wrap)
 }
 
 /// A table needs a primary key.

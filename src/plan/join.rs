@@ -374,6 +374,7 @@ fn joined_source(first: &Source, kind: SourceKind, schema: &SchemaRef, keys: &[S
         window: None,
         written_by: None,
         is_source: false,
+        wrap_single_value: true,
         ..first.clone()
     }
 }

@@ -387,6 +387,7 @@ fn sink_source(
         sink.properties,
         Some((source.key_format, source.value_format)),
     )?;
+    let schema = LogicalSchema::from_batch(output, keys);
     Ok(Source {
         name: sink.name.clone(),
         kind: sink.kind,
@@ -396,7 +397,8 @@ fn sink_source(
             .unwrap_or_else(|| sink.name.clone()),
         key_format,
         value_format,
-        schema: LogicalSchema::from_batch(output, keys),
+        wrap_single_value: ddl::wrap_single_value(sink.properties, value_format, &schema)?,
+        schema,
         timestamp_column: sink
             .properties
             .get_str("TIMESTAMP")
