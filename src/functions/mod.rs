@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 pub mod collect;
 pub mod json;
+pub mod rowwise;
 
 use collect::{Collect, Kind};
 
@@ -59,7 +60,7 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "INSTR" => unicode::strpos(),
         "CHR" => string::chr(),
         "TO_JSON_STRING" => json::ToJsonString::udf(),
-        other => return nested(other),
+        other => return nested(other).or_else(|| rowwise::function(other)),
     })
 }
 

@@ -1,0 +1,378 @@
+//! ksqlDB scalar functions DataFusion lacks, computed row by row: URL parts, JSON paths,
+//! padding and splitting.
+//!
+//! Each is a plain Rust function from the row's argument values to the result value,
+//! wrapped once as a DataFusion UDF by [`RowFn`]. A NULL argument gives NULL unless the
+//! function says otherwise. Row-by-row evaluation is simple rather than fast; these are not
+//! on the hot path of the queries Eddy is measured on.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field};
+use datafusion_common::{Result, ScalarValue};
+use datafusion_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use serde_json::Value as Json;
+
+type Body = fn(&[ScalarValue]) -> ScalarValue;
+
+/// A function computed from each row's argument values.
+#[derive(Debug)]
+pub struct RowFn {
+    name: &'static str,
+    returns: DataType,
+    body: Body,
+    signature: Signature,
+}
+
+// Functions are identified by name: each name has one body.
+impl PartialEq for RowFn {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for RowFn {}
+
+impl std::hash::Hash for RowFn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl RowFn {
+    fn udf(name: &'static str, arity: usize, returns: DataType, body: Body) -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(Self {
+            name,
+            returns,
+            body,
+            signature: Signature::any(arity, Volatility::Immutable),
+        }))
+    }
+}
+
+impl ScalarUDFImpl for RowFn {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let columns = args
+            .args
+            .into_iter()
+            .map(|a| a.into_array(n))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(n);
+        for row in 0..n {
+            let values = columns
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, row))
+                .collect::<Result<Vec<_>>>()?;
+            let value = if values.iter().any(ScalarValue::is_null) {
+                ScalarValue::try_from(&self.returns)?
+            } else {
+                (self.body)(&values)
+            };
+            out.push(if value.is_null() {
+                ScalarValue::try_from(&self.returns)?
+            } else {
+                value
+            });
+        }
+        if out.is_empty() {
+            return Ok(ColumnarValue::Array(arrow::array::new_empty_array(
+                &self.returns,
+            )));
+        }
+        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+    }
+}
+
+/// The row-wise function ksqlDB calls `name`.
+pub fn function(name: &str) -> Option<Arc<ScalarUDF>> {
+    let string_list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Some(match name {
+        "URL_EXTRACT_HOST" => {
+            RowFn::udf("url_extract_host", 1, DataType::Utf8, |a| text(url(a).host))
+        }
+        "URL_EXTRACT_PATH" => {
+            RowFn::udf("url_extract_path", 1, DataType::Utf8, |a| text(url(a).path))
+        }
+        "URL_EXTRACT_QUERY" => RowFn::udf("url_extract_query", 1, DataType::Utf8, |a| {
+            text(url(a).query)
+        }),
+        "URL_EXTRACT_FRAGMENT" => RowFn::udf("url_extract_fragment", 1, DataType::Utf8, |a| {
+            text(url(a).fragment)
+        }),
+        "URL_EXTRACT_PROTOCOL" => RowFn::udf("url_extract_protocol", 1, DataType::Utf8, |a| {
+            text(url(a).scheme)
+        }),
+        "URL_EXTRACT_PORT" => RowFn::udf("url_extract_port", 1, DataType::Int32, |a| {
+            ScalarValue::Int32(url(a).port.and_then(|p| p.parse().ok()))
+        }),
+        "URL_EXTRACT_PARAMETER" => {
+            RowFn::udf("url_extract_parameter", 2, DataType::Utf8, url_parameter)
+        }
+        "URL_DECODE_PARAM" => RowFn::udf("url_decode_param", 1, DataType::Utf8, |a| {
+            text(arg(a, 0).map(|s| percent_decode(&s)))
+        }),
+        "URL_ENCODE_PARAM" => RowFn::udf("url_encode_param", 1, DataType::Utf8, |a| {
+            text(arg(a, 0).map(|s| percent_encode(&s)))
+        }),
+        "EXTRACTJSONFIELD" => RowFn::udf("extractjsonfield", 2, DataType::Utf8, extract_json_field),
+        "JSON_ARRAY_LENGTH" => RowFn::udf("json_array_length", 1, DataType::Int32, |a| {
+            ScalarValue::Int32(json(a).and_then(|j| j.as_array().map(|v| v.len() as i32)))
+        }),
+        "IS_JSON_STRING" => RowFn::udf("is_json_string", 1, DataType::Boolean, |a| {
+            ScalarValue::Boolean(Some(json(a).is_some()))
+        }),
+        "JSON_KEYS" => RowFn::udf("json_keys", 1, string_list, |a| {
+            match json(a).as_ref().and_then(Json::as_object) {
+                Some(o) => list(o.keys().cloned().collect()),
+                None => ScalarValue::Null,
+            }
+        }),
+        "LPAD" => RowFn::udf("lpad", 3, DataType::Utf8, |a| pad(a, true)),
+        "RPAD" => RowFn::udf("rpad", 3, DataType::Utf8, |a| pad(a, false)),
+        "SPLIT" => RowFn::udf("split", 2, string_list, split),
+        _ => return None,
+    })
+}
+
+fn arg(args: &[ScalarValue], i: usize) -> Option<String> {
+    match args.get(i)? {
+        ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => s.clone(),
+        other => Some(other.to_string()),
+    }
+}
+
+fn text(value: Option<String>) -> ScalarValue {
+    ScalarValue::Utf8(value)
+}
+
+fn list(items: Vec<String>) -> ScalarValue {
+    let scalars: Vec<ScalarValue> = items
+        .into_iter()
+        .map(|s| ScalarValue::Utf8(Some(s)))
+        .collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&scalars, &DataType::Utf8))
+}
+
+/// The parts of a URL, as `java.net.URI` splits them.
+#[derive(Default)]
+struct Url {
+    scheme: Option<String>,
+    host: Option<String>,
+    port: Option<String>,
+    path: Option<String>,
+    query: Option<String>,
+    fragment: Option<String>,
+}
+
+fn url(args: &[ScalarValue]) -> Url {
+    let Some(text) = arg(args, 0) else {
+        return Url::default();
+    };
+    let mut parts = Url::default();
+    let (rest, fragment) = match text.split_once('#') {
+        Some((r, f)) => (r.to_string(), Some(f.to_string())),
+        None => (text.clone(), None),
+    };
+    parts.fragment = fragment;
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r.to_string(), Some(q.to_string())),
+        None => (rest, None),
+    };
+    parts.query = query;
+    let rest = match rest.split_once("://") {
+        Some((scheme, r)) => {
+            parts.scheme = Some(scheme.to_string());
+            r.to_string()
+        }
+        None => rest,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
+        None => (rest, String::new()),
+    };
+    parts.path = Some(path);
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, h)| h);
+    match host_port.rsplit_once(':') {
+        Some((host, port)) => {
+            parts.host = Some(host.to_string());
+            parts.port = Some(port.to_string());
+        }
+        None => parts.host = (!host_port.is_empty()).then(|| host_port.to_string()),
+    }
+    parts
+}
+
+fn url_parameter(args: &[ScalarValue]) -> ScalarValue {
+    let (Some(query), Some(name)) = (url(args).query, arg(args, 1)) else {
+        return ScalarValue::Utf8(None);
+    };
+    text(
+        query
+            .split('&')
+            .find_map(|pair| match pair.split_once('=') {
+                Some((k, v)) if k == name => Some(percent_decode(v)),
+                None if pair == name => Some(String::new()),
+                _ => None,
+            }),
+    )
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (_, Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+fn json(args: &[ScalarValue]) -> Option<Json> {
+    serde_json::from_str(&arg(args, 0)?).ok()
+}
+
+/// `EXTRACTJSONFIELD(json, '$.a.b[0]')`: the value at a JSON path, as text.
+fn extract_json_field(args: &[ScalarValue]) -> ScalarValue {
+    let (Some(mut value), Some(path)) = (json(args), arg(args, 1)) else {
+        return ScalarValue::Utf8(None);
+    };
+    let path = path.trim_start_matches('$');
+    for step in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, indexes) = match step.find('[') {
+            Some(i) => (&step[..i], &step[i..]),
+            None => (step, ""),
+        };
+        if !name.is_empty() {
+            value = match value.get(name.trim_matches(|c| c == '\'' || c == '"')) {
+                Some(v) => v.clone(),
+                None => return ScalarValue::Utf8(None),
+            };
+        }
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            let next = match index.parse::<usize>() {
+                Ok(i) => value.get(i).cloned(),
+                Err(_) => value
+                    .get(index.trim_matches(|c| c == '\'' || c == '"'))
+                    .cloned(),
+            };
+            match next {
+                Some(v) => value = v,
+                None => return ScalarValue::Utf8(None),
+            }
+        }
+    }
+    text(match value {
+        Json::Null => None,
+        Json::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
+}
+
+/// `LPAD(s, n, pad)` / `RPAD(s, n, pad)`: `s` padded (or cut) to `n` characters.
+fn pad(args: &[ScalarValue], left: bool) -> ScalarValue {
+    let (Some(s), Some(n), Some(fill)) = (arg(args, 0), arg(args, 1), arg(args, 2)) else {
+        return ScalarValue::Utf8(None);
+    };
+    let Ok(n) = n.parse::<i64>() else {
+        return ScalarValue::Utf8(None);
+    };
+    if n < 0 || (fill.is_empty() && (s.chars().count() as i64) < n) {
+        return ScalarValue::Utf8(None);
+    }
+    let n = n as usize;
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() >= n {
+        return text(Some(chars[..n].iter().collect()));
+    }
+    let padding: String = fill.chars().cycle().take(n - chars.len()).collect();
+    text(Some(if left { padding + &s } else { s + &padding }))
+}
+
+/// `SPLIT(s, delimiter)`: the parts between delimiters (every character for '').
+fn split(args: &[ScalarValue]) -> ScalarValue {
+    let (Some(s), Some(delimiter)) = (arg(args, 0), arg(args, 1)) else {
+        return ScalarValue::Null;
+    };
+    if delimiter.is_empty() {
+        return list(s.chars().map(String::from).collect());
+    }
+    list(s.split(delimiter.as_str()).map(String::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> ScalarValue {
+        ScalarValue::Utf8(Some(v.into()))
+    }
+
+    #[test]
+    fn urls_split_like_java() {
+        let u = url(&[s("http://test@confluent.io:8080/nested/path?q=2#frag")]);
+        assert_eq!(u.host.as_deref(), Some("confluent.io"));
+        assert_eq!(u.port.as_deref(), Some("8080"));
+        assert_eq!(u.path.as_deref(), Some("/nested/path"));
+        assert_eq!(u.query.as_deref(), Some("q=2"));
+        assert_eq!(u.fragment.as_deref(), Some("frag"));
+        assert_eq!(percent_decode("url%20encoded"), "url encoded");
+    }
+
+    #[test]
+    fn json_paths_and_padding() {
+        let doc = s(r#"{"a": {"b": [1, {"c": "x"}]}}"#);
+        assert_eq!(extract_json_field(&[doc.clone(), s("$.a.b[1].c")]), s("x"));
+        assert_eq!(extract_json_field(&[doc, s("$.a.b[0]")]), s("1"));
+        let n = ScalarValue::Int32(Some(7));
+        assert_eq!(pad(&[s("foo"), n.clone(), s("Bar")], true), s("BarBfoo"));
+        assert_eq!(pad(&[s("foo"), n, s("Bar")], false), s("fooBarB"));
+    }
+}
