@@ -20,6 +20,19 @@ pub fn validate(source: &Source) -> Result<(), FormatError> {
             sql_name(&map_key.data_type)
         )));
     }
+    for (format, columns) in [
+        (source.key_format, keys.clone()),
+        (
+            source.value_format,
+            source.schema.values().collect::<Vec<_>>(),
+        ),
+    ] {
+        if let Some(message) = map_keys_message(format)
+            && columns.iter().any(|c| non_string_map_key(&c.data_type))
+        {
+            return Err(FormatError::Unsupported(message.into()));
+        }
+    }
     check(source.key_format, &keys, "Key")?;
     check(
         source.value_format,
@@ -91,6 +104,32 @@ fn contains_map(t: &DataType) -> bool {
         DataType::Map(..) => true,
         DataType::List(f) => contains_map(f.data_type()),
         DataType::Struct(fields) => fields.iter().any(|f| contains_map(f.data_type())),
+        _ => false,
+    }
+}
+
+/// The formats whose maps are objects (or Avro maps) keyed by strings, and their messages.
+fn map_keys_message(format: Format) -> Option<&'static str> {
+    match format {
+        Format::Json | Format::JsonSr => Some("JSON only supports MAP types with STRING keys"),
+        Format::Avro => Some("Avro only supports MAPs with STRING keys"),
+        Format::Protobuf | Format::ProtobufNoSr => {
+            Some("PROTOBUF format only supports MAP types with STRING keys")
+        }
+        _ => None,
+    }
+}
+
+fn non_string_map_key(t: &DataType) -> bool {
+    match t {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) => {
+                kv[0].data_type() != &DataType::Utf8 || non_string_map_key(kv[1].data_type())
+            }
+            _ => false,
+        },
+        DataType::List(f) => non_string_map_key(f.data_type()),
+        DataType::Struct(fields) => fields.iter().any(|f| non_string_map_key(f.data_type())),
         _ => false,
     }
 }

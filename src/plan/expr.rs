@@ -389,6 +389,9 @@ impl<'a> ExprPlanner<'a> {
         if name.eq_ignore_ascii_case("STRUCT") {
             return self.struct_constructor(f);
         }
+        if name.eq_ignore_ascii_case("MAP") {
+            return self.map_constructor(f);
+        }
         if name.eq_ignore_ascii_case("ARRAY_SORT") {
             // ksqlDB sorts NULLs last, ascending unless told 'DESC'.
             let mut args = function_args(f)?
@@ -446,6 +449,58 @@ impl<'a> ExprPlanner<'a> {
             args.push(self.lower(value)?);
         }
         Ok(datafusion_functions::core::named_struct().call(args))
+    }
+
+    /// `MAP(k1 := v1, ...)` (keys and values are expressions) or `MAP(keys, values)` (two
+    /// arrays), as DataFusion's `map`.
+    fn map_constructor(&self, f: &Function) -> Result<Expr> {
+        let FunctionArguments::List(list) = &f.args else {
+            return Err(PlanError::Invalid("MAP needs entries".into()));
+        };
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        for arg in &list.args {
+            let (key, value) = match arg {
+                FunctionArg::Named {
+                    name,
+                    arg: FunctionArgExpr::Expr(value),
+                    ..
+                } if name.quote_style == Some('\'') => (
+                    Expr::Literal(ScalarValue::Utf8(Some(name.value.clone())), None),
+                    value,
+                ),
+                FunctionArg::Named {
+                    name,
+                    arg: FunctionArgExpr::Expr(value),
+                    ..
+                } => (self.lower(&SqlExpr::Identifier(name.clone()))?, value),
+                FunctionArg::ExprNamed {
+                    name,
+                    arg: FunctionArgExpr::Expr(value),
+                    ..
+                } => (self.lower(name)?, value),
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(_)) => {
+                    let args = function_args(f)?
+                        .iter()
+                        .map(|a| self.lower(a))
+                        .collect::<Result<Vec<_>>>()?;
+                    return self.call(&datafusion_functions_nested::map::map_udf(), args);
+                }
+                other => {
+                    return Err(PlanError::Invalid(format!(
+                        "MAP entries are written key := value, got {other}"
+                    )));
+                }
+            };
+            keys.push(key);
+            values.push(self.lower(value)?);
+        }
+        let array = datafusion_functions_nested::make_array::make_array_udf();
+        let keys = self.call(&array, keys)?;
+        let values = self.call(&array, values)?;
+        self.call(
+            &datafusion_functions_nested::map::map_udf(),
+            vec![keys, values],
+        )
     }
 
     /// `COALESCE(a, b, ...)` as `CASE WHEN a IS NOT NULL THEN a ... END`, in the first
