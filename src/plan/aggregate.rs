@@ -105,6 +105,12 @@ pub fn plan_aggregate(
         &aggregates,
         &planner,
     )?;
+    check_grouped(
+        &items,
+        &projection,
+        &output_schema,
+        calls.is_empty() && having.is_none(),
+    )?;
     let having = having
         .map(|h| plan_having(&h, &output_schema))
         .transpose()?;
@@ -448,9 +454,68 @@ pub fn contains_aggregate(expr: &SqlExpr) -> bool {
 /// ksqlDB's message for a column used outside GROUP BY and aggregates.
 pub fn non_aggregate_error(e: PlanError, clause: &str) -> PlanError {
     match e {
+        PlanError::UnknownColumn(c) if clause == "HAVING" => PlanError::Invalid(format!(
+            "Non-aggregate HAVING expression not part of GROUP BY: {c}"
+        )),
         PlanError::UnknownColumn(c) => PlanError::Invalid(format!(
             "Non-aggregate {clause} expression(s) not part of GROUP BY: {c}"
         )),
         other => other,
+    }
+}
+
+/// Every select item must be computable from the groups and aggregates; ksqlDB names the
+/// items that are not, as it prints them.
+fn check_grouped(
+    items: &[(SqlExpr, Option<sqlparser::ast::Ident>)],
+    projection: &[(String, SqlExpr)],
+    output: &SchemaRef,
+    no_aggregates: bool,
+) -> Result<()> {
+    let df = DFSchema::try_from(output.as_ref().clone())?;
+    let planner = ExprPlanner::new(&df);
+    let bad: Vec<String> = items
+        .iter()
+        .zip(projection)
+        .filter(|(_, (_, rewritten))| {
+            matches!(planner.lower(rewritten), Err(PlanError::UnknownColumn(_)))
+        })
+        .map(|((original, _), _)| ksql_text(original))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    if no_aggregates {
+        return Err(PlanError::Invalid(
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.".into(),
+        ));
+    }
+    Err(PlanError::Invalid(format!(
+        "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
+        bad.join(", ")
+    )))
+}
+
+/// An expression as ksqlDB prints it in messages: names upper-cased, operations in
+/// parentheses.
+pub fn ksql_text(expr: &SqlExpr) -> String {
+    match expr {
+        SqlExpr::Identifier(id) => crate::sql::ast::normalize(id),
+        SqlExpr::CompoundIdentifier(parts) => parts
+            .iter()
+            .map(crate::sql::ast::normalize)
+            .collect::<Vec<_>>()
+            .join("."),
+        SqlExpr::Nested(inner) => ksql_text(inner),
+        SqlExpr::BinaryOp { left, op, right } => {
+            format!("({} {op} {})", ksql_text(left), ksql_text(right))
+        }
+        SqlExpr::Function(f) => {
+            let args = function_args(f)
+                .map(|args| args.iter().map(ksql_text).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            format!("{}({args})", f.name.to_string().to_ascii_uppercase())
+        }
+        other => other.to_string(),
     }
 }
