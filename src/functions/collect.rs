@@ -4,14 +4,14 @@
 //! They share one accumulator that keeps every value seen (in arrival order) and computes
 //! its result on demand. Keeping the values is what lets a table aggregation *retract* the
 //! exact value an update replaces, which DataFusion's `array_agg` (which retracts the oldest
-//! value, for window frames) cannot do. Partial aggregation (merging states) is not used by
-//! Eddy and not supported. ksqlDB's limit on collected values (1,000) is not applied.
+//! value, for window frames) cannot do. Merging states (when session windows merge) appends
+//! the values kept. ksqlDB's limit on collected values (1,000) is not applied.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion_common::{Result, ScalarValue, exec_err, not_impl_err};
+use datafusion_common::{Result, ScalarValue, exec_err};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Signature, Volatility,
@@ -30,6 +30,10 @@ pub enum Kind {
     TopKDistinct,
     /// Each value's count.
     Histogram,
+    /// The first `k` values (EARLIEST_BY_OFFSET(x, k)).
+    Earliest,
+    /// The last `k` values (LATEST_BY_OFFSET(x, k)).
+    Latest,
 }
 
 /// One of the collecting aggregates, as a DataFusion aggregate function.
@@ -57,6 +61,8 @@ impl AggregateUDFImpl for Collect {
             Kind::TopK => "topk",
             Kind::TopKDistinct => "topkdistinct",
             Kind::Histogram => "histogram",
+            Kind::Earliest => "earliest_by_offset",
+            Kind::Latest => "latest_by_offset",
         }
     }
 
@@ -80,20 +86,34 @@ impl AggregateUDFImpl for Collect {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![Arc::new(
-            args.return_field
-                .as_ref()
-                .clone()
-                .with_name(format!("{}_state", args.name)),
-        )])
+        // The state is every value kept, as a list (for HISTOGRAM too).
+        let types: Vec<DataType> = args
+            .input_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let item = match self.return_type(&types)? {
+            DataType::List(item) => item.data_type().clone(),
+            _ => types.first().cloned().unwrap_or(DataType::Null),
+        };
+        Ok(vec![Arc::new(Field::new(
+            format!("{}_state", args.name),
+            DataType::List(Arc::new(Field::new("item", item, true))),
+            true,
+        ))])
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let k = match (
+        let counted = matches!(
             self.kind,
-            args.exprs.last().filter(|_| args.exprs.len() > 1),
-        ) {
-            (Kind::TopK | Kind::TopKDistinct, Some(k)) => {
+            Kind::TopK | Kind::TopKDistinct | Kind::Earliest | Kind::Latest
+        );
+        let count_arg = match self.kind {
+            Kind::Earliest | Kind::Latest => args.exprs.get(1),
+            _ => args.exprs.last().filter(|_| args.exprs.len() > 1),
+        };
+        let k = match (counted, count_arg) {
+            (true, Some(k)) => {
                 match k.evaluate(&RecordBatch::new_empty(Arc::new(args.schema.clone())))? {
                     ColumnarValue::Scalar(s) if !s.is_null() => usize::try_from(
                         s.cast_to(&DataType::Int64)?
@@ -105,7 +125,7 @@ impl AggregateUDFImpl for Collect {
                     _ => return exec_err!("{}'s second argument must be a number", self.name()),
                 }
             }
-            (Kind::TopK | Kind::TopKDistinct, None) => {
+            (true, None) => {
                 return exec_err!("{} takes a column and a count", self.name());
             }
             _ => 0,
@@ -121,6 +141,7 @@ impl AggregateUDFImpl for Collect {
         Ok(Box::new(Values {
             kind: self.kind,
             k,
+            ignore_nulls: args.ignore_nulls,
             width,
             item,
             values: Vec::new(),
@@ -149,6 +170,8 @@ fn top_fields(types: &[DataType]) -> arrow::datatypes::Fields {
 struct Values {
     kind: Kind,
     k: usize,
+    /// EARLIEST/LATEST: skip NULL inputs.
+    ignore_nulls: bool,
     /// How many arguments make one value (TOPK may carry other columns with its sort value).
     width: usize,
     /// The type of one element of the result.
@@ -159,7 +182,11 @@ struct Values {
 impl Values {
     /// Whether a NULL input is kept (COLLECT_LIST and COLLECT_SET keep them).
     fn keeps_nulls(&self) -> bool {
-        matches!(self.kind, Kind::List | Kind::Set)
+        match self.kind {
+            Kind::List | Kind::Set => true,
+            Kind::Earliest | Kind::Latest => !self.ignore_nulls,
+            _ => false,
+        }
     }
 
     fn distinct(&self) -> Vec<ScalarValue> {
@@ -288,6 +315,11 @@ impl Accumulator for Values {
             Kind::TopK => list(self.top(self.values.clone())),
             Kind::TopKDistinct => list(self.top(self.distinct())),
             Kind::Histogram => self.histogram()?,
+            Kind::Earliest => list(self.values.iter().take(self.k).cloned().collect()),
+            Kind::Latest => {
+                let skip = self.values.len().saturating_sub(self.k);
+                list(self.values[skip..].to_vec())
+            }
         })
     }
 
@@ -296,10 +328,32 @@ impl Accumulator for Values {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![self.evaluate()?])
+        let item = match self.kind {
+            Kind::Histogram => self
+                .values
+                .first()
+                .map_or(DataType::Utf8, ScalarValue::data_type),
+            _ => self.item.clone(),
+        };
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &self.values,
+            &item,
+        ))])
     }
 
-    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
-        not_impl_err!("merging partial {:?} aggregates", self.kind)
+    /// Merging states (session windows that merge) appends the other's values.
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(lists) = states.first() else {
+            return Ok(());
+        };
+        for i in 0..lists.len() {
+            if let ScalarValue::List(list) = ScalarValue::try_from_array(lists, i)? {
+                let values = list.value(0);
+                for j in 0..values.len() {
+                    self.values.push(ScalarValue::try_from_array(&values, j)?);
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -348,17 +348,26 @@ fn aggregate_call(
     let function = crate::functions::aggregate(&function_name)
         .ok_or_else(|| PlanError::UnknownFunction(function_name.clone()))?;
     let mut call_args = function_args(f)?;
-    // EARLIEST_BY_OFFSET(x, ignoreNulls) and LATEST_BY_OFFSET(x, ignoreNulls).
+    // EARLIEST_BY_OFFSET(x, [n,] ignoreNulls) and LATEST_BY_OFFSET(x, [n,] ignoreNulls).
     let mut function = function;
-    if let [_, SqlExpr::Value(v)] = call_args.as_slice()
+    let upper = function_name.to_ascii_uppercase();
+    let by_offset = matches!(upper.as_str(), "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET");
+    if by_offset
+        && let Some(SqlExpr::Value(v)) = call_args.last()
         && let sqlparser::ast::Value::Boolean(ignore) = v.value
-        && matches!(
-            function_name.to_ascii_uppercase().as_str(),
-            "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET"
-        )
+        && call_args.len() > 1
     {
         function.ignore_nulls = ignore;
-        call_args.truncate(1);
+        call_args.pop();
+    }
+    if by_offset && call_args.len() == 2 {
+        use crate::functions::collect::{Collect, Kind};
+        let kind = if upper.starts_with("EARLIEST") {
+            Kind::Earliest
+        } else {
+            Kind::Latest
+        };
+        function.udaf = Collect::udaf(kind);
     }
     let mut args = call_args
         .iter()
