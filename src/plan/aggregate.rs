@@ -348,27 +348,8 @@ fn aggregate_call(
     let function = crate::functions::aggregate(&function_name)
         .ok_or_else(|| PlanError::UnknownFunction(function_name.clone()))?;
     let mut call_args = function_args(f)?;
-    // EARLIEST_BY_OFFSET(x, [n,] ignoreNulls) and LATEST_BY_OFFSET(x, [n,] ignoreNulls).
     let mut function = function;
-    let upper = function_name.to_ascii_uppercase();
-    let by_offset = matches!(upper.as_str(), "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET");
-    if by_offset
-        && let Some(SqlExpr::Value(v)) = call_args.last()
-        && let sqlparser::ast::Value::Boolean(ignore) = v.value
-        && call_args.len() > 1
-    {
-        function.ignore_nulls = ignore;
-        call_args.pop();
-    }
-    if by_offset && call_args.len() == 2 {
-        use crate::functions::collect::{Collect, Kind};
-        let kind = if upper.starts_with("EARLIEST") {
-            Kind::Earliest
-        } else {
-            Kind::Latest
-        };
-        function.udaf = Collect::udaf(kind);
-    }
+    by_offset_options(&function_name, &mut call_args, &mut function);
     let mut args = call_args
         .iter()
         .map(|a| planner.lower(a))
@@ -405,6 +386,35 @@ fn aggregate_call(
         builder = builder.ignore_nulls();
     }
     Ok(Arc::new(builder.build()?))
+}
+
+/// EARLIEST_BY_OFFSET(x, [n,] ignoreNulls) and LATEST_BY_OFFSET(x, [n,] ignoreNulls): the
+/// flag becomes an option of the call; with `n`, the n-value form.
+fn by_offset_options(
+    name: &str,
+    args: &mut Vec<SqlExpr>,
+    function: &mut crate::functions::Aggregate,
+) {
+    let upper = name.to_ascii_uppercase();
+    if !matches!(upper.as_str(), "EARLIEST_BY_OFFSET" | "LATEST_BY_OFFSET") {
+        return;
+    }
+    if let Some(SqlExpr::Value(v)) = args.last()
+        && let sqlparser::ast::Value::Boolean(ignore) = v.value
+        && args.len() > 1
+    {
+        function.ignore_nulls = ignore;
+        args.pop();
+    }
+    if args.len() == 2 {
+        use crate::functions::collect::{Collect, Kind};
+        let kind = if upper.starts_with("EARLIEST") {
+            Kind::Earliest
+        } else {
+            Kind::Latest
+        };
+        function.udaf = Collect::udaf(kind);
+    }
 }
 
 /// The window of a `WINDOW` clause, with ksqlDB's 24-hour default grace period.
