@@ -178,7 +178,7 @@ async fn plan_errors_speak_ksqldb() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("Column 'NOPE' cannot be resolved."),
+            .contains("SELECT column 'NOPE' cannot be resolved."),
         "{err}"
     );
     let err = engine
@@ -258,4 +258,35 @@ async fn table_updates_retract_before_they_add() {
             .contains("The aggregation functions MAX cannot be applied to a table source"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn insert_values_writes_one_record_in_the_source_formats() {
+    let mut engine = Engine::new(MemoryKafka::default());
+    engine
+        .execute_script(
+            "CREATE STREAM s (id INT KEY, name VARCHAR, score DOUBLE)
+               WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON', PARTITIONS=1);
+             INSERT INTO s (id, name, ROWTIME) VALUES (7, 'ada', 1234);
+             INSERT INTO s VALUES (8, 'bob', 2.5);",
+        )
+        .await
+        .unwrap();
+    let records = engine.runtime().records("s");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].key.as_deref(), Some(&7i32.to_be_bytes()[..]));
+    assert_eq!(
+        records[0].value.as_deref(),
+        Some(&br#"{"NAME":"ada","SCORE":null}"#[..])
+    );
+    assert_eq!(records[0].timestamp, 1234);
+    assert_eq!(
+        records[1].value.as_deref(),
+        Some(&br#"{"NAME":"bob","SCORE":2.5}"#[..])
+    );
+    let err = engine
+        .execute_script("INSERT INTO \"s\" VALUES (1, 'x', 1.0);")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Did you mean S?"), "{err}");
 }

@@ -67,6 +67,10 @@ impl Runtime for PlanOnly {
     async fn stop_query(&mut self, _id: &str) -> Result<(), Error> {
         Ok(())
     }
+
+    async fn produce(&self, _record: crate::record::Record) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// The `.sql` files named by `paths`: files as given, folders searched recursively.

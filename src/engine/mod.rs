@@ -7,6 +7,7 @@
 //! the server and the in-memory driver ([`crate::testing`]) in tests: the engine does not know
 //! which. Query ids follow ksqlDB (`CSAS_<SINK>_<n>`, `CTAS_<SINK>_<n>`).
 
+pub mod insert;
 pub mod pipeline;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use crate::format::registry::SchemaRegistry;
 use crate::plan::PlanError;
 use crate::plan::ddl::plan_create_source;
 use crate::plan::query::{QueryPlan, SinkRequest, plan_query};
+use crate::record::Record;
 use crate::sql::ast::{
     CreateAsSelect, CreateSource, DropSource, InsertInto, QueryTarget, SourceKind, normalize,
 };
@@ -46,6 +48,8 @@ pub trait Runtime: Send {
     ) -> impl Future<Output = Result<(), Error>> + Send;
     /// Stops query `id` and releases its resources.
     fn stop_query(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Appends `record` to its topic (`INSERT VALUES`).
+    fn produce(&self, record: Record) -> impl Future<Output = Result<(), Error>> + Send;
     /// The name of query `query_id`'s internal topic `name` (repartition, changelog).
     fn internal_topic(&self, query_id: &str, name: &str) -> String {
         format!("eddy-query-{query_id}-{name}")
@@ -185,6 +189,24 @@ impl<R: Runtime> Engine<R> {
             Statement::CreateSource(c) => self.create_source(c).await,
             Statement::CreateAsSelect(c) => self.create_as_select(c, &statement.to_string()).await,
             Statement::InsertInto(i) => self.insert_into(i, &statement.to_string()).await,
+            Statement::InsertValues(i) => {
+                let target = insert::target(&self.catalog, i)?;
+                insert::insert(&self.runtime, &self.registry, &target, i).await?;
+                Ok(Outcome::Noop(String::new()))
+            }
+            Statement::Alter { kind, name, .. }
+                if self
+                    .catalog
+                    .get(&normalize(name))
+                    .is_some_and(|s| s.is_source) =>
+            {
+                let kind = kind.to_string().to_lowercase();
+                Err(PlanError::Invalid(format!(
+                    "Cannot alter {kind} '{}': ALTER operations are not supported on source {kind}s.",
+                    normalize(name)
+                ))
+                .into())
+            }
             Statement::Drop(d) => self.drop_source(d).await,
             Statement::Terminate(target) => self.terminate(target).await,
             other => Err(PlanError::Unsupported(format!(
@@ -200,6 +222,14 @@ impl<R: Runtime> Engine<R> {
         self.registry_columns(&mut planned.source)?;
         crate::plan::ddl::check_keys(planned.source.kind, &planned.source.schema)?;
         let name = planned.source.name.clone();
+        let existing_source = self.catalog.get(&name).is_some_and(|s| s.is_source);
+        if stmt.or_replace && (stmt.is_source || existing_source) {
+            let kind = stmt.kind.to_string().to_lowercase();
+            return Err(PlanError::Invalid(format!(
+                "Cannot add {kind} '{name}': CREATE OR REPLACE is not supported on source {kind}s."
+            ))
+            .into());
+        }
         if let Some(existing) = self.catalog.get(&name) {
             if stmt.if_not_exists {
                 return Ok(Outcome::Noop(format!(
@@ -405,6 +435,12 @@ impl<R: Runtime> Engine<R> {
             }
             return Err(PlanError::UnknownSource(name).into());
         };
+        if stmt.delete_topic && source.is_source {
+            return Err(PlanError::Invalid(format!(
+                "Cannot delete topic for read-only source: {name}"
+            ))
+            .into());
+        }
         if let Some(id) = &source.written_by
             && self.queries.contains_key(id)
         {

@@ -47,6 +47,8 @@ pub struct KafkaRuntime {
     config: KafkaConfig,
     topics: Topics,
     queries: HashMap<String, RunningQuery>,
+    /// Writes `INSERT VALUES` records.
+    producer: BaseProducer,
 }
 
 impl std::fmt::Debug for KafkaRuntime {
@@ -62,10 +64,15 @@ impl KafkaRuntime {
     /// A runtime for the cluster of `config`.
     pub fn connect(config: KafkaConfig) -> Result<Self, KafkaError> {
         let topics = Topics::connect(&config)?;
+        let producer: BaseProducer = config
+            .client_config()
+            .set("partitioner", "murmur2_random")
+            .create()?;
         Ok(Self {
             config,
             topics,
             queries: HashMap::new(),
+            producer,
         })
     }
 }
@@ -115,6 +122,27 @@ impl Runtime for KafkaRuntime {
             .map_err(|e| KafkaError::Unavailable(format!("cannot start a query thread: {e}")))?;
         tracing::info!(query = %id, "query started");
         self.queries.insert(id, RunningQuery { stop, thread });
+        Ok(())
+    }
+
+    async fn produce(&self, record: Record) -> Result<(), Error> {
+        let mut out: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&record.topic).timestamp(record.timestamp);
+        if let Some(key) = &record.key {
+            out = out.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            out = out.payload(value.as_slice());
+        }
+        if let Some(p) = record.partition {
+            out = out.partition(p);
+        }
+        self.producer
+            .send(out)
+            .map_err(|(e, _)| KafkaError::from(e))?;
+        self.producer
+            .flush(Duration::from_secs(10))
+            .map_err(KafkaError::from)?;
         Ok(())
     }
 

@@ -20,6 +20,14 @@ pub enum PlanError {
     /// A column that is not in scope.
     #[error("Column '{0}' cannot be resolved.")]
     UnknownColumn(String),
+    /// A column that is not in scope of a clause (`WHERE`, `SELECT`, ...).
+    #[error("{clause} column '{column}' cannot be resolved.")]
+    UnknownColumnIn {
+        /// The clause.
+        clause: &'static str,
+        /// The column, as written (qualified if it was).
+        column: String,
+    },
     /// A function Eddy does not know.
     #[error("Can't find any functions with the name '{0}'")]
     UnknownFunction(String),
@@ -38,4 +46,14 @@ pub enum PlanError {
     /// Arrow rejected a schema.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
+}
+
+impl PlanError {
+    /// An unknown column reported as ksqlDB does in `clause`.
+    pub fn in_clause(self, clause: &'static str) -> Self {
+        match self {
+            PlanError::UnknownColumn(column) => PlanError::UnknownColumnIn { clause, column },
+            other => other,
+        }
+    }
 }

@@ -70,7 +70,12 @@ impl<'a> ExprPlanner<'a> {
             SqlExpr::Identifier(ident) => self.column(&normalize(ident)),
             // `alias.column`: sources are not qualified yet, so the column name decides.
             SqlExpr::CompoundIdentifier(parts) => match parts.last() {
-                Some(last) => self.column(&normalize(last)),
+                Some(last) => self.column(&normalize(last)).map_err(|e| match e {
+                    PlanError::UnknownColumn(_) => PlanError::UnknownColumn(
+                        parts.iter().map(normalize).collect::<Vec<_>>().join("."),
+                    ),
+                    other => other,
+                }),
                 None => Err(PlanError::Invalid("empty name".into())),
             },
             SqlExpr::Value(v) => literal(&v.value),

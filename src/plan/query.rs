@@ -72,10 +72,10 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
     let mut operators = Vec::new();
     if let Some(predicate) = &query.selection {
         let df = DFSchema::try_from(input.as_ref().clone())?;
-        operators.push((
-            OperatorSpec::Filter(ExprPlanner::new(&df).plan(predicate)?),
-            Arc::clone(input),
-        ));
+        let filter = ExprPlanner::new(&df)
+            .plan(predicate)
+            .map_err(|e| e.in_clause("WHERE"))?;
+        operators.push((OperatorSpec::Filter(filter), Arc::clone(input)));
     }
     let aggregated = !query.group_by.is_empty() || query.projection.iter().any(item_has_aggregate);
     check_shape(query, source, sink.kind, aggregated)?;
@@ -296,7 +296,7 @@ fn plan_projection(
             if aggregated {
                 non_aggregate_error(e, "SELECT")
             } else {
-                e
+                e.in_clause("SELECT")
             }
         })?;
         if let Expr::Column(c) = &lowered

@@ -178,6 +178,10 @@ impl Runtime for MemoryKafka {
         Ok(())
     }
 
+    async fn produce(&self, record: Record) -> Result<(), Error> {
+        MemoryKafka::produce(self, record).map(|_| ())
+    }
+
     async fn stop_query(&mut self, id: &str) -> Result<(), Error> {
         self.queries.retain(|q| q.query.id != id);
         Ok(())

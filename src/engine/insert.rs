@@ -1,0 +1,146 @@
+//! `INSERT INTO source [(columns)] VALUES (values)`: one record, encoded in the source's
+//! formats and produced to its topic.
+//!
+//! Values are literal expressions, cast to their column's type; `ROWTIME` may be given (else
+//! the record gets the current time). Columns left out are NULL. ksqlDB's errors for unknown
+//! and read-only sources are kept; `ROWPARTITION`/`ROWOFFSET` cannot be set.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion_common::{DFSchema, ScalarValue};
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::Runtime;
+use crate::catalog::schema::ROWTIME;
+use crate::catalog::{Catalog, Source};
+use crate::error::Error;
+use crate::format::encode::SinkEncoder;
+use crate::format::registry::SchemaRegistry;
+use crate::plan::PlanError;
+use crate::plan::expr::ExprPlanner;
+use crate::sql::ast::{InsertValues, normalize};
+
+/// The source an `INSERT VALUES` writes to, with ksqlDB's errors.
+pub fn target(catalog: &Catalog, stmt: &InsertValues) -> Result<Arc<Source>, PlanError> {
+    let name = normalize(&stmt.target);
+    let Some(source) = catalog.get(&name) else {
+        let hint = catalog
+            .sources()
+            .find(|s| s.name.eq_ignore_ascii_case(&name))
+            .map(|s| match stmt.target.quote_style {
+                Some(_) => format!(
+                    "\nDid you mean {}? Hint: try removing double quotes from the source name.",
+                    s.name
+                ),
+                None => format!(
+                    "\nDid you mean \"{}\"? Hint: wrap the source name in double quotes to make it case-sensitive.",
+                    s.name
+                ),
+            })
+            .unwrap_or_default();
+        return Err(PlanError::Invalid(format!(
+            "Cannot insert values into an unknown stream/table: `{name}`{hint}"
+        )));
+    };
+    if source.is_source {
+        return Err(PlanError::Invalid(format!(
+            "Cannot insert values into read-only {}: {name}",
+            source.kind.to_string().to_lowercase()
+        )));
+    }
+    Ok(Arc::clone(source))
+}
+
+/// Encodes the row and produces it to the source's topic.
+pub async fn insert<R: Runtime>(
+    runtime: &R,
+    registry: &SchemaRegistry,
+    source: &Source,
+    stmt: &InsertValues,
+) -> Result<(), Error> {
+    let batch = row(source, stmt)?;
+    let partitions = runtime.topic_partitions(&source.topic).await?.unwrap_or(1);
+    let keys: Vec<String> = source.schema.keys().map(|c| c.name.clone()).collect();
+    let encoder = SinkEncoder::try_new(
+        &source.topic,
+        partitions,
+        (source.key_format, source.value_format),
+        batch.schema_ref(),
+        (&keys, source.wrap_single_value),
+        None,
+        registry,
+    )?;
+    for record in encoder.encode(&batch, &[false])? {
+        runtime.produce(record).await?;
+    }
+    Ok(())
+}
+
+/// The statement's row: the source's columns, then `ROWTIME`.
+fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
+    let names: Vec<String> = if stmt.columns.is_empty() {
+        source.schema.names()
+    } else {
+        stmt.columns.iter().map(normalize).collect()
+    };
+    if names.len() != stmt.values.len() {
+        return Err(PlanError::Invalid(format!(
+            "Expected a value for each column. Expected Columns: {names:?}. Got {} values",
+            stmt.values.len()
+        ))
+        .into());
+    }
+    let empty = DFSchema::empty();
+    let planner = ExprPlanner::new(&empty);
+    let one_row = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        Vec::new(),
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .map_err(PlanError::from)?;
+    let value_of = |name: &str| -> Result<Option<ScalarValue>, Error> {
+        let Some(i) = names.iter().position(|n| n == name) else {
+            return Ok(None);
+        };
+        let expr: Arc<dyn PhysicalExpr> = planner.plan(&stmt.values[i])?;
+        let array = expr
+            .evaluate(&one_row)
+            .and_then(|v| v.into_array(1))
+            .map_err(PlanError::from)?;
+        Ok(Some(
+            ScalarValue::try_from_array(&array, 0).map_err(PlanError::from)?,
+        ))
+    };
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for column in &source.schema.columns {
+        let value = match value_of(&column.name)? {
+            Some(v) if !v.is_null() => v.cast_to(&column.data_type).map_err(PlanError::from)?,
+            _ => ScalarValue::try_from(&column.data_type).map_err(PlanError::from)?,
+        };
+        fields.push(Field::new(&column.name, column.data_type.clone(), true));
+        columns.push(value.to_array().map_err(PlanError::from)?);
+    }
+    let rowtime = match value_of(ROWTIME)? {
+        Some(v) => v
+            .cast_to(&DataType::Int64)
+            .ok()
+            .and_then(|v| match v {
+                ScalarValue::Int64(ts) => ts,
+                _ => None,
+            })
+            .unwrap_or_else(now_ms),
+        None => now_ms(),
+    };
+    fields.push(Field::new(ROWTIME, DataType::Int64, false));
+    columns.push(Arc::new(Int64Array::from(vec![rowtime])));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(PlanError::from)?)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
