@@ -126,19 +126,8 @@ impl Runtime for KafkaRuntime {
     }
 
     async fn produce(&self, record: Record) -> Result<(), Error> {
-        let mut out: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&record.topic).timestamp(record.timestamp);
-        if let Some(key) = &record.key {
-            out = out.key(key.as_slice());
-        }
-        if let Some(value) = &record.value {
-            out = out.payload(value.as_slice());
-        }
-        if let Some(p) = record.partition {
-            out = out.partition(p);
-        }
         self.producer
-            .send(out)
+            .send(base_record(&record))
             .map_err(|(e, _)| KafkaError::from(e))?;
         self.producer
             .flush(Duration::from_secs(10))
@@ -286,18 +275,7 @@ impl QueryLoop {
     /// Produces one record, waiting while the producer's queue is full.
     fn send(&self, record: &Record) -> Result<(), Error> {
         loop {
-            let mut out: BaseRecord<'_, [u8], [u8]> =
-                BaseRecord::to(&record.topic).timestamp(record.timestamp);
-            if let Some(key) = &record.key {
-                out = out.key(key.as_slice());
-            }
-            if let Some(value) = &record.value {
-                out = out.payload(value.as_slice());
-            }
-            if let Some(p) = record.partition {
-                out = out.partition(p);
-            }
-            match self.producer.send(out) {
+            match self.producer.send(base_record(record)) {
                 Ok(()) => return Ok(()),
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     self.producer.poll(Duration::from_millis(50));
@@ -306,4 +284,19 @@ impl QueryLoop {
             }
         }
     }
+}
+
+/// A record as rdkafka sends it (a null key or value stays null).
+fn base_record(record: &Record) -> BaseRecord<'_, [u8], [u8]> {
+    let mut out = BaseRecord::to(&record.topic).timestamp(record.timestamp);
+    if let Some(key) = &record.key {
+        out = out.key(key.as_slice());
+    }
+    if let Some(value) = &record.value {
+        out = out.payload(value.as_slice());
+    }
+    if let Some(p) = record.partition {
+        out = out.partition(p);
+    }
+    out
 }
