@@ -225,6 +225,35 @@ impl<'a> ExprPlanner<'a> {
         let else_expr = else_result
             .map(|e| self.lower(e).map(Box::new))
             .transpose()?;
+        // NULL results take the type of the other branches; ksqlDB rejects a CASE whose
+        // branches are all NULL.
+        let results: Vec<&Expr> = when_then
+            .iter()
+            .map(|(_, t)| t.as_ref())
+            .chain(else_expr.as_deref())
+            .collect();
+        let typed = results
+            .iter()
+            .map(|r| self.data_type(r))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .find(|t| !t.is_null());
+        let Some(target) = typed else {
+            return Err(PlanError::Invalid(
+                "Invalid Case expression. All case branches have NULL type".into(),
+            ));
+        };
+        let retype = |e: Box<Expr>| -> Result<Box<Expr>> {
+            Ok(match self.data_type(&e)? {
+                DataType::Null => Box::new(datafusion_expr::cast(*e, target.clone())),
+                _ => e,
+            })
+        };
+        let when_then = when_then
+            .into_iter()
+            .map(|(w, t)| Ok((w, retype(t)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let else_expr = else_expr.map(retype).transpose()?;
         Ok(Expr::Case(Case::new(operand, when_then, else_expr)))
     }
 
