@@ -215,6 +215,10 @@ impl AggregateOp {
             .as_primitive::<Int64Type>();
         let mut touched = Touched::default();
         for row in 0..rows {
+            // ksqlDB drops a record whose grouping key has a NULL: it has no group.
+            if !self.spec.group_exprs.is_empty() && keys.iter().any(|k| k.is_null(row)) {
+                continue;
+            }
             let ts = rowtime.value(row);
             self.stream_time = self.stream_time.max(ts);
             let key: Box<[u8]> = encoded.row(row).as_ref().into();

@@ -211,9 +211,15 @@ fn result_type(
     let computed = a.field().data_type().clone();
     if a.fun().name().eq_ignore_ascii_case("sum")
         && let [arg] = a.expressions().as_slice()
-        && arg.data_type(planner.arrow_schema())? == DataType::Int32
     {
-        return Ok(DataType::Int32);
+        // The argument may have been widened for DataFusion's SUM: look through the cast.
+        let arg = match arg.downcast_ref::<datafusion_physical_expr::expressions::CastExpr>() {
+            Some(cast) => cast.expr(),
+            None => arg,
+        };
+        if arg.data_type(planner.arrow_schema())? == DataType::Int32 {
+            return Ok(DataType::Int32);
+        }
     }
     Ok(computed)
 }
