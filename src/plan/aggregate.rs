@@ -227,8 +227,12 @@ fn result_type(
 /// The GROUP BY expressions, lowered; aggregates are not allowed there.
 fn group_by(exprs: &[SqlExpr], planner: &ExprPlanner<'_>) -> Result<Vec<Expr>> {
     if let Some(g) = exprs.iter().find(|g| contains_aggregate(g)) {
+        let name = match g {
+            SqlExpr::Function(f) => f.name.to_string().to_ascii_uppercase(),
+            other => ksql_text(other),
+        };
         return Err(PlanError::Invalid(format!(
-            "GROUP BY does not support aggregate functions: {g} is an aggregate function."
+            "GROUP BY does not support aggregate functions: {name} is an aggregate function."
         )));
     }
     exprs.iter().map(|g| planner.lower(g)).collect()

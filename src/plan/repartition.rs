@@ -42,7 +42,14 @@ fn grouped_by_key(from: &FromPlan) -> bool {
 /// expressions through a repartition topic, so that each group meets in one task. (Tables and
 /// joins' results need the old row sent to its old group as well: not yet.)
 pub fn plan_group_repartition(from: &mut FromPlan) -> Result<()> {
-    if grouped_by_key(from) {
+    // Aggregates in GROUP BY are an error the aggregation planner reports.
+    if grouped_by_key(from)
+        || from
+            .query
+            .group_by
+            .iter()
+            .any(super::aggregate::contains_aggregate)
+    {
         return Ok(());
     }
     if from.source.kind == SourceKind::Table || from.inputs.len() > 1 {
