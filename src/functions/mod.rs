@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 pub mod collect;
 pub mod json;
+pub mod lambda;
 pub mod rowwise;
 
 use collect::{Collect, Kind};

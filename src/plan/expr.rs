@@ -23,6 +23,7 @@ use sqlparser::ast::{
 };
 
 use super::error::PlanError;
+use crate::functions::lambda::Kind as LambdaKind;
 use crate::sql::ast::normalize;
 
 type Result<T> = std::result::Result<T, PlanError>;
@@ -426,6 +427,15 @@ impl<'a> ExprPlanner<'a> {
         if name.eq_ignore_ascii_case("MAP") {
             return self.map_constructor(f);
         }
+        let kind = match name.to_ascii_uppercase().as_str() {
+            "TRANSFORM" => Some(LambdaKind::Transform),
+            "FILTER" => Some(LambdaKind::Filter),
+            "REDUCE" => Some(LambdaKind::Reduce),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return self.lambda_call(kind, &function_args(f)?);
+        }
         if name.eq_ignore_ascii_case("ARRAY_SORT") {
             // ksqlDB sorts NULLs last, ascending unless told 'DESC'.
             let mut args = function_args(f)?
@@ -483,6 +493,85 @@ impl<'a> ExprPlanner<'a> {
             args.push(self.lower(value)?);
         }
         Ok(datafusion_functions::core::named_struct().call(args))
+    }
+
+    /// `TRANSFORM`, `FILTER` or `REDUCE` over an array or a map, with lambdas.
+    fn lambda_call(&self, kind: LambdaKind, args: &[SqlExpr]) -> Result<Expr> {
+        let bad = || PlanError::Invalid(format!("wrong arguments for {kind:?}: {args:?}"));
+        let collection = self.lower(args.first().ok_or_else(bad)?)?;
+        let collection_type = self.data_type(&collection)?;
+        let items: Vec<DataType> = match &collection_type {
+            DataType::List(f) => vec![f.data_type().clone()],
+            DataType::Map(entries, _) => match entries.data_type() {
+                DataType::Struct(kv) => vec![kv[0].data_type().clone(), kv[1].data_type().clone()],
+                _ => return Err(bad()),
+            },
+            other => {
+                return Err(PlanError::Invalid(format!(
+                    "{kind:?} takes an ARRAY or a MAP, not {}",
+                    crate::types::sql_name(other)
+                )));
+            }
+        };
+        let is_map = items.len() == 2;
+        let (lambdas, returns, call_args) = match kind {
+            LambdaKind::Reduce => {
+                let init = self.lower(args.get(1).ok_or_else(bad)?)?;
+                let state = self.data_type(&init)?;
+                let mut types = vec![state.clone()];
+                types.extend(items);
+                let (lambda, _) = self.plan_lambda(args.get(2).ok_or_else(bad)?, &types)?;
+                (vec![lambda], state, vec![collection, init])
+            }
+            LambdaKind::Filter => {
+                let (lambda, _) = self.plan_lambda(args.get(1).ok_or_else(bad)?, &items)?;
+                (vec![lambda], collection_type, vec![collection])
+            }
+            LambdaKind::Transform if is_map => {
+                let (keys, key_type) = self.plan_lambda(args.get(1).ok_or_else(bad)?, &items)?;
+                let (values, value_type) =
+                    self.plan_lambda(args.get(2).ok_or_else(bad)?, &items)?;
+                (
+                    vec![keys, values],
+                    crate::types::map_of(key_type, value_type),
+                    vec![collection],
+                )
+            }
+            LambdaKind::Transform => {
+                let (lambda, t) = self.plan_lambda(args.get(1).ok_or_else(bad)?, &items)?;
+                let returns =
+                    DataType::List(Arc::new(arrow::datatypes::Field::new("item", t, true)));
+                (vec![lambda], returns, vec![collection])
+            }
+        };
+        let udf = crate::functions::lambda::LambdaCall::udf(kind, lambdas, returns);
+        Ok(udf.call(call_args))
+    }
+
+    /// A lambda's body planned over its parameters, which take `types`; and its type.
+    fn plan_lambda(
+        &self,
+        expr: &SqlExpr,
+        types: &[DataType],
+    ) -> Result<(crate::functions::lambda::Lambda, DataType)> {
+        let SqlExpr::Lambda(lambda) = expr else {
+            return Err(PlanError::Invalid(format!("expected a lambda, got {expr}")));
+        };
+        let names: Vec<String> = lambda.params.iter().map(|p| normalize(&p.name)).collect();
+        if names.len() != types.len() {
+            return Err(PlanError::Invalid(format!(
+                "the lambda {expr} takes {} arguments, not {}",
+                types.len(),
+                names.len()
+            )));
+        }
+        let params = crate::functions::lambda::params(&names, types);
+        let df = DFSchema::try_from(params.as_ref().clone())?;
+        let planner = ExprPlanner::new(&df);
+        let lowered = planner.lower(&lambda.body)?;
+        let returns = planner.data_type(&lowered)?;
+        let body = planner.physical(&lowered)?;
+        Ok((crate::functions::lambda::Lambda { body, params }, returns))
     }
 
     /// `MAP(k1 := v1, ...)` (keys and values are expressions) or `MAP(keys, values)` (two
