@@ -60,19 +60,7 @@ pub struct LambdaCall {
 }
 
 // Each planned call is its own function.
-impl PartialEq for LambdaCall {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl Eq for LambdaCall {}
-
-impl std::hash::Hash for LambdaCall {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.id.hash(state);
-    }
-}
+super::identified_by!(LambdaCall, id);
 
 impl LambdaCall {
     /// The UDF for one call: `kind` over a collection, with `lambdas`, returning `returns`.
@@ -189,12 +177,7 @@ impl ScalarUDFImpl for LambdaCall {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
-        let columns = args
-            .args
-            .into_iter()
-            .map(|a| a.into_array(n))
-            .collect::<Result<Vec<_>>>()?;
+        let (n, columns) = super::arg_arrays(args)?;
         let mut out = Vec::with_capacity(n);
         for row in 0..n {
             let collection = columns[0].slice(row, 1);
@@ -209,12 +192,7 @@ impl ScalarUDFImpl for LambdaCall {
                 (false, _) => self.one(&collection, init)?,
             });
         }
-        if out.is_empty() {
-            return Ok(ColumnarValue::Array(arrow::array::new_empty_array(
-                &self.returns,
-            )));
-        }
-        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+        super::result_column(out, &self.returns)
     }
 }
 

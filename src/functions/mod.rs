@@ -17,6 +17,54 @@ use collect::{Collect, Kind};
 
 use datafusion_expr::{AggregateUDF, ScalarUDF};
 
+/// Implements `PartialEq`, `Eq` and `Hash` for a UDF type by one field that identifies it.
+macro_rules! identified_by {
+    ($ty:ty, $field:ident) => {
+        impl PartialEq for $ty {
+            fn eq(&self, other: &Self) -> bool {
+                self.$field == other.$field
+            }
+        }
+
+        impl Eq for $ty {}
+
+        impl std::hash::Hash for $ty {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.$field.hash(state);
+            }
+        }
+    };
+}
+pub(crate) use identified_by;
+
+/// A row-by-row UDF's arguments as arrays of `rows` rows.
+pub(crate) fn arg_arrays(
+    args: datafusion_expr::ScalarFunctionArgs,
+) -> datafusion_common::Result<(usize, Vec<arrow::array::ArrayRef>)> {
+    let n = args.number_rows;
+    let columns = args
+        .args
+        .into_iter()
+        .map(|a| a.into_array(n))
+        .collect::<datafusion_common::Result<Vec<_>>>()?;
+    Ok((n, columns))
+}
+
+/// A row-by-row UDF's results as one column of `returns`.
+pub(crate) fn result_column(
+    out: Vec<datafusion_common::ScalarValue>,
+    returns: &arrow::datatypes::DataType,
+) -> datafusion_common::Result<datafusion_expr::ColumnarValue> {
+    if out.is_empty() {
+        return Ok(datafusion_expr::ColumnarValue::Array(
+            arrow::array::new_empty_array(returns),
+        ));
+    }
+    Ok(datafusion_expr::ColumnarValue::Array(
+        datafusion_common::ScalarValue::iter_to_array(out)?,
+    ))
+}
+
 /// The scalar function ksqlDB calls `name`.
 pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
     use datafusion_functions::{core, math, string, unicode};

@@ -27,19 +27,7 @@ pub struct RowFn {
 }
 
 // Functions are identified by name: each name has one body.
-impl PartialEq for RowFn {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for RowFn {}
-
-impl std::hash::Hash for RowFn {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+super::identified_by!(RowFn, name);
 
 impl RowFn {
     fn udf(name: &'static str, arity: usize, returns: DataType, body: Body) -> Arc<ScalarUDF> {
@@ -66,12 +54,7 @@ impl ScalarUDFImpl for RowFn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let n = args.number_rows;
-        let columns = args
-            .args
-            .into_iter()
-            .map(|a| a.into_array(n))
-            .collect::<Result<Vec<_>>>()?;
+        let (n, columns) = super::arg_arrays(args)?;
         let mut out = Vec::with_capacity(n);
         for row in 0..n {
             let values = columns
@@ -89,12 +72,7 @@ impl ScalarUDFImpl for RowFn {
                 value
             });
         }
-        if out.is_empty() {
-            return Ok(ColumnarValue::Array(arrow::array::new_empty_array(
-                &self.returns,
-            )));
-        }
-        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+        super::result_column(out, &self.returns)
     }
 }
 
