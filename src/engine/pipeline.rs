@@ -58,7 +58,8 @@ pub async fn assemble<R: Runtime>(
         let (spec, topic) = match (&input.repartition, rekeyed(i)) {
             (_, false) => (
                 InputSpec {
-                    decoder: SourceDecoder::try_new(&input.source, registry)?,
+                    decoder: SourceDecoder::try_new(&input.source, registry)?
+                        .keeping_null_values(input.keep_null_values),
                     operators: input.operators.clone(),
                 },
                 input.source.topic.clone(),

@@ -46,6 +46,9 @@ pub struct SourceDecoder {
     registry: Arc<SchemaRegistry>,
     /// PROTOBUF_NOSR keys and values: the schema of the declared columns.
     nosr: (Option<Writer>, Option<Writer>),
+    /// Streams: pass records with a null value on (flagged like tombstones) instead of
+    /// skipping them, as ksqlDB's PARTITION BY does.
+    null_values: bool,
 }
 
 impl SourceDecoder {
@@ -80,7 +83,14 @@ impl SourceDecoder {
             timestamp,
             registry: Arc::clone(registry),
             nosr,
+            null_values: false,
         })
+    }
+
+    /// Keeps stream records with a null value (see `null_values`).
+    pub fn keeping_null_values(mut self, keep: bool) -> Self {
+        self.null_values = keep;
+        self
     }
 
     /// The schema of the batches this decoder produces.
@@ -120,7 +130,7 @@ impl SourceDecoder {
             for (column, value) in columns.iter_mut().zip(row.0) {
                 column.push(value);
             }
-            if self.kind == SourceKind::Table {
+            if self.kind == SourceKind::Table || self.null_values {
                 tombstones.push(row.1);
             }
             rowtime.push(ts);
@@ -139,7 +149,7 @@ impl SourceDecoder {
     fn decode_row(&self, record: &Record) -> Result<Option<(Vec<ScalarValue>, bool)>, FormatError> {
         let mut row = self.decode_key(record.key.as_deref())?;
         match record.value.as_deref() {
-            None if self.kind == SourceKind::Stream => Ok(None),
+            None if self.kind == SourceKind::Stream && !self.null_values => Ok(None),
             None => {
                 for (_, t) in &self.values {
                     row.push(null_of(t)?);

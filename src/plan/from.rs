@@ -28,6 +28,8 @@ pub struct InputPlan {
     pub needs_repartition: bool,
     /// How to repartition it, when Eddy can (`None` with `needs_repartition`: not yet).
     pub repartition: Option<RepartitionPlan>,
+    /// A stream record with a null value flows on (PARTITION BY) instead of being skipped.
+    pub keep_null_values: bool,
 }
 
 /// Re-keying an input through an internal topic, as Kafka Streams does: a stage reads the
@@ -173,6 +175,7 @@ pub fn plan_from(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPla
             operators: Vec::new(),
             needs_repartition: false,
             repartition: None,
+            keep_null_values: false,
         }],
         joins: Vec::new(),
         query: query.clone(),

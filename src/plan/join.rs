@@ -134,6 +134,7 @@ impl Joining {
                 operators: prefix(side)?.0,
                 needs_repartition: false,
                 repartition: None,
+                keep_null_values: false,
             });
         }
         let first = &sides[0];

@@ -78,6 +78,9 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         operators.push((OperatorSpec::Filter(filter), Arc::clone(input)));
     }
     let aggregated = !query.group_by.is_empty() || query.projection.iter().any(item_has_aggregate);
+    if !aggregated && !query.partition_by.is_empty() && query.from.joins.is_empty() {
+        from.inputs[0].keep_null_values = true;
+    }
     check_shape(query, source, sink.kind, aggregated)?;
     let (projection, keys, after, window) =
         plan_body(query, &from, aggregated, &sink.name, &mut operators)?;
