@@ -635,7 +635,7 @@ impl<'a> ExprPlanner<'a> {
             .collect::<Result<Vec<_>>>()?;
         let Some(first) = args.first() else {
             return Err(PlanError::Invalid(
-                "COALESCE needs at least one argument".into(),
+                "Function 'COALESCE' does not accept parameters ()".into(),
             ));
         };
         let target = self.data_type(first)?;
