@@ -43,35 +43,9 @@ pub fn plan_partition_by(
     {
         return Ok((items, Vec::new(), Arc::clone(input)));
     }
-    if partition_by
-        .iter()
-        .any(|e| matches!(e, SqlExpr::Tuple(t) if t.is_empty()))
-    {
-        return Err(PlanError::Invalid(
-            "PARTITION BY requires at least one expression".into(),
-        ));
-    }
-    if partition_by
-        .iter()
-        .any(|e| matches!(e, SqlExpr::Value(v) if v.value == Value::Null))
-    {
-        return Err(PlanError::Invalid(
-            "Cannot PARTITION BY multiple columns including NULL".into(),
-        ));
-    }
     let df = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df);
-    let keys = partition_by
-        .iter()
-        .map(|p| {
-            planner.lower(p).map_err(|e| match e {
-                PlanError::UnknownColumn(c) => PlanError::Invalid(format!(
-                    "PARTITION BY column '{c}' cannot be resolved. '{c}' must be a column in the source schema since PARTITION BY is applied on the input."
-                )),
-                other => other,
-            })
-        })
-        .collect::<Result<Vec<Expr>>>()?;
+    let keys = partition_keys(partition_by, &planner)?;
     let names = key_names(&keys, &items, &planner);
     // `*` over re-keyed rows: the new keys, the other values, then the old keys.
     let star: Vec<String> = names
@@ -145,6 +119,37 @@ fn key_names(keys: &[Expr], items: &[(String, SqlExpr)], planner: &ExprPlanner<'
                 Some((name, _)) => name.clone(),
                 None => namer.name(&SqlExpr::Value(Value::Null.into()), None),
             }
+        })
+        .collect()
+}
+
+/// The PARTITION BY expressions over the input, with ksqlDB's errors.
+fn partition_keys(partition_by: &[SqlExpr], planner: &ExprPlanner<'_>) -> Result<Vec<Expr>> {
+    if partition_by
+        .iter()
+        .any(|e| matches!(e, SqlExpr::Tuple(t) if t.is_empty()))
+    {
+        return Err(PlanError::Invalid(
+            "PARTITION BY requires at least one expression".into(),
+        ));
+    }
+    if partition_by
+        .iter()
+        .any(|e| matches!(e, SqlExpr::Value(v) if v.value == Value::Null))
+    {
+        return Err(PlanError::Invalid(
+            "Cannot PARTITION BY multiple columns including NULL".into(),
+        ));
+    }
+    partition_by
+        .iter()
+        .map(|p| {
+            planner.lower(p).map_err(|e| match e {
+                PlanError::UnknownColumn(c) => PlanError::Invalid(format!(
+                    "PARTITION BY column '{c}' cannot be resolved. '{c}' must be a column in the source schema since PARTITION BY is applied on the input."
+                )),
+                other => other,
+            })
         })
         .collect()
 }
