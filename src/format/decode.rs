@@ -47,8 +47,10 @@ pub struct SourceDecoder {
     /// PROTOBUF_NOSR keys and values: the schema of the declared columns.
     nosr: (Option<Writer>, Option<Writer>),
     /// Streams: pass records with a null value on (flagged like tombstones) instead of
-    /// skipping them, as ksqlDB's PARTITION BY does.
+    /// skipping them, as ksqlDB's projections and PARTITION BY do.
     null_values: bool,
+    /// `WRAP_SINGLE_VALUE=false`: the value is the single value column itself.
+    unwrapped: bool,
 }
 
 impl SourceDecoder {
@@ -84,6 +86,7 @@ impl SourceDecoder {
             registry: Arc::clone(registry),
             nosr,
             null_values: false,
+            unwrapped: !source.wrap_single_value,
         })
     }
 
@@ -243,6 +246,11 @@ impl SourceDecoder {
     }
 
     fn json_columns(&self, value: &Value) -> Result<Vec<ScalarValue>, FormatError> {
+        if self.unwrapped
+            && let [(_, t)] = self.values.as_slice()
+        {
+            return Ok(vec![json::to_scalar(value, t).map_err(FormatError::Value)?]);
+        }
         match value {
             Value::Object(object) => self
                 .values

@@ -78,7 +78,13 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         operators.push((OperatorSpec::Filter(filter), Arc::clone(input)));
     }
     let aggregated = !query.group_by.is_empty() || query.projection.iter().any(item_has_aggregate);
-    if !aggregated && !query.partition_by.is_empty() && query.from.joins.is_empty() {
+    // A stream record with a null value flows through projections and PARTITION BY (as a
+    // record with a null value), as in ksqlDB; WHERE, aggregations and joins drop it.
+    if !aggregated
+        && query.selection.is_none()
+        && query.from.joins.is_empty()
+        && from.source.kind == SourceKind::Stream
+    {
         from.inputs[0].keep_null_values = true;
     }
     check_shape(query, source, sink.kind, aggregated)?;
