@@ -162,6 +162,12 @@ impl SinkEncoder {
             .iter()
             .map(|c| Self::scalar(batch, *c, row))
             .collect::<Result<Vec<_>, _>>()?;
+        // A single NULL key, or a DELIMITED key of NULLs, is a null key (a JSON object of
+        // NULLs is still an object).
+        let delimited = matches!(self.key_format, Format::Delimited { .. });
+        if (scalars.len() == 1 || delimited) && scalars.iter().all(ScalarValue::is_null) {
+            return Ok(None);
+        }
         Ok(match (self.key_format, scalars.as_slice()) {
             (_, []) | (Format::None, _) => None,
             (Format::Kafka, [v]) => kafka::from_scalar(v),

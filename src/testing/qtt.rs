@@ -365,6 +365,11 @@ fn encode_key(
             &writer(source, ColumnKind::Key, registry)?,
             key,
         )?)),
+        // A DELIMITED key is written as its text.
+        (Format::Delimited { .. }, _) => Ok(Some(match key {
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => other.to_string().into_bytes(),
+        })),
         _ => Ok(Some(key.to_string().into_bytes())),
     }
 }
@@ -433,6 +438,9 @@ fn decode(
             Some(c) => json::from_scalar(&kafka::to_scalar(&bytes, &c.data_type)?),
             None => Value::Null,
         },
+        (Some(s), Some(bytes)) if matches!(s.key_format, Format::Delimited { .. }) => {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        }
         (_, Some(bytes)) => serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
     };
