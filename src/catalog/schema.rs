@@ -91,6 +91,15 @@ impl LogicalSchema {
         self.columns.iter().filter(|c| c.kind == ColumnKind::Value)
     }
 
+    /// The key or value columns as `(name, type)`.
+    pub fn typed(&self, kind: ColumnKind) -> Vec<(String, DataType)> {
+        self.columns
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect()
+    }
+
     /// Every column's name, keys first (what `SELECT *` reads).
     pub fn names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()

@@ -389,13 +389,7 @@ impl<R: Runtime> Engine<R> {
                 continue;
             }
             let subject = format!("{topic}-{suffix}");
-            let declared: Vec<(String, arrow::datatypes::DataType)> = source
-                .schema
-                .columns
-                .iter()
-                .filter(|c| c.kind == kind)
-                .map(|c| (c.name.clone(), c.data_type.clone()))
-                .collect();
+            let declared = source.schema.typed(kind.clone());
             if !declared.is_empty() {
                 if self.registry.latest(&subject).is_none() {
                     let single = declared.len() == 1

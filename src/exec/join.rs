@@ -26,6 +26,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 
+use super::window::DEFAULT_GRACE_MS;
 use super::{Batch, ExecError};
 use crate::sql::ast::JoinKind;
 
@@ -57,9 +58,6 @@ pub enum JoinType {
     /// A table's column against another table's primary key.
     ForeignKey,
 }
-
-/// Ksqldb's default grace for joins written without `GRACE PERIOD`: 24 hours.
-pub const DEFAULT_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A planned join.
 #[derive(Debug)]
@@ -98,7 +96,7 @@ struct WindowStore {
 }
 
 impl WindowStore {
-    /// Stores a row unless it is older than the retention allows; returns whether it did.
+    /// Stores a row unless it is older than the retention allows.
     fn put(&mut self, key: ScalarValue, ts: i64, row: Vec<ScalarValue>, retention: i64) {
         self.observed = self.observed.max(ts);
         if ts <= self.observed - retention {

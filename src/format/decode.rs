@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::framed::Writer;
 use super::registry::SchemaRegistry;
 use super::{Format, FormatError, delimited, framed, json, kafka};
-use crate::catalog::Source;
+use crate::catalog::{ColumnKind, Source};
 use crate::record::Record;
 use crate::sql::ast::SourceKind;
 
@@ -56,16 +56,8 @@ pub struct SourceDecoder {
 impl SourceDecoder {
     /// A decoder for `source`; fails if its formats cannot carry its columns.
     pub fn try_new(source: &Source, registry: &Arc<SchemaRegistry>) -> Result<Self, FormatError> {
-        let keys: Vec<(String, DataType)> = source
-            .schema
-            .keys()
-            .map(|c| (c.name.clone(), c.data_type.clone()))
-            .collect();
-        let values: Vec<(String, DataType)> = source
-            .schema
-            .values()
-            .map(|c| (c.name.clone(), c.data_type.clone()))
-            .collect();
+        let keys = source.schema.typed(ColumnKind::Key);
+        let values = source.schema.typed(ColumnKind::Value);
         super::validate::validate(source)?;
         let timestamp = source
             .timestamp_column

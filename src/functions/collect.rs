@@ -115,13 +115,12 @@ impl AggregateUDFImpl for Collect {
         let k = match (counted, count_arg) {
             (true, Some(k)) => {
                 match k.evaluate(&RecordBatch::new_empty(Arc::new(args.schema.clone())))? {
-                    ColumnarValue::Scalar(s) if !s.is_null() => usize::try_from(
-                        s.cast_to(&DataType::Int64)?
-                            .to_string()
-                            .parse::<i64>()
-                            .unwrap_or(0),
-                    )
-                    .unwrap_or(0),
+                    ColumnarValue::Scalar(s) if !s.is_null() => {
+                        match s.cast_to(&DataType::Int64)? {
+                            ScalarValue::Int64(Some(n)) => usize::try_from(n).unwrap_or(0),
+                            _ => 0,
+                        }
+                    }
                     _ => return exec_err!("{}'s second argument must be a number", self.name()),
                 }
             }

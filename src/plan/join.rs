@@ -122,20 +122,25 @@ struct Joining {
     inputs: Vec<InputPlan>,
     joins: Vec<JoinStageSpec>,
     left: Left,
+    /// Each side's prefixed rows (`[payload..., ROWTIME]`).
+    schemas: Vec<SchemaRef>,
 }
 
 impl Joining {
     /// Every input renamed to its prefixed columns; the first is the left of the first join.
     fn start(sides: &[Side]) -> Result<Self> {
         let mut inputs = Vec::new();
+        let mut schemas = Vec::new();
         for side in sides {
+            let (operators, schema) = prefix(side)?;
             inputs.push(InputPlan {
                 source: Arc::clone(&side.source),
-                operators: prefix(side)?.0,
+                operators,
                 needs_repartition: false,
                 repartition: None,
                 keep_null_values: false,
             });
+            schemas.push(schema);
         }
         let first = &sides[0];
         let first_keys: Vec<String> = first
@@ -147,7 +152,7 @@ impl Joining {
         let left = Left {
             sides: vec![0],
             kind: first.source.kind,
-            schema: prefix(first)?.1,
+            schema: Arc::clone(&schemas[0]),
             key: first_keys.clone(),
             primary_key: first_keys,
         };
@@ -155,6 +160,7 @@ impl Joining {
             inputs,
             joins: Vec::new(),
             left,
+            schemas,
         })
     }
 
@@ -167,7 +173,8 @@ impl Joining {
         (last, sink): (bool, &str),
     ) -> Result<Vec<KeyColumn>> {
         let left = &self.left;
-        let planned = plan_one(join, j, sides, left, last, sink)?;
+        let right_schema = Arc::clone(&self.schemas[j + 1]);
+        let planned = plan_one(join, j, sides, (left, &right_schema), (last, sink))?;
         let (key_op, key_schema) = key_projection(&left.schema, &planned.left_expr)?;
         match self.joins.last_mut() {
             Some(previous) => previous.then.push((key_op, Arc::clone(&left.schema))),
@@ -175,7 +182,6 @@ impl Joining {
                 .operators
                 .push((key_op, Arc::clone(&left.schema))),
         }
-        let right_schema = prefix(&sides[j + 1])?.1;
         let (right_op, right_key_schema) = key_projection(&right_schema, &planned.right_expr)?;
         self.inputs[j + 1].operators.push((right_op, right_schema));
         if planned.repartition_left {
@@ -397,12 +403,11 @@ fn plan_one(
     join: &Join,
     j: usize,
     sides: &[Side],
-    left: &Left,
-    last: bool,
-    sink: &str,
+    (left, right_schema): (&Left, &SchemaRef),
+    (last, sink): (bool, &str),
 ) -> Result<PlannedJoin> {
     let right = &sides[j + 1];
-    let (left_expr, right_expr, got) = condition(&join.on, j, sides, left)?;
+    let (left_expr, right_expr, got) = condition(&join.on, j, sides, (left, right_schema))?;
     let left_col = plain_column(&left_expr);
     let right_col = plain_column(&right_expr);
     let right_on_key = right_col.as_ref().is_some_and(|c| {
@@ -471,7 +476,7 @@ fn condition(
     on: &SqlExpr,
     j: usize,
     sides: &[Side],
-    left: &Left,
+    (left, right_schema): (&Left, &SchemaRef),
 ) -> Result<(SqlExpr, SqlExpr, String)> {
     let right = &sides[j + 1];
     let (l, r, swapped) = split_condition(on, j, sides)?;
@@ -483,7 +488,7 @@ fn condition(
     let got = format!("{} = {}", show(first, &scope), show(second, &scope));
     check_types(
         (&left.schema, &left_expr, &l),
-        (right, &right_expr, &r),
+        (right_schema, &right_expr, &r),
         &scope,
     )?;
     Ok((left_expr, right_expr, got))
@@ -492,11 +497,11 @@ fn condition(
 /// Both sides of the condition must have the same type.
 fn check_types(
     (left_schema, left_expr, l): (&SchemaRef, &SqlExpr, &SqlExpr),
-    (right, right_expr, r): (&Side, &SqlExpr, &SqlExpr),
+    (right_schema, right_expr, r): (&SchemaRef, &SqlExpr, &SqlExpr),
     scope: &[&Side],
 ) -> Result<()> {
     let left_type = type_of(left_schema, left_expr)?;
-    let right_type = type_of(&prefix(right)?.1, right_expr)?;
+    let right_type = type_of(right_schema, right_expr)?;
     if left_type != right_type {
         return Err(PlanError::Invalid(format!(
             "Invalid join condition: types don't match. Got {}{{{}}} = {}{{{}}}.",

@@ -250,7 +250,7 @@ pub fn expand_items(
 type Projection = (Vec<(String, Arc<dyn PhysicalExpr>)>, SchemaRef, Vec<String>);
 
 /// The output names of the keys, or ksqlDB's error for those the projection left out.
-fn selected_keys(found: Vec<Option<(String, String)>>, keys: &[KeyColumn]) -> Result<Vec<String>> {
+fn selected_keys(found: Vec<Option<String>>, keys: &[KeyColumn]) -> Result<Vec<String>> {
     let missing: Vec<&KeyColumn> = found
         .iter()
         .zip(keys)
@@ -260,7 +260,7 @@ fn selected_keys(found: Vec<Option<(String, String)>>, keys: &[KeyColumn]) -> Re
     if let Some(first) = missing.first() {
         return Err(PlanError::Invalid(first.missing_message(&missing)));
     }
-    Ok(found.into_iter().flatten().map(|(name, _)| name).collect())
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// Per key: the first of its columns (in their order) that the projection selects.
@@ -292,8 +292,8 @@ fn plan_projection(
     let df = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df);
     let mut exprs = Vec::new();
-    // Per key: the output name and the input column that provided it.
-    let mut out_keys: Vec<Option<(String, String)>> = vec![None; keys.len()];
+    // Per key: the output name of the column that provided it.
+    let mut out_keys: Vec<Option<String>> = vec![None; keys.len()];
     let chosen = choose_keys(items, keys, &planner);
     for (name, item) in items {
         if exprs.iter().any(|(n, _)| n == name) {
@@ -312,17 +312,16 @@ fn plan_projection(
             && let Some(i) = chosen.iter().position(|k| *k == Some(&c.name))
         {
             match &out_keys[i] {
-                Some((first, column)) if *column == c.name => {
+                Some(first) => {
                     let mut aliases = [first.clone(), name.clone()];
                     aliases.sort();
                     return Err(PlanError::Invalid(format!(
-                        "The projection contains a key column (`{column}`) more than once, aliased as: {} and {}.",
-                        aliases[0], aliases[1]
+                        "The projection contains a key column (`{}`) more than once, aliased as: {} and {}.",
+                        c.name, aliases[0], aliases[1]
                     )));
                 }
-                Some(_) => {}
                 None => {
-                    out_keys[i] = Some((name.clone(), c.name.clone()));
+                    out_keys[i] = Some(name.clone());
                     if let Some(read) = &keys[i].read {
                         lowered = planner.lower(&column_ref(read))?;
                     }

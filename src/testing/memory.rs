@@ -19,7 +19,8 @@ use crate::record::Record;
 /// One running query and how far it has read.
 struct MemoryQuery {
     query: PersistentQuery,
-    tasks: HashMap<i32, Task>,
+    /// The query's one task (it sees every partition, as Kafka Streams' test driver does).
+    task: Option<Task>,
     /// Next offset to read, per input and partition.
     positions: HashMap<(usize, i32), usize>,
     log: ProcessingLog,
@@ -122,10 +123,10 @@ impl MemoryKafka {
                 return Ok(progressed);
             };
             *position += 1;
-            let task = match q.tasks.entry(0) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(q.query.pipeline.new_task(q.log.clone()).map_err(|source| {
+            let task = match &mut q.task {
+                Some(task) => task,
+                slot => {
+                    slot.insert(q.query.pipeline.new_task(q.log.clone()).map_err(|source| {
                         Error::Query {
                             query: q.query.id.clone(),
                             source,
@@ -171,7 +172,7 @@ impl Runtime for MemoryKafka {
         let log = ProcessingLog::new(&query.id);
         self.queries.push(MemoryQuery {
             query,
-            tasks: HashMap::new(),
+            task: None,
             positions: HashMap::new(),
             log,
         });

@@ -331,14 +331,7 @@ fn writer(
         ColumnKind::Value => (source.value_format, "value"),
     };
     if format == Format::ProtobufNoSr {
-        let columns: Vec<_> = source
-            .schema
-            .columns
-            .iter()
-            .filter(|c| c.kind == part)
-            .map(|c| (c.name.clone(), c.data_type.clone()))
-            .collect();
-        return framed::Writer::protobuf_nosr(&columns);
+        return framed::Writer::protobuf_nosr(&source.schema.typed(part));
     }
     framed::latest_writer(format, &format!("{}-{suffix}", source.topic), registry)
 }
