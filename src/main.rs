@@ -22,13 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run persistent queries from a SQL file on Kafka until stopped.
+    /// Run the server: ksqlDB's REST API and persistent queries on Kafka, until stopped.
     Server {
         #[command(flatten)]
         kafka: KafkaArgs,
-        /// SQL file to run headless (CREATE STREAM/TABLE, CREATE ... AS SELECT).
+        /// Where the REST API listens (ksqlDB's `listeners`).
+        #[arg(long, default_value = "http://0.0.0.0:8088")]
+        listeners: String,
+        /// SQL file to run headless: its statements run at start, and REST requests that
+        /// would change the server are refused.
         #[arg(long)]
-        queries_file: PathBuf,
+        queries_file: Option<PathBuf>,
     },
     /// Parse and plan SQL files (folders: their .sql files); report problems as file:line:col.
     Check {
@@ -123,8 +127,9 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Server {
             kafka,
+            listeners,
             queries_file,
-        } => run_server(kafka, queries_file),
+        } => run_server(kafka, listeners, queries_file),
         Command::Check { files } => check(&files),
         Command::Test {
             kind,
@@ -181,7 +186,7 @@ fn datagen(kafka: KafkaArgs, topic: &str, rate: u32, cards: u32, seconds: Option
     }
 }
 
-fn run_server(kafka: KafkaArgs, queries_file: PathBuf) -> ExitCode {
+fn run_server(kafka: KafkaArgs, listeners: String, queries_file: Option<PathBuf>) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -194,6 +199,7 @@ fn run_server(kafka: KafkaArgs, queries_file: PathBuf) -> ExitCode {
     report(
         runtime.block_on(eddy::server::run(eddy::server::ServerConfig {
             kafka: kafka.config(),
+            listeners,
             queries_file,
         })),
     )

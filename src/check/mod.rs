@@ -71,6 +71,10 @@ impl Runtime for PlanOnly {
     async fn produce(&self, _record: crate::record::Record) -> Result<(), Error> {
         Ok(())
     }
+
+    async fn scan(&self, _topic: &str) -> Result<Vec<crate::record::Record>, Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// The `.sql` files named by `paths`: files as given, folders searched recursively.

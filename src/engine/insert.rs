@@ -60,7 +60,38 @@ pub async fn insert<R: Runtime>(
     source: &Source,
     stmt: &InsertValues,
 ) -> Result<(), Error> {
-    let batch = row(source, stmt)?;
+    produce_row(runtime, registry, source, &row(source, stmt)?).await
+}
+
+/// Encodes a row given as a JSON object (`/inserts-stream`; names case-insensitive, `ROWTIME`
+/// optional) and produces it to the source's topic.
+pub async fn insert_json<R: Runtime>(
+    runtime: &R,
+    registry: &SchemaRegistry,
+    source: &Source,
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Error> {
+    let value_of = |name: &str| -> Result<Option<ScalarValue>, Error> {
+        let Some(value) = crate::format::json::field(object, name) else {
+            return Ok(None);
+        };
+        let data_type = source
+            .schema
+            .column(name)
+            .map_or(DataType::Int64, |c| c.data_type.clone());
+        crate::format::json::to_scalar(value, &data_type)
+            .map(Some)
+            .map_err(|e| PlanError::Invalid(format!("{name}: {e}")).into())
+    };
+    produce_row(runtime, registry, source, &row_of(source, value_of)?).await
+}
+
+async fn produce_row<R: Runtime>(
+    runtime: &R,
+    registry: &SchemaRegistry,
+    source: &Source,
+    batch: &RecordBatch,
+) -> Result<(), Error> {
     let partitions = runtime.topic_partitions(&source.topic).await?.unwrap_or(1);
     let keys: Vec<String> = source.schema.keys().map(|c| c.name.clone()).collect();
     let encoder = SinkEncoder::try_new(
@@ -72,7 +103,7 @@ pub async fn insert<R: Runtime>(
         None,
         registry,
     )?;
-    for record in encoder.encode(&batch, &[false])? {
+    for record in encoder.encode(batch, &[false])? {
         runtime.produce(record).await?;
     }
     Ok(())
@@ -113,6 +144,15 @@ fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
             ScalarValue::try_from_array(&array, 0).map_err(PlanError::from)?,
         ))
     };
+    row_of(source, value_of)
+}
+
+/// The source's columns (each from `value_of`, NULL when it has none), then `ROWTIME`
+/// (the current time when not given).
+fn row_of(
+    source: &Source,
+    value_of: impl Fn(&str) -> Result<Option<ScalarValue>, Error>,
+) -> Result<RecordBatch, Error> {
     let mut fields = Vec::new();
     let mut columns = Vec::new();
     for column in &source.schema.columns {

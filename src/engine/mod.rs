@@ -9,6 +9,7 @@
 
 pub mod insert;
 pub mod pipeline;
+pub mod select;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source};
 use crate::error::Error;
+use crate::exec::processing_log::ProcessingLog;
 use crate::exec::task::PipelineSpec;
 use crate::format::framed;
 use crate::format::registry::SchemaRegistry;
@@ -27,6 +29,7 @@ use crate::sql::ast::{
     CreateAsSelect, CreateSource, DropSource, InsertInto, QueryTarget, SourceKind, normalize,
 };
 use crate::sql::{self, Statement};
+use crate::state::table_store::TableStore;
 
 /// Where queries run and topics live.
 pub trait Runtime: Send {
@@ -50,6 +53,17 @@ pub trait Runtime: Send {
     fn stop_query(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// Appends `record` to its topic (`INSERT VALUES`).
     fn produce(&self, record: Record) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Every topic and its partition count (`SHOW TOPICS`).
+    fn topics(&self) -> impl Future<Output = Result<Vec<(String, i32)>, Error>> + Send {
+        async { Ok(Vec::new()) }
+    }
+    /// Every record `topic` holds now, partition by partition (a pull query's scan).
+    fn scan(&self, topic: &str) -> impl Future<Output = Result<Vec<Record>, Error>> + Send;
+    /// Lets the runtime catch up after a change (the in-memory driver runs its queries until
+    /// they are idle; Kafka queries run on their own).
+    fn settle(&mut self) -> impl Future<Output = Result<(), Error>> + Send {
+        async { Ok(()) }
+    }
     /// The name of query `query_id`'s internal topic `name` (repartition, changelog).
     fn internal_topic(&self, query_id: &str, name: &str) -> String {
         format!("eddy-query-{query_id}-{name}")
@@ -69,6 +83,11 @@ pub struct PersistentQuery {
     pub sink_topic: String,
     /// Decode, operators, encode.
     pub pipeline: PipelineSpec,
+    /// Counts the query's records and reports those it cannot process.
+    pub log: ProcessingLog,
+    /// Read the inputs from their earliest offsets (persistent queries) rather than from
+    /// their ends (push queries, unless `auto.offset.reset` is `earliest`).
+    pub from_beginning: bool,
 }
 
 /// What executing a statement did.
@@ -124,6 +143,12 @@ pub struct QueryInfo {
     pub sink: String,
     /// Ids of its repartition stages.
     pub stages: Vec<String>,
+    /// The sources it reads.
+    pub sources: Vec<String>,
+    /// Its record counts.
+    pub log: ProcessingLog,
+    /// Its operators, as `EXPLAIN` prints them.
+    pub plan: String,
 }
 
 /// Executes statements.
@@ -134,6 +159,10 @@ pub struct Engine<R> {
     runtime: R,
     next_id: u64,
     queries: BTreeMap<String, QueryInfo>,
+    /// Materialized tables (written by a query of this engine), for pull queries.
+    stores: BTreeMap<String, Arc<TableStore>>,
+    /// Running push queries and their repartition stages.
+    transients: BTreeMap<String, Vec<String>>,
 }
 
 impl<R: Runtime> Engine<R> {
@@ -145,6 +174,8 @@ impl<R: Runtime> Engine<R> {
             runtime,
             next_id: 0,
             queries: BTreeMap::new(),
+            stores: BTreeMap::new(),
+            transients: BTreeMap::new(),
         }
     }
 
@@ -185,6 +216,12 @@ impl<R: Runtime> Engine<R> {
     /// Executes one statement.
     #[tracing::instrument(skip_all, fields(statement = %statement))]
     pub async fn execute(&mut self, statement: &Statement) -> Result<Outcome, Error> {
+        let outcome = self.execute_unsettled(statement).await?;
+        self.runtime.settle().await?;
+        Ok(outcome)
+    }
+
+    async fn execute_unsettled(&mut self, statement: &Statement) -> Result<Outcome, Error> {
         match statement {
             Statement::CreateSource(c) => self.create_source(c).await,
             Statement::CreateAsSelect(c) => self.create_as_select(c, &statement.to_string()).await,
@@ -285,6 +322,7 @@ impl<R: Runtime> Engine<R> {
             kind: stmt.kind,
             properties: &stmt.properties,
             query_id: id.clone(),
+            transient: false,
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
         crate::format::validate::validate(&plan.sink)?;
@@ -297,8 +335,16 @@ impl<R: Runtime> Engine<R> {
     /// Starts a planned query (after its repartition stages) and records it.
     async fn start(&mut self, id: String, text: &str, plan: QueryPlan) -> Result<(), Error> {
         let assembled =
-            pipeline::assemble(&self.runtime, &self.registry, (&id, text), &plan).await?;
+            pipeline::assemble(&self.runtime, &self.registry, (&id, text), &plan, None).await?;
+        if let Some(store) = &assembled.store {
+            self.stores
+                .insert(plan.sink.name.clone(), Arc::clone(store));
+        }
         let stages: Vec<String> = assembled.stages.iter().map(|s| s.id.clone()).collect();
+        let log = ProcessingLog::new(&id);
+        let describe = assembled
+            .pipeline
+            .describe(&assembled.source_topics, &plan.sink.topic);
         for stage in assembled.stages {
             self.runtime.start_query(stage).await?;
         }
@@ -308,6 +354,8 @@ impl<R: Runtime> Engine<R> {
             source_topics: assembled.source_topics,
             sink_topic: plan.sink.topic.clone(),
             pipeline: assembled.pipeline,
+            log: log.clone(),
+            from_beginning: true,
         };
         self.runtime.start_query(query).await?;
         self.next_id += 1;
@@ -317,6 +365,9 @@ impl<R: Runtime> Engine<R> {
                 statement: text.to_string(),
                 sink: plan.sink.name.clone(),
                 stages,
+                sources: plan.inputs.iter().map(|i| i.source.name.clone()).collect(),
+                log,
+                plan: describe,
             },
         );
         Ok(())
@@ -357,6 +408,7 @@ impl<R: Runtime> Engine<R> {
             kind: SourceKind::Stream,
             properties: &stmt.properties,
             query_id: id.clone(),
+            transient: false,
         };
         let mut plan = plan_query(&stmt.query, &self.catalog, sink)?;
         if plan.sink.schema != target.schema {
@@ -442,6 +494,7 @@ impl<R: Runtime> Engine<R> {
             self.stop(&id).await?;
         }
         self.catalog.remove(&name);
+        self.stores.remove(&name);
         Ok(Outcome::SourceDropped(name))
     }
 
@@ -460,6 +513,48 @@ impl<R: Runtime> Engine<R> {
             self.stop(id).await?;
         }
         Ok(Outcome::Terminated(ids))
+    }
+
+    /// `DESCRIBE EXTENDED`'s statistics of a source: records read by the queries writing it,
+    /// records they could not process, when they last read.
+    pub fn statistics(&self, source: &str) -> String {
+        let writers: Vec<&QueryInfo> = self.queries.values().filter(|q| q.sink == source).collect();
+        if writers.is_empty() {
+            return String::new();
+        }
+        let processed: u64 = writers.iter().map(|q| q.log.processed_count()).sum();
+        let errors: u64 = writers.iter().map(|q| q.log.error_count()).sum();
+        let last = writers
+            .iter()
+            .map(|q| q.log.last_processed_ms())
+            .max()
+            .unwrap_or(0);
+        let mut line = format!("messages-processed: {processed} processing-errors: {errors}");
+        if last > 0 {
+            line.push_str(&format!(" last-message: {last}"));
+        }
+        if let Some(store) = self.stores.get(source) {
+            line.push_str(&format!(" rows: {}", store.len()));
+        }
+        line
+    }
+
+    /// Query `id`'s pipeline as text (`EXPLAIN`).
+    pub fn describe_plan(&self, id: &str) -> String {
+        self.queries
+            .get(id)
+            .map(|q| q.plan.clone())
+            .unwrap_or_default()
+    }
+
+    /// Inserts a row given as JSON into `source` (`/inserts-stream`).
+    pub async fn insert_json(
+        &mut self,
+        source: &Source,
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), Error> {
+        insert::insert_json(&self.runtime, &self.registry, source, row).await?;
+        self.runtime.settle().await
     }
 
     /// Stops every running query (for shutdown).

@@ -8,9 +8,13 @@
 //! input is read directly. Inputs Eddy cannot re-keye yet are refused on multi-partition
 //! topics rather than joined or grouped wrong.
 
+use std::sync::Arc;
+
 use super::{PersistentQuery, Runtime};
 use crate::catalog::Source;
 use crate::error::Error;
+use crate::exec::output::{Output, RowSink};
+use crate::exec::processing_log::ProcessingLog;
 use crate::exec::task::{InputSpec, PipelineSpec};
 use crate::format::Format;
 use crate::format::decode::SourceDecoder;
@@ -20,6 +24,7 @@ use crate::plan::PlanError;
 use crate::plan::from::{InputPlan, RepartitionPlan};
 use crate::plan::query::QueryPlan;
 use crate::sql::ast::SourceKind;
+use crate::state::table_store::TableStore;
 
 /// A query ready to start: its pipeline, the topics it reads, and its repartition stages
 /// (to start first).
@@ -31,28 +36,46 @@ pub struct Assembled {
     pub source_topics: Vec<String>,
     /// Stage queries writing the repartition topics.
     pub stages: Vec<PersistentQuery>,
+    /// A table sink's materialized state, for pull queries.
+    pub store: Option<Arc<TableStore>>,
 }
 
-/// Creates the sink and repartition topics and assembles query `id`'s pipeline.
+/// Creates the sink and repartition topics and assembles query `id`'s pipeline. Its rows
+/// go to `rows` for a transient query, else to the sink topic (a table's also to a store).
 pub async fn assemble<R: Runtime>(
     runtime: &R,
-    registry: &std::sync::Arc<SchemaRegistry>,
+    registry: &Arc<SchemaRegistry>,
     (id, text): (&str, &str),
     plan: &QueryPlan,
+    rows: Option<RowSink>,
 ) -> Result<Assembled, Error> {
     let partitions = input_partitions(runtime, plan).await?;
     let first = partitions.first().copied().unwrap_or(1);
     let rekeyed = |i: usize| plan.inputs[i].needs_repartition && partitions[i] > 1;
     let meet = meeting(plan, &partitions, &rekeyed)?;
+    let (output, store) = match rows {
+        Some(rows) => (Output::Rows(rows), None),
+        None => {
+            let store =
+                (plan.sink.kind == SourceKind::Table).then(|| Arc::new(TableStore::default()));
+            let encoder = sink_encoder(runtime, registry, plan, first).await?;
+            let output = Output::Topic {
+                encoder: Box::new(encoder),
+                store: store.clone(),
+            };
+            (output, store)
+        }
+    };
     let mut assembled = Assembled {
         pipeline: PipelineSpec {
             inputs: Vec::new(),
             joins: plan.joins.clone(),
             operators: plan.operators.clone(),
-            encoder: sink_encoder(runtime, registry, plan, first).await?,
+            output,
         },
         source_topics: Vec::new(),
         stages: Vec::new(),
+        store,
     };
     for (i, input) in plan.inputs.iter().enumerate() {
         let (spec, topic) = match (&input.repartition, rekeyed(i)) {
@@ -152,7 +175,7 @@ async fn sink_encoder<R: Runtime>(
 /// The stage that re-keys `input` into its repartition topic, and how the query reads it.
 async fn repartition_stage<R: Runtime>(
     runtime: &R,
-    registry: &std::sync::Arc<SchemaRegistry>,
+    registry: &Arc<SchemaRegistry>,
     (id, text): (&str, &str),
     (input, repartition): (&InputPlan, &RepartitionPlan),
     (partitions, key_format): (i32, Format),
@@ -182,10 +205,12 @@ async fn repartition_stage<R: Runtime>(
     };
     let keys: Vec<String> = internal.schema.keys().map(|c| c.name.clone()).collect();
     let stage = PersistentQuery {
-        id: stage_id,
+        id: stage_id.clone(),
         statement: text.to_string(),
         source_topics: vec![input.source.topic.clone()],
         sink_topic: topic.clone(),
+        log: ProcessingLog::new(&stage_id),
+        from_beginning: true,
         pipeline: PipelineSpec {
             inputs: vec![InputSpec {
                 decoder: SourceDecoder::try_new(&input.source, registry)?,
@@ -193,15 +218,18 @@ async fn repartition_stage<R: Runtime>(
             }],
             joins: Vec::new(),
             operators: Vec::new(),
-            encoder: SinkEncoder::try_new(
-                &topic,
-                partitions,
-                (key_format, Format::Json),
-                &repartition.output,
-                (&keys, true),
-                None,
-                registry,
-            )?,
+            output: Output::Topic {
+                encoder: Box::new(SinkEncoder::try_new(
+                    &topic,
+                    partitions,
+                    (key_format, Format::Json),
+                    &repartition.output,
+                    (&keys, true),
+                    None,
+                    registry,
+                )?),
+                store: None,
+            },
         },
     };
     let spec = InputSpec {

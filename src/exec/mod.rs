@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod error;
 pub mod filter;
 pub mod join;
+pub mod output;
 pub mod processing_log;
 pub mod project;
 pub mod task;

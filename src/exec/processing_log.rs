@@ -2,10 +2,12 @@
 //!
 //! ksqlDB writes such records to its processing log and keeps the query running; Eddy logs
 //! each one (target `processing_log`, with topic, partition, offset and the reason) and
-//! counts them per query. Writing the log to a Kafka topic is not implemented yet.
+//! counts them per query. It also counts the records the query read and when it read the
+//! last one, the statistics `DESCRIBE EXTENDED` shows. Writing the log to a Kafka topic is
+//! not implemented yet.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::record::Record;
 
@@ -14,6 +16,8 @@ use crate::record::Record;
 pub struct ProcessingLog {
     query_id: Arc<str>,
     errors: Arc<AtomicU64>,
+    processed: Arc<AtomicU64>,
+    last_ms: Arc<AtomicI64>,
 }
 
 impl ProcessingLog {
@@ -22,6 +26,8 @@ impl ProcessingLog {
         Self {
             query_id: query_id.into(),
             errors: Arc::default(),
+            processed: Arc::default(),
+            last_ms: Arc::default(),
         }
     }
 
@@ -36,6 +42,25 @@ impl ProcessingLog {
             offset = record.offset,
             "skipped a record: {error}"
         );
+    }
+
+    /// Counts `n` records read (skipped ones included).
+    pub fn record_processed(&self, n: usize) {
+        self.processed.fetch_add(n as u64, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// How many records were read so far.
+    pub fn processed_count(&self) -> u64 {
+        self.processed.load(Ordering::Relaxed)
+    }
+
+    /// When the last record was read (epoch ms; 0 if none).
+    pub fn last_processed_ms(&self) -> i64 {
+        self.last_ms.load(Ordering::Relaxed)
     }
 
     /// How many records were skipped so far.

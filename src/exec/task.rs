@@ -14,12 +14,12 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::aggregate::{AggregateOp, AggregateSpec};
 use super::filter::FilterOp;
 use super::join::{JoinOp, JoinSpec, Side};
+use super::output::Output;
 use super::processing_log::ProcessingLog;
 use super::project::ProjectOp;
 use super::unnest::UnnestOp;
 use super::{Batch, ExecError, Operator};
 use crate::format::decode::SourceDecoder;
-use crate::format::encode::SinkEncoder;
 use crate::record::Record;
 
 /// One planned operator and the schema of its input.
@@ -36,6 +36,16 @@ pub enum OperatorSpec {
 }
 
 impl OperatorSpec {
+    /// The operator's name, as `EXPLAIN` prints it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorSpec::Filter(_) => "Filter",
+            OperatorSpec::Project(_) => "Project",
+            OperatorSpec::Aggregate(_) => "Aggregate",
+            OperatorSpec::Unnest(_) => "Explode",
+        }
+    }
+
     fn instantiate(&self, input: &SchemaRef) -> Result<Box<dyn Operator>, ExecError> {
         Ok(match self {
             OperatorSpec::Filter(p) => Box::new(FilterOp::try_new(Arc::clone(p), input)?),
@@ -77,8 +87,8 @@ pub struct PipelineSpec {
     pub joins: Vec<JoinStageSpec>,
     /// Operators in order, each with the schema of its input.
     pub operators: Vec<(OperatorSpec, SchemaRef)>,
-    /// Encodes results for the sink.
-    pub encoder: SinkEncoder,
+    /// Where results go: the sink topic, or a client.
+    pub output: Output,
 }
 
 fn instantiate(specs: &[(OperatorSpec, SchemaRef)]) -> Result<Vec<Box<dyn Operator>>, ExecError> {
@@ -89,6 +99,36 @@ fn instantiate(specs: &[(OperatorSpec, SchemaRef)]) -> Result<Vec<Box<dyn Operat
 }
 
 impl PipelineSpec {
+    /// The pipeline as text, one step per line: each input's topic and operators, the
+    /// joins, the query's operators and where the rows go.
+    pub fn describe(&self, topics: &[String], sink: &str) -> String {
+        let names = |ops: &[(OperatorSpec, SchemaRef)]| -> String {
+            ops.iter()
+                .map(|(op, _)| format!(" -> {}", op.name()))
+                .collect()
+        };
+        let mut lines = Vec::new();
+        for (i, input) in self.inputs.iter().enumerate() {
+            let topic = topics.get(i).map_or("?", String::as_str);
+            lines.push(format!("Source {topic}: Decode{}", names(&input.operators)));
+        }
+        for (i, join) in self.joins.iter().enumerate() {
+            lines.push(format!(
+                "Join {} with input {}{}",
+                i,
+                i + 1,
+                names(&join.then)
+            ));
+        }
+        let sink = match &self.output {
+            Output::Topic { store: Some(_), .. } => format!("Sink {sink} (materialized)"),
+            Output::Topic { .. } => format!("Sink {sink}"),
+            Output::Rows(_) => "Client".to_string(),
+        };
+        lines.push(format!("Query:{} -> {sink}", names(&self.operators)));
+        lines.join("\n")
+    }
+
     /// A task with empty state.
     pub fn new_task(&self, log: ProcessingLog) -> Result<Task, ExecError> {
         Ok(Task {
@@ -103,7 +143,7 @@ impl PipelineSpec {
                 .map(|j| Ok((JoinOp::new(Arc::clone(&j.join)), instantiate(&j.then)?)))
                 .collect::<Result<_, ExecError>>()?,
             operators: instantiate(&self.operators)?,
-            encoder: self.encoder.clone(),
+            output: self.output.clone(),
             log,
             processed: 0,
         })
@@ -115,7 +155,7 @@ pub struct Task {
     inputs: Vec<(SourceDecoder, Vec<Box<dyn Operator>>)>,
     joins: Vec<(JoinOp, Vec<Box<dyn Operator>>)>,
     operators: Vec<Box<dyn Operator>>,
-    encoder: SinkEncoder,
+    output: Output,
     log: ProcessingLog,
     processed: u64,
 }
@@ -149,7 +189,7 @@ fn run(
 
 impl Task {
     /// Processes records (in order) of input `input` and returns the records to write to
-    /// the sink.
+    /// the sink (none when the output goes to a client).
     ///
     /// A panic inside an operator (a library function meeting an input it cannot handle) is
     /// turned into an internal error of this task, so it stops this query, not the server.
@@ -181,6 +221,7 @@ impl Task {
             self.log.record_failed(&records[*index], error);
         }
         self.processed += records.len() as u64;
+        self.log.record_processed(records.len());
         if decoded.batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
@@ -211,8 +252,16 @@ impl Task {
         }
         let batches = run(&mut self.operators, batches)?;
         let mut out = Vec::new();
-        for batch in batches {
-            out.extend(self.encoder.encode(&batch.data, &batch.tombstone_flags())?);
+        match &self.output {
+            Output::Topic { encoder, store } => {
+                for batch in batches {
+                    out.extend(encoder.encode(&batch.data, &batch.tombstone_flags())?);
+                }
+                if let Some(store) = store {
+                    store.apply(&out);
+                }
+            }
+            Output::Rows(sink) => batches.into_iter().for_each(|b| sink.send(b)),
         }
         Ok(out)
     }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::framed::Writer;
 use super::registry::SchemaRegistry;
 use super::{Format, FormatError, delimited, framed, json, kafka};
-use crate::catalog::{ColumnKind, Source};
+use crate::catalog::{ColumnKind, Source, WindowInfo};
 use crate::record::Record;
 use crate::sql::ast::SourceKind;
 
@@ -51,6 +51,8 @@ pub struct SourceDecoder {
     null_values: bool,
     /// `WRAP_SINGLE_VALUE=false`: the value is the single value column itself.
     unwrapped: bool,
+    /// Windowed sources: keys end in the window's bytes, read into `WINDOWSTART`/`WINDOWEND`.
+    window: Option<WindowInfo>,
 }
 
 impl SourceDecoder {
@@ -68,7 +70,7 @@ impl SourceDecoder {
             nosr(source.value_format, &values)?,
         );
         Ok(Self {
-            schema: source.schema.batch_schema(false),
+            schema: source.schema.batch_schema(source.window.is_some()),
             kind: source.kind,
             key_format: source.key_format,
             value_format: source.value_format,
@@ -79,6 +81,7 @@ impl SourceDecoder {
             nosr,
             null_values: false,
             unwrapped: !source.wrap_single_value,
+            window: source.window,
         })
     }
 
@@ -95,7 +98,8 @@ impl SourceDecoder {
 
     /// Decodes `records`; never fails as a whole.
     pub fn decode(&self, records: &[Record]) -> Decoded {
-        let width = self.keys.len() + self.values.len();
+        let bounds = if self.window.is_some() { 2 } else { 0 };
+        let width = self.keys.len() + bounds + self.values.len();
         let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(records.len()); width];
         let (mut rowtime, mut partition, mut offset) = (Vec::new(), Vec::new(), Vec::new());
         let mut tombstones = Vec::new();
@@ -111,7 +115,7 @@ impl SourceDecoder {
             };
             let ts = match self.timestamp {
                 None => record.timestamp,
-                Some(idx) => match event_time(&row.0[self.keys.len() + idx]) {
+                Some(idx) => match event_time(&row.0[self.keys.len() + bounds + idx]) {
                     Some(ts) => ts,
                     None => {
                         failures.push((
@@ -142,7 +146,9 @@ impl SourceDecoder {
 
     /// One record's key and value columns, and whether it is a tombstone; `None` to skip it.
     fn decode_row(&self, record: &Record) -> Result<Option<(Vec<ScalarValue>, bool)>, FormatError> {
-        let mut row = self.decode_key(record.key.as_deref())?;
+        let (key, bounds) = self.split_window(record.key.as_deref())?;
+        let mut row = self.decode_key(key)?;
+        row.extend(bounds.into_iter().map(|b| ScalarValue::Int64(Some(b))));
         match record.value.as_deref() {
             None if self.kind == SourceKind::Stream && !self.null_values => Ok(None),
             None => {
@@ -156,6 +162,36 @@ impl SourceDecoder {
                 Ok(Some((row, false)))
             }
         }
+    }
+
+    /// A windowed key's inner key and its window's start and end (`[]` when not windowed):
+    /// Kafka Streams' `<key><8-byte start>` (the end is start + size), or for sessions
+    /// `<key><8-byte end><8-byte start>`.
+    fn split_window<'a>(
+        &self,
+        bytes: Option<&'a [u8]>,
+    ) -> Result<(Option<&'a [u8]>, Vec<i64>), FormatError> {
+        let Some(window) = self.window else {
+            return Ok((bytes, Vec::new()));
+        };
+        let bytes = bytes.ok_or_else(|| FormatError::Key("a windowed key is missing".into()))?;
+        let suffix = match window {
+            WindowInfo::Time { .. } => 8,
+            WindowInfo::Session => 16,
+        };
+        let split = bytes.len().checked_sub(suffix).ok_or_else(|| {
+            FormatError::Key(format!("a windowed key needs {suffix} window bytes"))
+        })?;
+        let (key, tail) = bytes.split_at(split);
+        let long = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+        let bounds = match window {
+            WindowInfo::Time { size_ms } => {
+                let start = long(tail);
+                vec![start, start.saturating_add(size_ms)]
+            }
+            WindowInfo::Session => vec![long(&tail[8..]), long(&tail[..8])],
+        };
+        Ok((Some(key), bounds))
     }
 
     fn decode_key(&self, bytes: Option<&[u8]>) -> Result<Vec<ScalarValue>, FormatError> {

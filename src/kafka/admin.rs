@@ -58,6 +58,23 @@ impl Topics {
         .map_err(|e| KafkaError::Unavailable(e.to_string()))?
     }
 
+    /// Every topic and its partition count, by name.
+    pub async fn list(&self) -> Result<Vec<(String, i32)>, KafkaError> {
+        let consumer = Arc::clone(&self.metadata);
+        tokio::task::spawn_blocking(move || {
+            let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
+            let mut topics: Vec<(String, i32)> = metadata
+                .topics()
+                .iter()
+                .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                .collect();
+            topics.sort();
+            Ok(topics)
+        })
+        .await
+        .map_err(|e| KafkaError::Unavailable(e.to_string()))?
+    }
+
     /// Creates `topic`; success if it already exists.
     pub async fn create(&self, topic: &str, partitions: i32) -> Result<(), KafkaError> {
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));

@@ -135,6 +135,19 @@ impl Runtime for KafkaRuntime {
         Ok(())
     }
 
+    async fn topics(&self) -> Result<Vec<(String, i32)>, Error> {
+        Ok(self.topics.list().await?)
+    }
+
+    async fn scan(&self, topic: &str) -> Result<Vec<Record>, Error> {
+        let config = self.config.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || scan_topic(&config, &topic))
+            .await
+            .map_err(|e| KafkaError::Unavailable(format!("scan: {e}")))?
+            .map_err(Error::from)
+    }
+
     fn internal_topic(&self, query_id: &str, name: &str) -> String {
         format!("{}-{name}", self.config.application_id(query_id))
     }
@@ -157,7 +170,14 @@ fn clients(
         .client_config()
         .set("group.id", config.application_id(&query.id))
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+        .set(
+            "auto.offset.reset",
+            if query.from_beginning {
+                "earliest"
+            } else {
+                "latest"
+            },
+        )
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.partition.eof", "false")
         .create()?;
@@ -184,7 +204,7 @@ struct QueryLoop {
 
 impl QueryLoop {
     fn new(query: PersistentQuery, consumer: BaseConsumer, producer: BaseProducer) -> Self {
-        let log = ProcessingLog::new(&query.id);
+        let log = query.log.clone();
         Self {
             query,
             consumer,
@@ -224,14 +244,7 @@ impl QueryLoop {
             timeout = Duration::ZERO;
             match result {
                 Ok(m) => {
-                    let record = Record {
-                        topic: m.topic().to_string(),
-                        partition: Some(m.partition()),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        timestamp: m.timestamp().to_millis().unwrap_or(0),
-                    };
+                    let record = record_of(&m);
                     let at = (m.topic().to_string(), m.partition());
                     match by_partition.iter_mut().find(|(p, _)| *p == at) {
                         Some((_, records)) => records.push(record),
@@ -283,6 +296,64 @@ impl QueryLoop {
                 Err((e, _)) => return Err(KafkaError::from(e).into()),
             }
         }
+    }
+}
+
+/// Reads every partition of `topic` from its first offset up to its end as of now.
+fn scan_topic(config: &KafkaConfig, topic: &str) -> Result<Vec<Record>, KafkaError> {
+    let consumer: BaseConsumer = config
+        .client_config()
+        .set("group.id", format!("{}-scan", config.service_id))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) =
+            consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+        if high > low {
+            assignment.add_partition_offset(topic, partition.id(), rdkafka::Offset::Offset(low))?;
+            ends.insert(partition.id(), high);
+        }
+    }
+    let mut records = Vec::new();
+    if ends.is_empty() {
+        return Ok(records);
+    }
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ends.is_empty() && std::time::Instant::now() < deadline {
+        let Some(result) = consumer.poll(POLL) else {
+            continue;
+        };
+        let m = result?;
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() < *end)
+        {
+            records.push(record_of(&m));
+        }
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}
+
+/// A consumed message as a [`Record`].
+fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    Record {
+        topic: m.topic().to_string(),
+        partition: Some(m.partition()),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        timestamp: m.timestamp().to_millis().unwrap_or(0),
     }
 }
 

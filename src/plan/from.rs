@@ -166,7 +166,7 @@ pub fn plan_from(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPla
         .map(|c| KeyColumn::plain(&c.name, sink))
         .collect();
     Ok(FromPlan {
-        input: source.schema.batch_schema(false),
+        input: source.schema.batch_schema(source.window.is_some()),
         star: source.schema.names(),
         keys,
         source: source.as_ref().clone(),

@@ -311,7 +311,10 @@ fn side_repartition(name: &str, input: &InputPlan, side: &SchemaRef) -> Result<R
 
 /// A projection renaming a source's columns to `ALIAS_COLUMN`, keeping `ROWTIME` last.
 fn prefix(side: &Side) -> Result<(Vec<(OperatorSpec, SchemaRef)>, SchemaRef)> {
-    let input = side.source.schema.batch_schema(false);
+    let input = side
+        .source
+        .schema
+        .batch_schema(side.source.window.is_some());
     let df = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df);
     let mut exprs = Vec::new();

@@ -41,6 +41,10 @@ pub struct SinkRequest<'a> {
     pub properties: &'a WithProperties,
     /// The query id that will write it.
     pub query_id: String,
+    /// A client's push or pull query: its rows go to the client, not to a topic, so the
+    /// select list is the output as written (key columns optional, system columns allowed,
+    /// `*` of a windowed source includes the window bounds).
+    pub transient: bool,
 }
 
 /// A planned persistent query.
@@ -65,6 +69,11 @@ pub struct QueryPlan {
 /// Plans `query` writing to `sink`.
 pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Result<QueryPlan> {
     let mut from = plan_from(query, catalog, &sink.name)?;
+    if sink.transient && from.source.window.is_some() && from.joins.is_empty() {
+        let keys = from.source.schema.keys().count();
+        from.star
+            .splice(keys..keys, [WINDOWSTART, WINDOWEND].map(String::from));
+    }
     if !from.query.group_by.is_empty() {
         super::repartition::plan_group_repartition(&mut from)?;
     }
@@ -87,7 +96,12 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
     {
         from.inputs[0].keep_null_values = true;
     }
-    check_shape(query, source, sink.kind, aggregated)?;
+    check_shape(
+        query,
+        source,
+        (!sink.transient).then_some(sink.kind),
+        aggregated,
+    )?;
     let (projection, keys, after, window) =
         plan_body(query, &from, aggregated, &sink.name, &mut operators)?;
     let timestamp = sink
@@ -98,7 +112,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         &projection,
         &keys,
         &after,
-        (aggregated, window.is_some()),
+        (aggregated, window.is_some(), sink.transient),
         timestamp.as_deref(),
     )?;
     operators.push((OperatorSpec::Project(project), after));
@@ -184,7 +198,12 @@ fn item_has_aggregate(item: &ProjectionItem) -> bool {
 }
 
 /// ksqlDB's rules on which statement may hold which query.
-fn check_shape(query: &Query, source: &Source, kind: SourceKind, aggregated: bool) -> Result<()> {
+fn check_shape(
+    query: &Query,
+    source: &Source,
+    kind: Option<SourceKind>,
+    aggregated: bool,
+) -> Result<()> {
     if query.window.is_some() && query.group_by.is_empty() {
         return Err(PlanError::Invalid(
             "WINDOW clause requires a GROUP BY clause.".into(),
@@ -210,7 +229,7 @@ fn check_shape(query: &Query, source: &Source, kind: SourceKind, aggregated: boo
     } else {
         SourceKind::Stream
     };
-    if produces != kind {
+    if kind.is_some_and(|kind| produces != kind) {
         let (is, use_) = match produces {
             SourceKind::Table => ("TABLE", "CREATE TABLE AS SELECT"),
             SourceKind::Stream => ("STREAM", "CREATE STREAM AS SELECT"),
@@ -286,7 +305,7 @@ fn plan_projection(
     items: &[(String, SqlExpr)],
     keys: &[KeyColumn],
     input: &SchemaRef,
-    (aggregated, windowed): (bool, bool),
+    (aggregated, windowed, transient): (bool, bool, bool),
     timestamp: Option<&str>,
 ) -> Result<Projection> {
     let df = DFSchema::try_from(input.as_ref().clone())?;
@@ -330,12 +349,18 @@ fn plan_projection(
         }
         exprs.push((name.clone(), planner.physical(&lowered)?));
     }
-    let mut key_names = selected_keys(out_keys, keys)?;
+    let mut key_names = if transient {
+        out_keys.into_iter().flatten().collect()
+    } else {
+        selected_keys(out_keys, keys)?
+    };
     if !aggregated {
         // Carried keys come in the projection's order; GROUP BY keys in the GROUP BY's.
         key_names.sort_by_key(|k| exprs.iter().position(|(n, _)| n == k));
     }
-    add_passthrough(&mut exprs, items, &planner, (windowed, timestamp))?;
+    if !transient {
+        add_passthrough(&mut exprs, items, &planner, (windowed, timestamp))?;
+    }
     let fields = exprs
         .iter()
         .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))

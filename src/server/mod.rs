@@ -1,8 +1,16 @@
-//! The server: runs the engine on Kafka until it is told to stop.
+//! The server: the engine on Kafka behind ksqlDB's REST API, until it is told to stop.
 //!
-//! Today the server runs headless, as ksqlDB does with `--queries-file`: it executes the file's
-//! statements, keeps the persistent queries running, and stops them cleanly on Ctrl-C or
-//! SIGTERM. The REST API and the command topic are not implemented yet.
+//! `eddy server` connects to Kafka, runs the `--queries-file` if one is given (headless, as
+//! ksqlDB does: statements that change the server are then refused over REST, while
+//! queries, `SHOW`, `DESCRIBE` and pull and push queries still work), and serves the REST API
+//! on `--listeners` ([`rest`]). Ctrl-C or SIGTERM closes the push queries' responses, stops
+//! the persistent queries (flushing their output) and exits. Layout: [`rest`] (routes and
+//! handlers), [`entities`] (ksqlDB's response shapes), [`error`] (its error bodies).
+//! The command topic and restoring state after a restart are not implemented yet.
+
+pub mod entities;
+pub mod error;
+pub mod rest;
 
 use std::path::PathBuf;
 
@@ -16,28 +24,67 @@ use crate::kafka::runtime::KafkaRuntime;
 pub struct ServerConfig {
     /// How to reach Kafka.
     pub kafka: KafkaConfig,
-    /// The SQL file to run headless.
-    pub queries_file: PathBuf,
+    /// Where the REST API listens, as ksqlDB's `listeners` (`http://0.0.0.0:8088`).
+    pub listeners: String,
+    /// A SQL file to run headless.
+    pub queries_file: Option<PathBuf>,
 }
 
-/// Runs the queries file until Ctrl-C or SIGTERM.
+/// The `host:port` of a `listeners` value such as `http://0.0.0.0:8088`.
+pub fn listen_address(listeners: &str) -> String {
+    let first = listeners.split(',').next().unwrap_or_default().trim();
+    first
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), Error> {
-    let path = config.queries_file.display().to_string();
-    let script = std::fs::read_to_string(&config.queries_file).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let mut engine = Engine::new(KafkaRuntime::connect(config.kafka)?);
-    for outcome in engine.execute_script(&script).await? {
-        tracing::info!("{path}: {outcome}");
+    let mut engine = Engine::new(KafkaRuntime::connect(config.kafka.clone())?);
+    if let Some(file) = &config.queries_file {
+        let path = file.display().to_string();
+        let script = std::fs::read_to_string(file).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        for outcome in engine.execute_script(&script).await? {
+            tracing::info!("{path}: {outcome}");
+        }
     }
-    tracing::info!(
-        "running {} persistent queries; Ctrl-C or SIGTERM stops them",
-        engine.queries().len()
+    let queries = engine.queries().len();
+    let state = rest::AppState::new(
+        engine,
+        rest::ServerInfo {
+            service_id: config.kafka.service_id.clone(),
+            headless: config.queries_file.is_some(),
+            properties: vec![
+                (
+                    "bootstrap.servers".into(),
+                    config.kafka.bootstrap_servers.clone(),
+                ),
+                ("ksql.service.id".into(), config.kafka.service_id.clone()),
+            ],
+        },
     );
-    shutdown_signal().await;
+    let address = listen_address(&config.listeners);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|source| Error::Io {
+            path: format!("listening on {address}"),
+            source,
+        })?;
+    tracing::info!(
+        "running {queries} persistent queries; REST API on http://{address}; Ctrl-C or SIGTERM stops"
+    );
+    rest::serve(std::sync::Arc::clone(&state), listener, shutdown_signal())
+        .await
+        .map_err(|source| Error::Io {
+            path: format!("serving on {address}"),
+            source,
+        })?;
     tracing::info!("stopping");
-    engine.shutdown().await
+    state.engine.lock().await.shutdown().await
 }
 
 async fn shutdown_signal() {

@@ -7,3 +7,4 @@
 //! re-reading its input from the earliest offset.
 
 pub mod aggregate_store;
+pub mod table_store;

@@ -169,14 +169,39 @@ impl Runtime for MemoryKafka {
     }
 
     async fn start_query(&mut self, query: PersistentQuery) -> Result<(), Error> {
-        let log = ProcessingLog::new(&query.id);
+        let log = query.log.clone();
+        let mut positions = HashMap::new();
+        if !query.from_beginning {
+            let topics = self.topics();
+            for (input, topic) in query.source_topics.iter().enumerate() {
+                for (partition, records) in topics.get(topic).into_iter().flatten().enumerate() {
+                    positions.insert((input, partition as i32), records.len());
+                }
+            }
+        }
         self.queries.push(MemoryQuery {
             query,
             task: None,
-            positions: HashMap::new(),
+            positions,
             log,
         });
         Ok(())
+    }
+
+    async fn topics(&self) -> Result<Vec<(String, i32)>, Error> {
+        Ok(self
+            .topics()
+            .iter()
+            .map(|(name, partitions)| (name.clone(), partitions.len() as i32))
+            .collect())
+    }
+
+    async fn scan(&self, topic: &str) -> Result<Vec<Record>, Error> {
+        Ok(self.records(topic))
+    }
+
+    async fn settle(&mut self) -> Result<(), Error> {
+        self.run_until_idle()
     }
 
     async fn produce(&self, record: Record) -> Result<(), Error> {

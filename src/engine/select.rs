@@ -1,0 +1,313 @@
+//! Push and pull queries: the `SELECT` statements a client runs against the engine.
+//!
+//! A push query (`EMIT CHANGES` / `EMIT FINAL`) is planned like a persistent query but its
+//! rows go to the client through a bounded channel ([`crate::exec::output::RowStream`])
+//! instead of a topic; it runs on the runtime (with its repartition stages) until the client
+//! closes it ([`Engine::close_push`]). It reads from the end of its inputs unless asked to
+//! read from the beginning (`auto.offset.reset=earliest`). `LIMIT` is the caller's to
+//! enforce, row by row.
+//!
+//! A pull query (no `EMIT`) reads what is there now: a table's materialized state (kept
+//! by the query that writes the table, [`crate::state::table_store`]) or a stream's whole
+//! topic. The records are decoded and run through the same planned filter and projection,
+//! on a task of its own that never touches the runtime's queries. ksqlDB's pull-query rules
+//! (no joins, windows or grouping; only materialized tables) are checked here with its
+//! messages. This file does not speak HTTP: the server formats the results.
+
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+
+use super::{Engine, PersistentQuery, Runtime, pipeline};
+use crate::catalog::Source;
+use crate::catalog::schema::{WINDOWEND, WINDOWSTART};
+use crate::error::Error;
+use crate::exec::Batch;
+use crate::exec::output::{RowStream, row_channel};
+use crate::exec::processing_log::ProcessingLog;
+use crate::plan::PlanError;
+use crate::plan::query::{QueryPlan, SinkRequest, plan_query};
+use crate::sql::ast::{Query, SourceKind, WithProperties, normalize};
+
+/// Most batches a push query's client may fall behind by before it is disconnected.
+pub const PUSH_BUFFER: usize = 1_000;
+/// Records decoded per batch by a pull query.
+const PULL_CHUNK: usize = 1_000;
+
+/// One column of a query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultColumn {
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub data_type: DataType,
+    /// Whether it is a key column of the queried table (pull queries mark them).
+    pub key: bool,
+}
+
+/// The columns of a query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The columns, in select-list order.
+    pub columns: Vec<ResultColumn>,
+    /// Whether `KEY` is printed after key columns (pull queries) or not (push queries).
+    pub mark_keys: bool,
+}
+
+impl Header {
+    /// The schema as ksqlDB prints it in a response header: `` `ID` STRING KEY, `N` BIGINT``.
+    pub fn schema(&self) -> String {
+        self.columns
+            .iter()
+            .map(|c| {
+                let key = if c.key && self.mark_keys { " KEY" } else { "" };
+                format!("`{}` {}{key}", c.name, crate::types::sql_name(&c.data_type))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A running push query.
+#[derive(Debug)]
+pub struct PushQuery {
+    /// Its id (`transient_<SOURCE>_<n>`), for closing it.
+    pub id: String,
+    /// The result's columns.
+    pub header: Header,
+    /// The rows, as the query produces them.
+    pub rows: RowStream,
+    /// `LIMIT n`: the client stops after `n` rows.
+    pub limit: Option<u64>,
+}
+
+/// A pull query's complete result.
+#[derive(Debug)]
+pub struct PullResult {
+    /// The result's columns.
+    pub header: Header,
+    /// The rows, `LIMIT` applied.
+    pub batches: Vec<Batch>,
+}
+
+/// What a `SELECT` returned.
+#[derive(Debug)]
+pub enum Selected {
+    /// Rows that keep coming.
+    Push(PushQuery),
+    /// Rows as of now.
+    Pull(PullResult),
+}
+
+impl<R: Runtime> Engine<R> {
+    /// Runs a client's `SELECT`: a push query if it says `EMIT`, else a pull query.
+    /// `from_beginning` makes a push query read its inputs from the earliest offsets.
+    pub async fn select(
+        &mut self,
+        query: &Query,
+        text: &str,
+        from_beginning: bool,
+    ) -> Result<Selected, Error> {
+        if query.emit.is_some() {
+            self.push(query, text, from_beginning)
+                .await
+                .map(Selected::Push)
+        } else {
+            self.pull(query, text).await.map(Selected::Pull)
+        }
+    }
+
+    /// Stops push query `id` (and its stages); unknown ids are ignored.
+    pub async fn close_push(&mut self, id: &str) -> Result<(), Error> {
+        if let Some(stages) = self.transients.remove(id) {
+            self.runtime.stop_query(id).await?;
+            for stage in stages {
+                self.runtime.stop_query(&stage).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the running push queries.
+    pub fn push_queries(&self) -> Vec<String> {
+        self.transients.keys().cloned().collect()
+    }
+
+    /// Plans and assembles a client's query `id`, its rows going to a channel of `capacity`
+    /// batches.
+    async fn assemble_transient(
+        &self,
+        query: &Query,
+        (id, text): (&str, &str),
+        capacity: usize,
+    ) -> Result<(pipeline::Assembled, Header, RowStream), Error> {
+        let (plan, header) = self.plan_transient(query, id)?;
+        let (sink, rows) = row_channel(capacity);
+        let assembled =
+            pipeline::assemble(&self.runtime, &self.registry, (id, text), &plan, Some(sink))
+                .await?;
+        Ok((assembled, header, rows))
+    }
+
+    fn plan_transient(&self, query: &Query, id: &str) -> Result<(QueryPlan, Header), Error> {
+        let properties = WithProperties::default();
+        let sink = SinkRequest {
+            name: id.to_string(),
+            kind: SourceKind::Stream,
+            properties: &properties,
+            query_id: id.to_string(),
+            transient: true,
+        };
+        let plan = plan_query(query, &self.catalog, sink)?;
+        let windowed = plan
+            .inputs
+            .first()
+            .is_some_and(|i| i.source.window.is_some());
+        let columns = plan
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| ResultColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                key: plan.key_names.contains(f.name())
+                    || (windowed && [WINDOWSTART, WINDOWEND].contains(&f.name().as_str())),
+            })
+            .collect();
+        let header = Header {
+            columns,
+            mark_keys: query.emit.is_none(),
+        };
+        Ok((plan, header))
+    }
+
+    async fn push(
+        &mut self,
+        query: &Query,
+        text: &str,
+        from_beginning: bool,
+    ) -> Result<PushQuery, Error> {
+        let id = format!(
+            "transient_{}_{}",
+            normalize(&query.from.base.name),
+            rand::random::<u64>() % 10_000_000_000
+        );
+        let (assembled, header, rows) = self
+            .assemble_transient(query, (&id, text), PUSH_BUFFER)
+            .await?;
+        let mut stages = Vec::new();
+        for mut stage in assembled.stages {
+            stage.from_beginning = from_beginning;
+            stages.push(stage.id.clone());
+            self.runtime.start_query(stage).await?;
+        }
+        self.runtime
+            .start_query(PersistentQuery {
+                id: id.clone(),
+                statement: text.to_string(),
+                source_topics: assembled.source_topics,
+                sink_topic: String::new(),
+                pipeline: assembled.pipeline,
+                log: ProcessingLog::new(&id),
+                from_beginning,
+            })
+            .await?;
+        self.transients.insert(id.clone(), stages);
+        self.runtime.settle().await?;
+        Ok(PushQuery {
+            id,
+            header,
+            rows,
+            limit: query.limit,
+        })
+    }
+
+    async fn pull(&mut self, query: &Query, text: &str) -> Result<PullResult, Error> {
+        check_pull(query)?;
+        let name = normalize(&query.from.base.name);
+        let source = self
+            .catalog
+            .get(&name)
+            .map(Arc::clone)
+            .ok_or_else(|| PlanError::UnknownSource(name.clone()))?;
+        let records = match source.kind {
+            SourceKind::Table => match self.stores.get(&name) {
+                Some(store) => store.snapshot(),
+                None => return Err(not_queryable(&source).into()),
+            },
+            SourceKind::Stream => self.runtime.scan(&source.topic).await?,
+        };
+        let id = format!("pull_{name}");
+        let (assembled, header, mut rows) = self
+            .assemble_transient(query, (&id, text), records.len() / PULL_CHUNK + 2)
+            .await?;
+        let mut task = assembled
+            .pipeline
+            .new_task(ProcessingLog::new(&id))
+            .map_err(|source| Error::Query {
+                query: id.clone(),
+                source,
+            })?;
+        for chunk in records.chunks(PULL_CHUNK) {
+            task.process(0, chunk).map_err(|source| Error::Query {
+                query: id.clone(),
+                source,
+            })?;
+        }
+        drop((task, assembled.pipeline));
+        let mut batches = Vec::new();
+        let mut left = query.limit.map_or(usize::MAX, |l| l as usize);
+        while let Ok(batch) = rows.receiver.try_recv() {
+            let live = live_rows(batch);
+            let take = live.num_rows().min(left);
+            left -= take;
+            if take > 0 {
+                batches.push(Batch::stream(live.slice(0, take)));
+            }
+        }
+        Ok(PullResult { header, batches })
+    }
+}
+
+/// A table's rows without those a filter turned into deletes.
+fn live_rows(batch: Batch) -> arrow::array::RecordBatch {
+    match &batch.tombstones {
+        None => batch.data,
+        Some(tombstones) => {
+            let keep = arrow::compute::not(tombstones).unwrap_or_else(|_| tombstones.clone());
+            arrow::compute::filter_record_batch(&batch.data, &keep).unwrap_or(batch.data)
+        }
+    }
+}
+
+/// ksqlDB's restrictions on pull queries.
+fn check_pull(query: &Query) -> Result<(), PlanError> {
+    let refuse = |what: &str| {
+        Err(PlanError::Invalid(format!(
+            "Pull queries don't support {what}"
+        )))
+    };
+    if !query.from.joins.is_empty() {
+        return refuse("JOIN clauses.");
+    }
+    if query.window.is_some() {
+        return refuse("WINDOW clauses.");
+    }
+    if !query.group_by.is_empty() {
+        return refuse("GROUP BY clauses");
+    }
+    if !query.partition_by.is_empty() {
+        return refuse("PARTITION BY clauses");
+    }
+    if query.having.is_some() {
+        return refuse("HAVING clauses.");
+    }
+    Ok(())
+}
+
+fn not_queryable(source: &Source) -> PlanError {
+    PlanError::Invalid(format!(
+        "The `{0}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{0} AS SELECT * FROM {0}'. See https://cnfl.io/queries for more info.",
+        source.name
+    ))
+}

@@ -1,0 +1,798 @@
+//! ksqlDB's REST API over the engine, with axum: `/ksql`, `/query`, `/query-stream`,
+//! `/close-query`, `/inserts-stream`, `/info`, `/healthcheck`, `/status`, `/clusterStatus`.
+//!
+//! Requests and responses have ksqlDB's shapes (`../entities.rs`), errors its bodies
+//! (`../error.rs`). Statements run one at a time against the engine behind a lock. A push
+//! query's rows are pumped from its bounded row channel to the HTTP response by a task of
+//! its own: a client that stops reading fills the channel and is disconnected with an error
+//! message; a client that goes away, a `LIMIT` reached, `/close-query` or the server's
+//! shutdown closes the query on the engine. The handlers are generic over the engine's
+//! runtime, so `eddy test rest` serves the same API over the in-memory driver.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Mutex, mpsc};
+
+use super::entities::{self, SourceDetails};
+use super::error::{RestError, code};
+use crate::engine::select::{Header, PullResult, PushQuery, Selected};
+use crate::engine::{Engine, Runtime};
+use crate::exec::Batch;
+use crate::sql::Statement;
+use crate::sql::ast::{Explain, ListKind, SourceKind, normalize};
+use crate::sql::variables::{self, Variables};
+
+/// ksqlDB's JSON content type.
+pub const KSQL_JSON: &str = "application/vnd.ksql.v1+json";
+/// The new API's delimited content type (one JSON document per line).
+pub const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
+/// How often an idle push query checks whether its client is still there.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+
+/// What the server says about itself.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// `ksql.service.id`.
+    pub service_id: String,
+    /// Running a queries file: statements that change the server are refused.
+    pub headless: bool,
+    /// Properties shown by `SHOW PROPERTIES`.
+    pub properties: Vec<(String, String)>,
+}
+
+/// The state every handler shares.
+pub struct AppState<R> {
+    /// The engine; statements run one at a time.
+    pub engine: Mutex<Engine<R>>,
+    info: ServerInfo,
+    sequence: AtomicI64,
+    statuses: std::sync::Mutex<BTreeMap<String, String>>,
+    closing: AtomicBool,
+}
+
+impl<R> std::fmt::Debug for AppState<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl<R: Runtime + Sync + 'static> AppState<R> {
+    /// Shared state for a server running `engine`.
+    pub fn new(engine: Engine<R>, info: ServerInfo) -> Arc<Self> {
+        Arc::new(Self {
+            engine: Mutex::new(engine),
+            info,
+            sequence: AtomicI64::new(0),
+            statuses: std::sync::Mutex::default(),
+            closing: AtomicBool::new(false),
+        })
+    }
+
+    /// Ends every push query's response (before a shutdown).
+    pub fn close_all(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The routes.
+pub fn router<R: Runtime + Sync + 'static>(state: Arc<AppState<R>>) -> Router {
+    Router::new()
+        .route("/ksql", post(ksql::<R>))
+        .route("/query", post(query::<R>))
+        .route("/query-stream", post(query_stream::<R>))
+        .route("/close-query", post(close_query::<R>))
+        .route("/inserts-stream", post(inserts_stream::<R>))
+        .route("/", get(info::<R>))
+        .route("/info", get(info::<R>))
+        .route("/healthcheck", get(healthcheck::<R>))
+        .route("/status", get(status::<R>))
+        .route("/clusterStatus", get(cluster_status::<R>))
+        .fallback(|| async {
+            RestError::generic(code::NOT_FOUND, "The requested resource does not exist.")
+        })
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve<R: Runtime + Sync + 'static>(
+    state: Arc<AppState<R>>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closing = Arc::clone(&state);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.close_all();
+        })
+        .await
+}
+
+/// `/ksql` and `/query` requests (`/query-stream` names the first two `sql` and
+/// `properties`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KsqlRequest {
+    #[serde(default, alias = "sql")]
+    ksql: String,
+    #[serde(default, alias = "properties")]
+    streams_properties: Map<String, Value>,
+    #[serde(default)]
+    session_variables: Map<String, Value>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, RestError> {
+    serde_json::from_slice(body)
+        .map_err(|e| RestError::generic(code::BAD_REQUEST, format!("Invalid JSON in request: {e}")))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [("content-type", KSQL_JSON)], body.to_string()).into_response()
+}
+
+fn session(variables: &Map<String, Value>) -> Variables {
+    variables
+        .iter()
+        .map(|(k, v)| {
+            let value = v.as_str().map_or_else(|| v.to_string(), String::from);
+            (k.to_ascii_uppercase(), value)
+        })
+        .collect()
+}
+
+/// Whether a push query should read from the beginning (`auto.offset.reset=earliest`).
+fn from_beginning(properties: &Map<String, Value>) -> bool {
+    ["auto.offset.reset", "ksql.streams.auto.offset.reset"]
+        .iter()
+        .any(|k| properties.get(*k).and_then(Value::as_str) == Some("earliest"))
+}
+
+/// Splits and parses `sql`: each statement with its text.
+fn statements(sql: &str, variables: &mut Variables) -> Result<Vec<(String, Statement)>, RestError> {
+    let mut out = Vec::new();
+    for piece in variables::split(sql) {
+        let text = piece.text.trim().to_string();
+        if text.is_empty() || text == ";" {
+            continue;
+        }
+        let parsed = crate::sql::parse_piece(&piece, variables)
+            .map_err(|e| RestError::statement(code::BAD_STATEMENT, e.to_string(), &text, vec![]))?;
+        out.extend(parsed.into_iter().map(|s| (text.clone(), s)));
+    }
+    Ok(out)
+}
+
+async fn ksql<R: Runtime + Sync + 'static>(
+    State(state): State<Arc<AppState<R>>>,
+    body: Bytes,
+) -> Response {
+    match run_ksql(&state, &body).await {
+        Ok(entities) => json_response(StatusCode::OK, &Value::Array(entities)),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run_ksql<R: Runtime + Sync + 'static>(
+    state: &AppState<R>,
+    body: &[u8],
+) -> Result<Vec<Value>, RestError> {
+    let request: KsqlRequest = parse_body(body)?;
+    let mut variables = session(&request.session_variables);
+    let mut entities = Vec::new();
+    for (text, statement) in statements(&request.ksql, &mut variables)? {
+        match state.statement(&statement, &text).await {
+            Ok(Some(entity)) => entities.push(entity),
+            Ok(None) => {}
+            Err(mut e) => {
+                if let Some((_, before)) = &mut e.statement {
+                    *before = entities;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(entities)
+}
+
+impl<R: Runtime + Sync + 'static> AppState<R> {
+    /// Runs one `/ksql` statement; `None` for statements without an entity.
+    async fn statement(
+        &self,
+        statement: &Statement,
+        text: &str,
+    ) -> Result<Option<Value>, RestError> {
+        let refuse = |code, message: &str| Err(RestError::statement(code, message, text, vec![]));
+        match statement {
+            Statement::Query(_) | Statement::Print(_) => refuse(
+                code::QUERY_ENDPOINT,
+                "The following statement types should be issued to the websocket endpoint '/query':\n\t* PRINT\n\t* SELECT",
+            ),
+            Statement::SetProperty { .. }
+            | Statement::UnsetProperty(_)
+            | Statement::Define { .. }
+            | Statement::Undefine(_) => Ok(None),
+            Statement::List(kind, _) => self.list(kind, text).await.map(Some),
+            Statement::Describe { name, extended } => self
+                .describe(&normalize(name), *extended, text)
+                .await
+                .map(Some),
+            Statement::DescribeStreams(extended) => {
+                let engine = self.engine.lock().await;
+                let names: Vec<String> = engine
+                    .catalog()
+                    .sources()
+                    .filter(|s| s.kind == SourceKind::Stream)
+                    .map(|s| s.name.clone())
+                    .collect();
+                drop(engine);
+                let mut descriptions = Vec::new();
+                for name in names {
+                    let d = self.describe(&name, *extended, text).await?;
+                    descriptions.push(d["sourceDescription"].clone());
+                }
+                Ok(Some(json!({
+                    "@type": "source_descriptions", "statementText": text,
+                    "sourceDescriptions": descriptions, "warnings": [],
+                })))
+            }
+            Statement::Explain(explain) => self.explain(explain, text).await.map(Some),
+            _ if self.info.headless => refuse(
+                code::BAD_REQUEST,
+                "The server is running in headless mode. Interactive use is disabled.",
+            ),
+            other => self.execute(other, text).await,
+        }
+    }
+
+    async fn execute(&self, statement: &Statement, text: &str) -> Result<Option<Value>, RestError> {
+        let outcome = self
+            .engine
+            .lock()
+            .await
+            .execute(statement)
+            .await
+            .map_err(|e| RestError::from_engine(&e, text, vec![]))?;
+        if matches!(statement, Statement::InsertValues(_)) {
+            return Ok(None);
+        }
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let entity = entities::current_status(text, &outcome, sequence);
+        if let Some(id) = entity["commandId"].as_str() {
+            self.statuses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_string(), outcome.to_string());
+        }
+        Ok(Some(entity))
+    }
+
+    async fn list(&self, kind: &ListKind, text: &str) -> Result<Value, RestError> {
+        let engine = self.engine.lock().await;
+        let catalog = engine.catalog();
+        Ok(match kind {
+            ListKind::Streams => entities::source_list(
+                text,
+                SourceKind::Stream,
+                catalog.sources().map(|s| s.as_ref()),
+            ),
+            ListKind::Tables => entities::source_list(
+                text,
+                SourceKind::Table,
+                catalog.sources().map(|s| s.as_ref()),
+            ),
+            ListKind::Queries => {
+                let queries = engine.queries().iter().map(|(id, info)| {
+                    let topic = catalog.get(&info.sink).map(|s| s.topic.as_str());
+                    (id, info, topic)
+                });
+                entities::query_list(text, queries, &engine.push_queries())
+            }
+            ListKind::Topics { all } => {
+                let topics = engine
+                    .runtime()
+                    .topics()
+                    .await
+                    .map_err(|e| RestError::from_engine(&e, text, vec![]))?;
+                let shown: Vec<(String, i32)> = topics
+                    .into_iter()
+                    .filter(|(name, _)| *all || !name.starts_with('_'))
+                    .collect();
+                entities::topic_list(text, &shown)
+            }
+            ListKind::Properties => entities::properties(text, &self.info.properties),
+            other => {
+                return Err(RestError::statement(
+                    code::BAD_STATEMENT,
+                    format!("SHOW {other} is not supported yet."),
+                    text,
+                    vec![],
+                ));
+            }
+        })
+    }
+
+    async fn describe(&self, name: &str, extended: bool, text: &str) -> Result<Value, RestError> {
+        let engine = self.engine.lock().await;
+        let source = engine.catalog().get(name).cloned().ok_or_else(|| {
+            RestError::statement(
+                code::BAD_STATEMENT,
+                format!("Could not find STREAM/TABLE '{name}' in the Metastore"),
+                text,
+                vec![],
+            )
+        })?;
+        let mut details = SourceDetails {
+            partitions: engine
+                .runtime()
+                .topic_partitions(&source.topic)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0),
+            ..SourceDetails::default()
+        };
+        for (id, info) in engine.queries() {
+            let reference = entities::query_reference(id, info, Some(source.topic.as_str()));
+            if info.sink == source.name {
+                details.write_queries.push(reference);
+            } else if info.sources.contains(&source.name) {
+                details.read_queries.push(reference);
+            }
+        }
+        if extended {
+            details.statistics = engine.statistics(&source.name);
+        }
+        Ok(entities::source_description(
+            text, &source, extended, details,
+        ))
+    }
+
+    async fn explain(&self, explain: &Explain, text: &str) -> Result<Value, RestError> {
+        let engine = self.engine.lock().await;
+        let id = match explain {
+            Explain::Query(id) => normalize(id),
+            Explain::Statement(_) => {
+                return Err(RestError::statement(
+                    code::BAD_STATEMENT,
+                    "EXPLAIN of a statement is not supported yet; EXPLAIN a running query's id.",
+                    text,
+                    vec![],
+                ));
+            }
+        };
+        let info = engine.queries().get(&id).ok_or_else(|| {
+            RestError::statement(
+                code::BAD_STATEMENT,
+                format!("Query with id:{id} does not exist, use SHOW QUERIES to view the full set of running queries."),
+                text,
+                vec![],
+            )
+        })?;
+        Ok(entities::query_description(
+            text,
+            &id,
+            info,
+            &info.sources,
+            &engine.describe_plan(&id),
+        ))
+    }
+}
+
+/// How a query's results are written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Framing {
+    /// `/query`: `[{"header":..},\n{"row":..},\n...]`.
+    Query,
+    /// `/query-stream` delimited: a metadata line, then one JSON array per row.
+    Delimited,
+    /// `/query-stream` with `Accept: application/json`: one JSON array.
+    JsonArray,
+}
+
+impl Framing {
+    fn content_type(self) -> &'static str {
+        match self {
+            Framing::Query => KSQL_JSON,
+            Framing::Delimited => DELIMITED,
+            Framing::JsonArray => "application/json",
+        }
+    }
+
+    fn header(self, id: &str, header: &Header) -> String {
+        match self {
+            Framing::Query => {
+                let h = json!({"header": {"queryId": id, "schema": header.schema()}});
+                format!("[{h}")
+            }
+            Framing::Delimited | Framing::JsonArray => {
+                let names: Vec<&str> = header.columns.iter().map(|c| c.name.as_str()).collect();
+                let types: Vec<String> = header
+                    .columns
+                    .iter()
+                    .map(|c| crate::types::sql_name(&c.data_type))
+                    .collect();
+                let meta = json!({"queryId": id, "columnNames": names, "columnTypes": types});
+                match self {
+                    Framing::Delimited => format!("{meta}\n"),
+                    _ => format!("[{meta}"),
+                }
+            }
+        }
+    }
+
+    fn row(self, columns: Vec<Value>, tombstone: bool) -> String {
+        match self {
+            Framing::Query => {
+                let mut row = json!({"columns": columns});
+                if tombstone {
+                    row["tombstone"] = json!(true);
+                }
+                format!(",\n{}", json!({ "row": row }))
+            }
+            Framing::Delimited => format!("{}\n", Value::Array(columns)),
+            Framing::JsonArray => format!(",{}", Value::Array(columns)),
+        }
+    }
+
+    /// The end of the response, with `finalMessage` or an error for `/query`.
+    fn end(self, message: Option<&str>, error: Option<&RestError>) -> String {
+        match (self, error) {
+            (Framing::Query, Some(e)) => format!(",\n{}]\n", json!({"errorMessage": e.body()})),
+            (Framing::Query, None) => match message {
+                Some(m) => format!(",\n{}]\n", json!({ "finalMessage": m })),
+                None => "]\n".to_string(),
+            },
+            (Framing::Delimited, Some(e)) => format!("{}\n", e.body()),
+            (Framing::Delimited, None) => String::new(),
+            (Framing::JsonArray, Some(e)) => format!(",{}]", e.body()),
+            (Framing::JsonArray, None) => "]".to_string(),
+        }
+    }
+}
+
+fn rows_of(batch: &Batch) -> Vec<(Vec<Value>, bool)> {
+    entities::row_json(&batch.data)
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| (row, batch.is_tombstone(i)))
+        .collect()
+}
+
+async fn query<R: Runtime + Sync + 'static>(
+    State(state): State<Arc<AppState<R>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let framing = if accepts(&headers, DELIMITED) {
+        Framing::Delimited
+    } else {
+        Framing::Query
+    };
+    run_query(state, &body, framing).await
+}
+
+async fn query_stream<R: Runtime + Sync + 'static>(
+    State(state): State<Arc<AppState<R>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let framing = if accepts(&headers, "application/json") {
+        Framing::JsonArray
+    } else {
+        Framing::Delimited
+    };
+    run_query(state, &body, framing).await
+}
+
+fn accepts(headers: &HeaderMap, content_type: &str) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(content_type))
+}
+
+async fn run_query<R: Runtime + Sync + 'static>(
+    state: Arc<AppState<R>>,
+    body: &[u8],
+    framing: Framing,
+) -> Response {
+    let request: KsqlRequest = match parse_body(body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let beginning = from_beginning(&request.streams_properties);
+    let mut variables = session(&request.session_variables);
+    let parsed = match statements(&request.ksql, &mut variables) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let [(text, Statement::Query(query))] = parsed.as_slice() else {
+        return RestError::generic(
+            code::BAD_STATEMENT,
+            "The /query endpoint takes exactly one SELECT statement.",
+        )
+        .into_response();
+    };
+    let selected = state
+        .engine
+        .lock()
+        .await
+        .select(query, text, beginning)
+        .await;
+    match selected {
+        Err(e) if query.emit.is_some() => {
+            let mut error = RestError::from_engine(&e, text, vec![]);
+            error.statement = None;
+            error.into_response()
+        }
+        Err(e) => RestError::from_engine(&e, text, vec![]).into_response(),
+        Ok(Selected::Pull(result)) => pull_response(&result, framing),
+        Ok(Selected::Push(push)) => {
+            let (sender, receiver) = mpsc::channel::<String>(64);
+            tokio::spawn(pump(state, push, sender, framing));
+            let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+                receiver
+                    .recv()
+                    .await
+                    .map(|chunk| (Ok::<_, Infallible>(Bytes::from(chunk)), receiver))
+            });
+            (
+                StatusCode::OK,
+                [("content-type", framing.content_type())],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A pull query's complete response.
+fn pull_response(result: &PullResult, framing: Framing) -> Response {
+    let mut out = framing.header(&format!("pull_{}", rand::random::<u32>()), &result.header);
+    for batch in &result.batches {
+        for (row, tombstone) in rows_of(batch) {
+            out.push_str(&framing.row(row, tombstone));
+        }
+    }
+    out.push_str(&framing.end(None, None));
+    (
+        StatusCode::OK,
+        [("content-type", framing.content_type())],
+        out,
+    )
+        .into_response()
+}
+
+/// Copies a push query's rows to its response until the limit, the client's departure,
+/// an overflow, or shutdown; then closes the query.
+async fn pump<R: Runtime + Sync + 'static>(
+    state: Arc<AppState<R>>,
+    mut push: PushQuery,
+    out: mpsc::Sender<String>,
+    framing: Framing,
+) {
+    let limit = push.limit.map(|l| l as usize);
+    let mut sent = 0usize;
+    let mut end = (None, None);
+    let mut open = out
+        .send(framing.header(&push.id, &push.header))
+        .await
+        .is_ok();
+    if limit == Some(0) {
+        end.0 = Some("Limit Reached");
+    }
+    while open && end.0.is_none() && !state.closing.load(Ordering::Relaxed) {
+        if push.rows.overflowed() {
+            end.1 = Some(RestError::generic(
+                code::SERVER_ERROR,
+                "The client did not read the query's results fast enough; the query was closed.",
+            ));
+            break;
+        }
+        let batch = match tokio::time::timeout(IDLE_CHECK, push.rows.receiver.recv()).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                end.0 = Some("Query Completed");
+                break;
+            }
+            Err(_) => {
+                open = !out.is_closed();
+                continue;
+            }
+        };
+        for (row, tombstone) in rows_of(&batch) {
+            open = out.send(framing.row(row, tombstone)).await.is_ok();
+            sent += 1;
+            if limit.is_some_and(|l| sent >= l) {
+                end.0 = Some("Limit Reached");
+                break;
+            }
+        }
+    }
+    if open {
+        let _ = out.send(framing.end(end.0, end.1.as_ref())).await;
+    }
+    if let Err(e) = state.engine.lock().await.close_push(&push.id).await {
+        tracing::warn!(query = %push.id, "closing push query: {e}");
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CloseRequest {
+    query_id: String,
+}
+
+async fn close_query<R: Runtime + Sync + 'static>(
+    State(state): State<Arc<AppState<R>>>,
+    body: Bytes,
+) -> Response {
+    let request: CloseRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let mut engine = state.engine.lock().await;
+    if !engine.push_queries().contains(&request.query_id) {
+        return RestError::generic(
+            code::BAD_REQUEST,
+            format!("No query with id {}", request.query_id),
+        )
+        .into_response();
+    }
+    match engine.close_push(&request.query_id).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => RestError::from_engine(&e, "", vec![]).into_response(),
+    }
+}
+
+/// `/inserts-stream`: a first line naming the target, then one JSON row per line; answers
+/// one acknowledgement per row (`{"status":"ok","seq":n}` or an error with its message).
+async fn inserts_stream<R: Runtime + Sync + 'static>(
+    State(state): State<Arc<AppState<R>>>,
+    body: Bytes,
+) -> Response {
+    if state.info.headless {
+        return RestError::generic(
+            code::BAD_REQUEST,
+            "The server is running in headless mode. Interactive use is disabled.",
+        )
+        .into_response();
+    }
+    let text = String::from_utf8_lossy(&body);
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let target = lines
+        .next()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .and_then(|v| v["target"].as_str().map(String::from));
+    let Some(target) = target else {
+        return RestError::generic(
+            code::BAD_REQUEST,
+            "The first line must be {\"target\": \"<stream>\"}.",
+        )
+        .into_response();
+    };
+    let mut acks = String::new();
+    for (seq, line) in lines.enumerate() {
+        let ack = match insert_line(&state, &target, line).await {
+            Ok(()) => json!({"status": "ok", "seq": seq}),
+            Err(e) => json!({
+                "status": "error", "seq": seq, "error_code": e.code, "message": e.message,
+            }),
+        };
+        acks.push_str(&format!("{ack}\n"));
+    }
+    (StatusCode::OK, [("content-type", DELIMITED)], acks).into_response()
+}
+
+async fn insert_line<R: Runtime + Sync + 'static>(
+    state: &AppState<R>,
+    target: &str,
+    line: &str,
+) -> Result<(), RestError> {
+    let bad = |m: String| RestError::generic(code::BAD_REQUEST, m);
+    let row: Value = serde_json::from_str(line).map_err(|e| bad(format!("Invalid JSON: {e}")))?;
+    let object = row
+        .as_object()
+        .ok_or_else(|| bad("A row must be a JSON object".into()))?;
+    let mut engine = state.engine.lock().await;
+    let name = target.to_ascii_uppercase();
+    let source = engine
+        .catalog()
+        .get(&name)
+        .or_else(|| engine.catalog().get(target))
+        .cloned()
+        .ok_or_else(|| {
+            bad(format!(
+                "Cannot insert into an unknown stream/table: {target}"
+            ))
+        })?;
+    engine
+        .insert_json(&source, object)
+        .await
+        .map_err(|e| bad(e.to_string()))
+}
+
+async fn info<R: Runtime + Sync + 'static>(State(state): State<Arc<AppState<R>>>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"KsqlServerInfo": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "kafkaClusterId": "",
+            "ksqlServiceId": state.info.service_id,
+            "serverStatus": "RUNNING",
+        }}),
+    )
+}
+
+async fn healthcheck<R: Runtime + Sync + 'static>(
+    State(state): State<Arc<AppState<R>>>,
+) -> Response {
+    let kafka = state.engine.lock().await.runtime().topics().await.is_ok();
+    let status = if kafka {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(
+        status,
+        &json!({
+            "isHealthy": kafka,
+            "details": {
+                "metastore": {"isHealthy": true},
+                "kafka": {"isHealthy": kafka},
+                "commandRunner": {"isHealthy": true},
+            },
+            "serverState": "RUNNING",
+        }),
+    )
+}
+
+async fn status<R: Runtime + Sync + 'static>(State(state): State<Arc<AppState<R>>>) -> Response {
+    let statuses: Map<String, Value> = state
+        .statuses
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .map(|id| (id.clone(), json!("SUCCESS")))
+        .collect();
+    json_response(StatusCode::OK, &json!({ "commandStatuses": statuses }))
+}
+
+async fn cluster_status<R: Runtime + Sync + 'static>(
+    State(state): State<Arc<AppState<R>>>,
+) -> Response {
+    let engine = state.engine.lock().await;
+    let active: Map<String, Value> = engine
+        .queries()
+        .keys()
+        .map(|id| {
+            (
+                id.clone(),
+                json!({"activeStores": [], "activePartitions": [], "standByStores": [], "standByPartitions": []}),
+            )
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"clusterStatus": {"local": {
+            "hostAlive": true,
+            "lastStatusUpdateMs": 0,
+            "activeStandbyPerQuery": active,
+            "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
+        }}}),
+    )
+}
