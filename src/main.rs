@@ -40,9 +40,10 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run test cases: `eddy test qtt PATH...` runs ksqlDB's functional test files.
+    /// Run test cases: `eddy test qtt PATH...` runs ksqlDB's functional test files on the
+    /// in-memory driver; `eddy test rest PATH...` runs its REST test files through the HTTP API.
     Test {
-        /// The kind of test files (`qtt`).
+        /// The kind of test files (`qtt` or `rest`).
         kind: String,
         /// Files or folders.
         #[arg(required = true)]
@@ -249,9 +250,9 @@ fn check(paths: &[PathBuf]) -> ExitCode {
 }
 
 fn test(kind: &str, paths: &[PathBuf], verbose: bool) -> ExitCode {
-    use eddy::testing::qtt;
-    if kind != "qtt" {
-        eprintln!("error: unknown test kind {kind:?} (known: qtt)");
+    use eddy::testing::{qtt, rest};
+    if kind != "qtt" && kind != "rest" {
+        eprintln!("error: unknown test kind {kind:?} (known: qtt, rest)");
         return ExitCode::from(1);
     }
     let cases = match qtt::load(paths) {
@@ -267,7 +268,12 @@ fn test(kind: &str, paths: &[PathBuf], verbose: bool) -> ExitCode {
     else {
         return ExitCode::from(2);
     };
-    let results = runtime.block_on(qtt::run_all(&cases));
+    let results = runtime.block_on(async {
+        match kind {
+            "rest" => rest::run_all(&cases).await,
+            _ => qtt::run_all(&cases).await,
+        }
+    });
     for (case, outcome) in &results {
         match outcome {
             qtt::Outcome::Failed(why) => println!("FAIL {}: {why}", case.name),

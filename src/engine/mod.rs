@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, Column, ColumnKind, LogicalSchema, Source};
 use crate::error::Error;
+use crate::exec::output::Output;
 use crate::exec::processing_log::ProcessingLog;
-use crate::exec::task::PipelineSpec;
+use crate::exec::task::{InputSpec, PipelineSpec};
+use crate::format::decode::SourceDecoder;
 use crate::format::framed;
 use crate::format::registry::SchemaRegistry;
 use crate::plan::PlanError;
@@ -294,8 +296,55 @@ impl<R: Runtime> Engine<R> {
             }
         }
         let kind = planned.source.kind;
-        self.catalog.insert(planned.source);
+        let source = self.catalog.insert(planned.source);
+        if kind == SourceKind::Table && source.is_source {
+            self.materialize(&source).await?;
+        }
         Ok(Outcome::SourceCreated { kind, name })
+    }
+
+    /// Keeps a source table's latest records for pull queries, with a query of its own
+    /// (`CST_<NAME>_<n>`, as ksqlDB names it).
+    async fn materialize(&mut self, source: &Source) -> Result<(), Error> {
+        let id = format!("CST_{}_{}", source.name, self.next_id);
+        let store = Arc::new(TableStore::default());
+        let pipeline = PipelineSpec {
+            inputs: vec![InputSpec {
+                decoder: SourceDecoder::try_new(source, &self.registry)?,
+                operators: Vec::new(),
+            }],
+            joins: Vec::new(),
+            operators: Vec::new(),
+            output: Output::Store(Arc::clone(&store)),
+        };
+        let log = ProcessingLog::new(&id);
+        let text = format!("CREATE SOURCE TABLE {}", source.name);
+        let plan = pipeline.describe(std::slice::from_ref(&source.topic), &source.name);
+        self.runtime
+            .start_query(PersistentQuery {
+                id: id.clone(),
+                statement: text.clone(),
+                source_topics: vec![source.topic.clone()],
+                sink_topic: String::new(),
+                pipeline,
+                log: log.clone(),
+                from_beginning: true,
+            })
+            .await?;
+        self.next_id += 1;
+        self.stores.insert(source.name.clone(), store);
+        self.queries.insert(
+            id,
+            QueryInfo {
+                statement: text,
+                sink: source.name.clone(),
+                stages: Vec::new(),
+                sources: vec![source.name.clone()],
+                log,
+                plan,
+            },
+        );
+        Ok(())
     }
 
     async fn create_as_select(
@@ -311,6 +360,13 @@ impl<R: Runtime> Engine<R> {
                 )));
             }
             return Err(already_exists(existing).into());
+        }
+        if stmt.query.limit.is_some() {
+            return Err(PlanError::Invalid(format!(
+                "CREATE {} AS SELECT statements don't support LIMIT clause.",
+                stmt.kind
+            ))
+            .into());
         }
         let prefix = match stmt.kind {
             SourceKind::Stream => "CSAS",
@@ -491,6 +547,14 @@ impl<R: Runtime> Engine<R> {
             && self.queries.contains_key(id)
         {
             let id = id.clone();
+            self.stop(&id).await?;
+        }
+        let materializer = self
+            .queries
+            .iter()
+            .find(|(id, q)| id.starts_with("CST_") && q.sink == name)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = materializer {
             self.stop(&id).await?;
         }
         self.catalog.remove(&name);

@@ -20,14 +20,15 @@ use arrow::datatypes::DataType;
 
 use super::{Engine, PersistentQuery, Runtime, pipeline};
 use crate::catalog::Source;
-use crate::catalog::schema::{WINDOWEND, WINDOWSTART};
+use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, WINDOWEND, WINDOWSTART};
 use crate::error::Error;
 use crate::exec::Batch;
 use crate::exec::output::{RowStream, row_channel};
 use crate::exec::processing_log::ProcessingLog;
 use crate::plan::PlanError;
 use crate::plan::query::{QueryPlan, SinkRequest, plan_query};
-use crate::sql::ast::{Query, SourceKind, WithProperties, normalize};
+use crate::sql::ast::{ProjectionItem, Query, SourceKind, WithProperties, normalize};
+use sqlparser::ast::{Expr as SqlExpr, SelectItem};
 
 /// Most batches a push query's client may fall behind by before it is disconnected.
 pub const PUSH_BUFFER: usize = 1_000;
@@ -86,8 +87,22 @@ pub struct PushQuery {
 pub struct PullResult {
     /// The result's columns.
     pub header: Header,
+    /// A stream's scan (ksqlDB ends its response with "Query Completed"), not a table's
+    /// lookup.
+    pub scanned_stream: bool,
     /// The rows, `LIMIT` applied.
     pub batches: Vec<Batch>,
+}
+
+/// How a client's push query runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushOptions {
+    /// Read the inputs from their earliest offsets (`auto.offset.reset=earliest`).
+    pub from_beginning: bool,
+    /// ksqlDB's scalable push queries (`ksql.query.push.v2.enabled`) are on: a query that
+    /// only filters and projects a query's sink from its latest offset is named
+    /// `SCALABLE_PUSH_QUERY_<n>`.
+    pub scalable: bool,
 }
 
 /// What a `SELECT` returned.
@@ -101,17 +116,14 @@ pub enum Selected {
 
 impl<R: Runtime> Engine<R> {
     /// Runs a client's `SELECT`: a push query if it says `EMIT`, else a pull query.
-    /// `from_beginning` makes a push query read its inputs from the earliest offsets.
     pub async fn select(
         &mut self,
         query: &Query,
         text: &str,
-        from_beginning: bool,
+        options: PushOptions,
     ) -> Result<Selected, Error> {
         if query.emit.is_some() {
-            self.push(query, text, from_beginning)
-                .await
-                .map(Selected::Push)
+            self.push(query, text, options).await.map(Selected::Push)
         } else {
             self.pull(query, text).await.map(Selected::Pull)
         }
@@ -181,17 +193,39 @@ impl<R: Runtime> Engine<R> {
         Ok((plan, header))
     }
 
+    /// Whether ksqlDB would run `query` as a scalable push query: a plain filter and
+    /// projection of one source written by a persistent query, from the latest offset.
+    fn is_scalable(&self, query: &Query, options: PushOptions) -> bool {
+        let written = self
+            .catalog
+            .get(&normalize(&query.from.base.name))
+            .is_some_and(|s| s.written_by.is_some());
+        options.scalable
+            && !options.from_beginning
+            && written
+            && query.from.joins.is_empty()
+            && query.window.is_none()
+            && query.group_by.is_empty()
+            && query.partition_by.is_empty()
+            && !query
+                .projection
+                .iter()
+                .any(crate::plan::query::item_has_aggregate)
+    }
+
     async fn push(
         &mut self,
         query: &Query,
         text: &str,
-        from_beginning: bool,
+        options: PushOptions,
     ) -> Result<PushQuery, Error> {
-        let id = format!(
-            "transient_{}_{}",
-            normalize(&query.from.base.name),
-            rand::random::<u64>() % 10_000_000_000
-        );
+        let from_beginning = options.from_beginning;
+        let number = rand::random::<u64>() % 10_000_000_000;
+        let id = if self.is_scalable(query, options) {
+            format!("SCALABLE_PUSH_QUERY_{number}")
+        } else {
+            format!("transient_{}_{number}", normalize(&query.from.base.name))
+        };
         let (assembled, header, rows) = self
             .assemble_transient(query, (&id, text), PUSH_BUFFER)
             .await?;
@@ -265,7 +299,11 @@ impl<R: Runtime> Engine<R> {
                 batches.push(Batch::stream(live.slice(0, take)));
             }
         }
-        Ok(PullResult { header, batches })
+        Ok(PullResult {
+            header,
+            batches,
+            scanned_stream: source.kind == SourceKind::Stream,
+        })
     }
 }
 
@@ -284,25 +322,69 @@ fn live_rows(batch: Batch) -> arrow::array::RecordBatch {
 fn check_pull(query: &Query) -> Result<(), PlanError> {
     let refuse = |what: &str| {
         Err(PlanError::Invalid(format!(
-            "Pull queries don't support {what}"
+            "Pull queries don't support {what} clauses. See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query."
         )))
     };
     if !query.from.joins.is_empty() {
-        return refuse("JOIN clauses.");
+        return refuse("JOIN");
     }
     if query.window.is_some() {
-        return refuse("WINDOW clauses.");
+        return refuse("WINDOW");
     }
     if !query.group_by.is_empty() {
-        return refuse("GROUP BY clauses");
+        return refuse("GROUP BY");
     }
     if !query.partition_by.is_empty() {
-        return refuse("PARTITION BY clauses");
+        return refuse("PARTITION BY");
     }
     if query.having.is_some() {
-        return refuse("HAVING clauses.");
+        return refuse("HAVING");
+    }
+    let selected: Vec<&SqlExpr> = query
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            ProjectionItem::Item(
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. },
+            ) => Some(e),
+            _ => None,
+        })
+        .collect();
+    for (clause, exprs) in [
+        ("SELECT", selected),
+        ("WHERE", query.selection.iter().collect()),
+    ] {
+        let used = pseudo_columns(&exprs);
+        if !used.is_empty() {
+            return Err(PlanError::Invalid(format!(
+                "Pull queries don't support the following columns in {clause} clauses: {}",
+                used.join(", ")
+            )));
+        }
     }
     Ok(())
+}
+
+/// The partition and offset pseudo columns `exprs` read (pull queries have neither).
+fn pseudo_columns(exprs: &[&SqlExpr]) -> Vec<String> {
+    let mut used = Vec::new();
+    for expr in exprs {
+        crate::plan::rewrite::rewrite(expr, &mut |e| {
+            let name = match e {
+                SqlExpr::Identifier(id) => Some(normalize(id)),
+                SqlExpr::CompoundIdentifier(ids) => ids.last().map(normalize),
+                _ => None,
+            };
+            if let Some(name) = name.filter(|n| [ROWPARTITION, ROWOFFSET].contains(&n.as_str())) {
+                let quoted = format!("`{name}`");
+                if !used.contains(&quoted) {
+                    used.push(quoted);
+                }
+            }
+            None
+        });
+    }
+    used
 }
 
 fn not_queryable(source: &Source) -> PlanError {

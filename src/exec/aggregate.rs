@@ -221,7 +221,12 @@ impl AggregateOp {
             }
             let ts = rowtime.value(row);
             self.stream_time = self.stream_time.max(ts);
-            let key: Box<[u8]> = encoded.row(row).as_ref().into();
+            // Without GROUP BY every row is in the one group (the converter has no rows then).
+            let key: Box<[u8]> = if keys.is_empty() {
+                Box::default()
+            } else {
+                encoded.row(row).as_ref().into()
+            };
             match &self.spec.window {
                 None => touched.add((key, None), row as u32),
                 Some(spec) => {

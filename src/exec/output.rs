@@ -2,6 +2,8 @@
 //!
 //! A persistent query encodes its rows for the sink topic ([`Output::Topic`]); a table's
 //! query also keeps each key's latest record in a [`TableStore`], which pull queries read.
+//! A source table (`CREATE SOURCE TABLE`) is materialized by a query whose output is its
+//! own input records, kept in a store ([`Output::Store`]).
 //! A transient query (a push or pull query of a client) hands its rows to the client
 //! through a bounded channel ([`RowSink`]): when the client does not keep up and the
 //! channel is full, the sink marks itself overflowed and drops further rows, and the
@@ -29,6 +31,8 @@ pub enum Output {
     },
     /// Rows handed to a client.
     Rows(RowSink),
+    /// A source table's records kept as they are, for pull queries (nothing is produced).
+    Store(Arc<TableStore>),
 }
 
 /// The sending end of a transient query's rows.

@@ -124,6 +124,7 @@ impl PipelineSpec {
             Output::Topic { store: Some(_), .. } => format!("Sink {sink} (materialized)"),
             Output::Topic { .. } => format!("Sink {sink}"),
             Output::Rows(_) => "Client".to_string(),
+            Output::Store(_) => "Store (materialized)".to_string(),
         };
         lines.push(format!("Query:{} -> {sink}", names(&self.operators)));
         lines.join("\n")
@@ -212,6 +213,12 @@ impl Task {
         input: usize,
         records: &[Record],
     ) -> Result<Vec<Record>, ExecError> {
+        if let Output::Store(store) = &self.output {
+            self.processed += records.len() as u64;
+            self.log.record_processed(records.len());
+            store.apply(records);
+            return Ok(Vec::new());
+        }
         let (decoder, operators) = self
             .inputs
             .get_mut(input)
@@ -262,6 +269,7 @@ impl Task {
                 }
             }
             Output::Rows(sink) => batches.into_iter().for_each(|b| sink.send(b)),
+            Output::Store(_) => {}
         }
         Ok(out)
     }

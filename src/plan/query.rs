@@ -187,7 +187,8 @@ fn plan_body(
     })
 }
 
-fn item_has_aggregate(item: &ProjectionItem) -> bool {
+/// Whether a select item aggregates.
+pub fn item_has_aggregate(item: &ProjectionItem) -> bool {
     match item {
         ProjectionItem::Item(
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. },

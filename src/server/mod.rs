@@ -58,6 +58,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         rest::ServerInfo {
             service_id: config.kafka.service_id.clone(),
             headless: config.queries_file.is_some(),
+            scalable_push: false,
             properties: vec![
                 (
                     "bootstrap.servers".into(),

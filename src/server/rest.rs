@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::entities::{self, SourceDetails};
 use super::error::{RestError, code};
-use crate::engine::select::{Header, PullResult, PushQuery, Selected};
+use crate::engine::select::{Header, PullResult, PushOptions, PushQuery, Selected};
 use crate::engine::{Engine, Runtime};
 use crate::exec::Batch;
 use crate::sql::Statement;
@@ -50,6 +50,8 @@ pub struct ServerInfo {
     pub headless: bool,
     /// Properties shown by `SHOW PROPERTIES`.
     pub properties: Vec<(String, String)>,
+    /// `ksql.query.push.v2.enabled`: name simple push queries as ksqlDB's scalable ones.
+    pub scalable_push: bool,
 }
 
 /// The state every handler shares.
@@ -514,7 +516,10 @@ async fn run_query<R: Runtime + Sync + 'static>(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let beginning = from_beginning(&request.streams_properties);
+    let options = PushOptions {
+        from_beginning: from_beginning(&request.streams_properties),
+        scalable: state.info.scalable_push,
+    };
     let mut variables = session(&request.session_variables);
     let parsed = match statements(&request.ksql, &mut variables) {
         Ok(p) => p,
@@ -527,12 +532,7 @@ async fn run_query<R: Runtime + Sync + 'static>(
         )
         .into_response();
     };
-    let selected = state
-        .engine
-        .lock()
-        .await
-        .select(query, text, beginning)
-        .await;
+    let selected = state.engine.lock().await.select(query, text, options).await;
     match selected {
         Err(e) if query.emit.is_some() => {
             let mut error = RestError::from_engine(&e, text, vec![]);
@@ -568,7 +568,8 @@ fn pull_response(result: &PullResult, framing: Framing) -> Response {
             out.push_str(&framing.row(row, tombstone));
         }
     }
-    out.push_str(&framing.end(None, None));
+    let message = result.scanned_stream.then_some("Query Completed");
+    out.push_str(&framing.end(message, None));
     (
         StatusCode::OK,
         [("content-type", framing.content_type())],

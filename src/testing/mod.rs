@@ -4,7 +4,9 @@
 //! [`crate::engine::Runtime`] and runs persistent queries with the same [`crate::exec::task::Task`]s
 //! the Kafka runtime uses, feeding one record per batch so every input yields its outputs at
 //! once (ksqlDB's test mode). Like Kafka Streams' TopologyTestDriver, time only moves with
-//! record timestamps.
+//! record timestamps. [`qtt`] runs ksqlDB's functional test files on it; [`rest`] runs its
+//! REST test files through the HTTP API served over it.
 
 pub mod memory;
 pub mod qtt;
+pub mod rest;

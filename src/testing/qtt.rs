@@ -194,7 +194,7 @@ pub async fn run(case: &Case) -> Outcome {
 /// Pre-creates every topic the case names, with its partitions (1 by default): in `topics`,
 /// in records, and in `KAFKA_TOPIC` of `CREATE STREAM/TABLE` statements, as ksqlDB's test
 /// driver does.
-async fn create_topics(case: &Case, runtime: &MemoryKafka) {
+pub(crate) async fn create_topics(case: &Case, runtime: &MemoryKafka) {
     use crate::engine::Runtime;
     let spec = &case.spec;
     let mut variables = crate::sql::variables::Variables::new();
@@ -232,7 +232,7 @@ async fn create_topics(case: &Case, runtime: &MemoryKafka) {
 
 /// Registers the schemas `topics` gives (AVRO and JSON Schema ones), as the test driver
 /// does before running the statements.
-fn register_schemas(case: &Case, registry: &SchemaRegistry) {
+pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
     for topic in case.spec["topics"].as_array().into_iter().flatten() {
         let Some(name) = topic["name"].as_str() else {
             continue;
@@ -286,16 +286,7 @@ async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), St
 /// Produces the inputs and runs the queries until idle.
 fn feed(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
     for input in case.spec["inputs"].as_array().into_iter().flatten() {
-        let topic = input["topic"].as_str().unwrap_or_default().to_string();
-        let source = source_for(engine, &topic);
-        let record = Record {
-            partition: Some(0),
-            key: encode_key(source.as_deref(), &input["key"], engine.registry())?,
-            value: encode_value(source.as_deref(), &input["value"], engine.registry())?,
-            timestamp: input["timestamp"].as_i64().unwrap_or(0),
-            topic,
-            offset: 0,
-        };
+        let record = input_record(input, engine)?;
         // As Kafka Streams' test driver does: each record is processed to the end (through
         // every query it reaches) before the next is piped in.
         let runtime = engine.runtime_mut();
@@ -303,6 +294,29 @@ fn feed(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
         runtime.run_until_idle().map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// An input record of a case, encoded with the formats of the source that reads its topic
+/// (a windowed key gets its window's bytes).
+pub(crate) fn input_record(input: &Value, engine: &Engine<MemoryKafka>) -> Result<Record, String> {
+    let topic = input["topic"].as_str().unwrap_or_default().to_string();
+    let source = source_for(engine, &topic);
+    let mut key = encode_key(source.as_deref(), &input["key"], engine.registry())?;
+    if let (Some(window), Some(k)) = (input.get("window").filter(|w| w.is_object()), &mut key) {
+        let (start, end) = (window["start"].as_i64(), window["end"].as_i64());
+        if window["type"] == "session" {
+            k.extend_from_slice(&end.unwrap_or(0).to_be_bytes());
+        }
+        k.extend_from_slice(&start.unwrap_or(0).to_be_bytes());
+    }
+    Ok(Record {
+        partition: Some(0),
+        key,
+        value: encode_value(source.as_deref(), &input["value"], engine.registry())?,
+        timestamp: input["timestamp"].as_i64().unwrap_or(0),
+        topic,
+        offset: 0,
+    })
 }
 
 /// The catalog source stored in `topic` (a sink if one writes it, else a reader).
@@ -464,7 +478,7 @@ fn decode(
 }
 
 /// Every topic named in `outputs` holds exactly the expected records, in order.
-fn verify_outputs(case: &Case, engine: &Engine<MemoryKafka>) -> Result<(), String> {
+pub(crate) fn verify_outputs(case: &Case, engine: &Engine<MemoryKafka>) -> Result<(), String> {
     let expected = case.spec["outputs"].as_array().cloned().unwrap_or_default();
     let mut topics: Vec<&str> = expected
         .iter()
