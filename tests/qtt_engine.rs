@@ -1,88 +1,79 @@
-//! ksqlDB's functional tests (`../shared/qtt/qtt/`) on the in-memory driver, with a ratchet.
+//! ksqlDB's functional tests (`../shared/qtt/qtt/`) on the in-memory driver, and its REST
+//! tests (`../shared/qtt/rest/`) through the HTTP API, each with a ratchet.
 //!
-//! Runs every case, writes the per-file table to `docs/compatibility.md`, and fails if fewer
-//! cases pass than `tests/qtt_engine.count` records. When more pass, raise the record in
-//! the same commit. Reads `../shared` in place; fails (never skips) without it.
+//! Each runs every case, writes its per-file table to `docs/` (`compatibility.md`,
+//! `compatibility-rest.md`), and fails if fewer cases pass than `tests/qtt_engine.count`
+//! (or `tests/qtt_rest.count`) records. When more pass, raise the record in the same
+//! commit. Reads `../shared` in place; fails (never skips) without it.
 
 // Test helpers outside #[test] functions: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use eddy::testing::qtt::{self, Outcome};
+use eddy::testing::qtt::{self, Case, Outcome};
 
-/// The markdown of `docs/compatibility.md`.
-fn compatibility_table(
-    per_file: &BTreeMap<&str, (usize, usize, usize)>,
-    totals: qtt::Totals,
-    all: usize,
-) -> String {
-    let mut table = format!(
-        "# Compatibility with ksqlDB's functional tests\n\n\
-         Written by `cargo test --test qtt_engine` from `../shared/qtt/qtt/` (cases expanded over\n\
-         their formats and configs, run on the in-memory driver). Skipped cases need a schema\n\
-         registry (Avro, Protobuf, JSON_SR) or are disabled upstream; they count as not passing.\n\n\
-         **{} of {all} cases pass ({:.1}%)**; {} fail, {} skipped.\n\n\
-         | file | cases | passed | skipped | passed % |\n|---|---:|---:|---:|---:|\n",
-        totals.passed,
-        100.0 * totals.passed as f64 / all as f64,
-        totals.failed,
-        totals.skipped
-    );
-    for (file, (n, passed, skipped)) in per_file {
-        table.push_str(&format!(
-            "| {file} | {n} | {passed} | {skipped} | {:.0}% |\n",
-            100.0 * *passed as f64 / *n as f64
-        ));
-    }
-    table
-}
-
-#[tokio::test]
-async fn qtt_ratchet() {
+/// Writes `table` to `docs/<doc>` and checks the passes against `tests/<count>`.
+fn ratchet(table: &str, totals: qtt::Totals, doc: &str, count: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cases = qtt::load(&[root.join("../shared/qtt/qtt")]).unwrap();
-    assert!(
-        !cases.is_empty(),
-        "no QTT cases found under ../shared/qtt/qtt"
-    );
-    let results = qtt::run_all(&cases).await;
-    let mut per_file: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
-    for (case, outcome) in &results {
-        let entry = per_file.entry(case.file.as_str()).or_default();
-        entry.0 += 1;
-        match outcome {
-            Outcome::Passed => entry.1 += 1,
-            Outcome::Skipped(_) => entry.2 += 1,
-            Outcome::Failed(_) => {}
-        }
-    }
-    let totals = qtt::totals(results.iter().map(|(_, o)| o));
-    let table = compatibility_table(&per_file, totals, results.len());
-    let doc = root.join("docs/compatibility.md");
-    if std::fs::read_to_string(&doc).ok().as_deref() != Some(table.as_str()) {
+    let doc = root.join("docs").join(doc);
+    if std::fs::read_to_string(&doc).ok().as_deref() != Some(table) {
         std::fs::create_dir_all(root.join("docs")).unwrap();
-        std::fs::write(&doc, &table).unwrap();
+        std::fs::write(&doc, table).unwrap();
     }
     println!(
         "{} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.skipped
     );
-    let recorded: usize = std::fs::read_to_string(root.join("tests/qtt_engine.count"))
+    let recorded: usize = std::fs::read_to_string(root.join("tests").join(count))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     assert!(
         totals.passed >= recorded,
-        "QTT cases passing fell from {recorded} to {}",
+        "cases passing fell from {recorded} to {} (tests/{count})",
         totals.passed
     );
     if totals.passed > recorded {
-        println!(
-            "raise tests/qtt_engine.count from {recorded} to {}",
-            totals.passed
-        );
+        println!("raise tests/{count} from {recorded} to {}", totals.passed);
     }
+}
+
+fn load(folder: &str) -> Vec<Case> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases = qtt::load(&[root.join("../shared/qtt").join(folder)]).unwrap();
+    assert!(
+        !cases.is_empty(),
+        "no cases found under ../shared/qtt/{folder}"
+    );
+    cases
+}
+
+#[tokio::test]
+async fn qtt_ratchet() {
+    let cases = load("qtt");
+    let results: Vec<(&Case, Outcome)> = qtt::run_all(&cases).await;
+    let (table, totals) = qtt::compatibility_table(
+        "Compatibility with ksqlDB's functional tests",
+        "Written by `cargo test --test qtt_engine` from `../shared/qtt/qtt/` (cases expanded over\n\
+         their formats and configs, run on the in-memory driver). Skipped cases need a schema\n\
+         registry (Avro, Protobuf, JSON_SR) or are disabled upstream; they count as not passing.",
+        &results,
+    );
+    ratchet(&table, totals, "compatibility.md", "qtt_engine.count");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_ratchet() {
+    let cases = load("rest");
+    let results: Vec<(&Case, Outcome)> = eddy::testing::rest::run_all(&cases).await;
+    let (table, totals) = qtt::compatibility_table(
+        "Compatibility with ksqlDB's REST tests",
+        "Written by `cargo test --test qtt_engine` from `../shared/qtt/rest/`: each case runs\n\
+         through Eddy's HTTP API (`/ksql`, `/query`) served over the in-memory driver, as\n\
+         `eddy test rest` does.",
+        &results,
+    );
+    ratchet(&table, totals, "compatibility-rest.md", "qtt_rest.count");
 }

@@ -171,10 +171,9 @@ impl<R: Runtime> Engine<R> {
             transient: true,
         };
         let plan = plan_query(query, &self.catalog, sink)?;
-        let windowed = plan
-            .inputs
-            .first()
-            .is_some_and(|i| i.source.window.is_some());
+        let input = plan.inputs.first().map(|i| &i.source);
+        let windowed = input.is_some_and(|s| s.window.is_some());
+        let table = input.is_some_and(|s| s.kind == SourceKind::Table);
         let columns = plan
             .output_schema
             .fields()
@@ -188,7 +187,7 @@ impl<R: Runtime> Engine<R> {
             .collect();
         let header = Header {
             columns,
-            mark_keys: query.emit.is_none(),
+            mark_keys: query.emit.is_none() && table,
         };
         Ok((plan, header))
     }

@@ -146,6 +146,9 @@ impl SourceDecoder {
 
     /// One record's key and value columns, and whether it is a tombstone; `None` to skip it.
     fn decode_row(&self, record: &Record) -> Result<Option<(Vec<ScalarValue>, bool)>, FormatError> {
+        if record.key.is_none() && self.kind == SourceKind::Table && !self.keys.is_empty() {
+            return Err(FormatError::Key("a table's record needs a key".into()));
+        }
         let (key, bounds) = self.split_window(record.key.as_deref())?;
         let mut row = self.decode_key(key)?;
         row.extend(bounds.into_iter().map(|b| ScalarValue::Int64(Some(b))));

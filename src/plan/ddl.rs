@@ -1,11 +1,11 @@
 //! `CREATE STREAM/TABLE` → a catalog [`Source`], with ksqlDB's rules for keys and formats.
 //!
 //! Resolves the `WITH` clause (`KAFKA_TOPIC`, `KEY_FORMAT`, `VALUE_FORMAT`/`FORMAT`,
-//! `TIMESTAMP`, `PARTITIONS`), checks the key columns (streams use `KEY`, tables need a
+//! `TIMESTAMP`, `PARTITIONS`, `WINDOW_TYPE`/`WINDOW_SIZE`), checks the key columns (streams use `KEY`, tables need a
 //! `PRIMARY KEY`) and that the formats can carry the columns. Creating the topic is the
 //! engine's job; this file only says which partition count was asked for.
 
-use crate::catalog::{Column, ColumnKind, LogicalSchema, Source};
+use crate::catalog::{Column, ColumnKind, LogicalSchema, Source, WindowInfo};
 use crate::format::Format;
 use crate::sql::ast::{ColumnConstraint, CreateSource, SourceKind, WithProperties, normalize};
 
@@ -46,6 +46,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
         )));
     }
     let wrap_single_value = wrap_single_value(props, value_format, &schema)?;
+    let window = window(props)?;
     Ok(PlannedSource {
         source: Source {
             name,
@@ -55,13 +56,66 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
             value_format,
             schema,
             timestamp_column,
-            window: None,
+            window,
             written_by: None,
             is_source: stmt.is_source,
             wrap_single_value,
         },
         partitions: partitions(props)?,
     })
+}
+
+/// `WINDOW_TYPE` and `WINDOW_SIZE`: the topic holds windowed keys (the output of a windowed
+/// aggregation elsewhere).
+fn window(props: &WithProperties) -> Result<Option<WindowInfo>> {
+    let Some(kind) = props.get_str("WINDOW_TYPE") else {
+        return Ok(None);
+    };
+    let size = props.get_str("WINDOW_SIZE");
+    match kind.to_ascii_uppercase().as_str() {
+        "SESSION" if size.is_some() => Err(PlanError::Invalid(
+            "'WINDOW_SIZE' should not be set for SESSION windows.".into(),
+        )),
+        "SESSION" => Ok(Some(WindowInfo::Session)),
+        "TUMBLING" | "HOPPING" => {
+            let size = size.ok_or_else(|| {
+                PlanError::Invalid(format!(
+                    "{} windows require 'WINDOW_SIZE' to be provided in the WITH clause. For example: 'WINDOW_SIZE'='10 SECONDS'",
+                    kind.to_ascii_uppercase()
+                ))
+            })?;
+            Ok(Some(WindowInfo::Time {
+                size_ms: duration_ms(&size)?,
+            }))
+        }
+        other => Err(PlanError::Invalid(format!(
+            "Invalid value for 'WINDOW_TYPE': {other}. Valid values are TUMBLING, HOPPING and SESSION."
+        ))),
+    }
+}
+
+/// `'10 SECONDS'`, `'1 minute'`: a duration in milliseconds.
+fn duration_ms(text: &str) -> Result<i64> {
+    let invalid = || {
+        PlanError::Invalid(format!(
+            "Invalid duration: '{text}'. Use e.g. '10 SECONDS'."
+        ))
+    };
+    let mut words = text.split_whitespace();
+    let amount: i64 = words
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(invalid)?;
+    let unit = words.next().ok_or_else(invalid)?.to_ascii_uppercase();
+    let unit_ms = match unit.trim_end_matches('S') {
+        "MILLISECOND" => 1,
+        "SECOND" => 1_000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => 86_400_000,
+        _ => return Err(invalid()),
+    };
+    Ok(amount * unit_ms)
 }
 
 fn columns(stmt: &CreateSource) -> Result<Vec<Column>> {

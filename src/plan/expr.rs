@@ -290,6 +290,7 @@ impl<'a> ExprPlanner<'a> {
         };
         let (l, r) = (self.lower(left)?, self.lower(right)?);
         let (lt, rt) = (self.data_type(&l)?, self.data_type(&r)?);
+        check_null_arithmetic((left, &lt), op, (right, &rt))?;
         let (lc, rc) = BinaryTypeCoercer::new(&lt, &op, &rt).get_input_types().map_err(|_| {
             PlanError::Invalid(format!(
                 "Error processing expression: {left} {op} {right}. Unsupported {op} between {} and {}",
@@ -833,6 +834,43 @@ fn comparison_name(op: Operator) -> &'static str {
 }
 
 /// An expression with its names upper-cased, as ksqlDB's messages print it.
+/// ksqlDB refuses arithmetic with a `NULL` literal operand (its type is unknown).
+fn check_null_arithmetic(
+    (left, lt): (&SqlExpr, &DataType),
+    op: Operator,
+    (right, rt): (&SqlExpr, &DataType),
+) -> Result<()> {
+    let arithmetic = matches!(
+        op,
+        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo
+    );
+    let is_null = |e: &SqlExpr| matches!(e, SqlExpr::Value(v) if v.value == Value::Null);
+    if !arithmetic || !(is_null(left) || is_null(right)) {
+        return Ok(());
+    }
+    let name = |e: &SqlExpr, t: &DataType| {
+        if is_null(e) {
+            "null".to_string()
+        } else {
+            crate::types::sql_name(t)
+        }
+    };
+    let text = |e: &SqlExpr| {
+        if is_null(e) {
+            "null".to_string()
+        } else {
+            normalize_expr(e)
+        }
+    };
+    Err(PlanError::Invalid(format!(
+        "Error processing expression: ({} {op} {}). Arithmetic on types {} and {} are not supported.",
+        text(left),
+        text(right),
+        name(left, lt),
+        name(right, rt)
+    )))
+}
+
 fn normalize_expr(expr: &SqlExpr) -> String {
     super::rewrite::rewrite(expr, &mut |e| match e {
         SqlExpr::Identifier(id) => Some(SqlExpr::Identifier(sqlparser::ast::Ident::new(

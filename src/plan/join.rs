@@ -592,7 +592,8 @@ fn join_type(
                 }
                 return Ok(JoinType::StreamTable);
             }
-            table_table(join.kind, j, (left_on_key, right_on_key), got)
+            let windowed = right.source.window.is_some();
+            table_table(join.kind, (j, windowed), (left_on_key, right_on_key), got)
         }
     }
 }
@@ -601,7 +602,7 @@ fn join_type(
 /// foreign-key join) from any expression of the left.
 fn table_table(
     kind: JoinKind,
-    j: usize,
+    (j, windowed): (usize, bool),
     (left_on_key, right_on_key): (bool, bool),
     got: &str,
 ) -> Result<JoinType> {
@@ -617,6 +618,11 @@ fn table_table(
         return Err(PlanError::Invalid(format!(
             "Invalid join condition: foreign-key table-table joins are not supported as part of n-way joins. Got {got}."
         )));
+    }
+    if windowed {
+        return Err(PlanError::Invalid(
+            "Foreign-key table-table joins are not supported on windowed tables.".into(),
+        ));
     }
     match kind {
         JoinKind::Inner | JoinKind::Left => Ok(JoinType::ForeignKey),

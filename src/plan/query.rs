@@ -88,8 +88,10 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
     }
     let aggregated = !query.group_by.is_empty() || query.projection.iter().any(item_has_aggregate);
     // A stream record with a null value flows through projections and PARTITION BY (as a
-    // record with a null value), as in ksqlDB; WHERE, aggregations and joins drop it.
+    // record with a null value), as in ksqlDB; WHERE, aggregations, joins and a client's
+    // push query drop it.
     if !aggregated
+        && !sink.transient
         && query.selection.is_none()
         && query.from.joins.is_empty()
         && from.source.kind == SourceKind::Stream

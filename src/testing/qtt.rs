@@ -643,6 +643,43 @@ pub async fn run_all(cases: &[Case]) -> Vec<(&Case, Outcome)> {
     out
 }
 
+/// A markdown table of the results per file, under `title` and `intro`, with the totals.
+pub fn compatibility_table(
+    title: &str,
+    intro: &str,
+    results: &[(&Case, Outcome)],
+) -> (String, Totals) {
+    let mut per_file: std::collections::BTreeMap<&str, (usize, usize, usize)> =
+        std::collections::BTreeMap::new();
+    for (case, outcome) in results {
+        let entry = per_file.entry(case.file.as_str()).or_default();
+        entry.0 += 1;
+        match outcome {
+            Outcome::Passed => entry.1 += 1,
+            Outcome::Skipped(_) => entry.2 += 1,
+            Outcome::Failed(_) => {}
+        }
+    }
+    let t = totals(results.iter().map(|(_, o)| o));
+    let all = results.len().max(1);
+    let mut table = format!(
+        "# {title}\n\n{intro}\n\n**{} of {} cases pass ({:.1}%)**; {} fail, {} skipped.\n\n\
+         | file | cases | passed | skipped | passed % |\n|---|---:|---:|---:|---:|\n",
+        t.passed,
+        results.len(),
+        100.0 * t.passed as f64 / all as f64,
+        t.failed,
+        t.skipped
+    );
+    for (file, (n, passed, skipped)) in per_file {
+        table.push_str(&format!(
+            "| {file} | {n} | {passed} | {skipped} | {:.0}% |\n",
+            100.0 * passed as f64 / n as f64
+        ));
+    }
+    (table, t)
+}
+
 /// Adds up outcomes.
 pub fn totals<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Totals {
     let mut t = Totals::default();
