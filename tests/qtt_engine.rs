@@ -64,6 +64,27 @@ async fn qtt_ratchet() {
     ratchet(&table, totals, "compatibility.md", "qtt_engine.count");
 }
 
+/// The same cases with every checkpointed query restarted from its changelog after each
+/// input record: restoring state must not change a single output.
+#[tokio::test]
+async fn qtt_with_restarts() {
+    let cases = load("qtt");
+    let plain = qtt::run_all(&cases).await;
+    let restarted = qtt::run_all_with(&cases, true).await;
+    let differing: Vec<String> = plain
+        .iter()
+        .zip(&restarted)
+        .filter(|((_, a), (_, b))| (*a == Outcome::Passed) != (*b == Outcome::Passed))
+        .map(|((case, _), (_, b))| format!("{}: {b:?}", case.name))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "restarting from changelogs changed {} cases:\n{}",
+        differing.len(),
+        differing.join("\n")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_ratchet() {
     let cases = load("rest");

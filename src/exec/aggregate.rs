@@ -27,8 +27,10 @@ use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 
 use super::filter::evaluate_mask;
 use super::window::{TimeWindow, WindowSpec};
-use super::{Batch, ExecError, Operator};
-use crate::state::aggregate_store::{AggregateStore, GroupKey};
+use super::{Batch, ExecError, Operator, StateEntry};
+use crate::state::aggregate_store::{
+    AggregateStore, GroupKey, decode_key, decode_state, encode_key, encode_state,
+};
 
 /// When aggregate results are emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,4 +633,48 @@ impl Operator for AggregateOp {
         }
         self.close_windows(out)
     }
+
+    /// Entries: `t` holds stream time; `g<group>` a group's state. Aggregations over tables
+    /// also remember each source row's contribution, which is not checkpointed yet.
+    fn checkpoint(&mut self) -> Result<Option<Vec<StateEntry>>, ExecError> {
+        if self.spec.source_keys.is_some() {
+            return Ok(None);
+        }
+        let mut entries = vec![(
+            STREAM_TIME.to_vec(),
+            Some(self.stream_time.to_be_bytes().to_vec()),
+        )];
+        for (key, state) in self.store.take_changed() {
+            let mut k = GROUP.to_vec();
+            k.extend(encode_key(&key));
+            let value = match state {
+                Some(state) => Some(encode_state(state)?),
+                None => None,
+            };
+            entries.push((k, value));
+        }
+        Ok(Some(entries))
+    }
+
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), ExecError> {
+        if key == STREAM_TIME {
+            let bytes = value.and_then(|v| v.try_into().ok()).unwrap_or([0; 8]);
+            self.stream_time = i64::from_be_bytes(bytes);
+            return Ok(());
+        }
+        let Some(group) = key.strip_prefix(GROUP).and_then(decode_key) else {
+            return Err(ExecError::Internal("unknown changelog entry".into()));
+        };
+        let state = match value {
+            Some(bytes) => Some(decode_state(bytes, self.spec.accumulators()?)?),
+            None => None,
+        };
+        self.store.restore(group, state);
+        Ok(())
+    }
 }
+
+/// Changelog key of an aggregation's stream time.
+const STREAM_TIME: &[u8] = b"t";
+/// Changelog key prefix of a group's state.
+const GROUP: &[u8] = b"g";

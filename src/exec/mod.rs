@@ -59,6 +59,9 @@ impl Batch {
     }
 }
 
+/// One changelog entry of an operator's state: a key and its new value (`None`: deleted).
+pub type StateEntry = (Vec<u8>, Option<Vec<u8>>);
+
 /// One step of a running continuous query.
 ///
 /// The task calls [`Operator::process`] for each input batch, in order. Operators keep
@@ -69,4 +72,16 @@ pub trait Operator: Send + Sync {
 
     /// Transforms one batch, pushing zero or more batches to `out`.
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError>;
+
+    /// The changes to this operator's state since the last checkpoint, as changelog entries;
+    /// `None` when its state cannot be checkpointed (the query then replays its input on
+    /// restart). Stateless operators have nothing to write.
+    fn checkpoint(&mut self) -> Result<Option<Vec<StateEntry>>, ExecError> {
+        Ok(Some(Vec::new()))
+    }
+
+    /// Applies one changelog entry written by [`Operator::checkpoint`] (restore).
+    fn restore(&mut self, _key: &[u8], _value: Option<&[u8]>) -> Result<(), ExecError> {
+        Ok(())
+    }
 }

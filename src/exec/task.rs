@@ -18,7 +18,7 @@ use super::output::Output;
 use super::processing_log::ProcessingLog;
 use super::project::ProjectOp;
 use super::unnest::UnnestOp;
-use super::{Batch, ExecError, Operator};
+use super::{Batch, ExecError, Operator, StateEntry};
 use crate::format::decode::SourceDecoder;
 use crate::record::Record;
 
@@ -272,6 +272,51 @@ impl Task {
             Output::Store(_) => {}
         }
         Ok(out)
+    }
+
+    /// Every operator, in a fixed order (inputs', joins' followers, the query's).
+    fn operators_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Operator>> {
+        self.inputs
+            .iter_mut()
+            .flat_map(|(_, ops)| ops.iter_mut())
+            .chain(self.joins.iter_mut().flat_map(|(_, ops)| ops.iter_mut()))
+            .chain(self.operators.iter_mut())
+    }
+
+    /// The changes to the task's state since the last checkpoint, as changelog entries whose
+    /// keys start with the operator's index; `None` if some state cannot be checkpointed
+    /// (joins' window and table stores, aggregations over tables).
+    pub fn checkpoint(&mut self) -> Result<Option<Vec<StateEntry>>, ExecError> {
+        if !self.joins.is_empty() {
+            return Ok(None);
+        }
+        let mut entries = Vec::new();
+        for (i, op) in self.operators_mut().enumerate() {
+            let Some(changes) = op.checkpoint()? else {
+                return Ok(None);
+            };
+            for (key, value) in changes {
+                let mut k = vec![i as u8];
+                k.extend(key);
+                entries.push((k, value));
+            }
+        }
+        Ok(Some(entries))
+    }
+
+    /// Applies changelog entries written by [`Task::checkpoint`], in order.
+    pub fn restore(&mut self, entries: &[StateEntry]) -> Result<(), ExecError> {
+        let mut operators: Vec<&mut Box<dyn Operator>> = self.operators_mut().collect();
+        for (key, value) in entries {
+            let (index, rest) = key
+                .split_first()
+                .ok_or_else(|| ExecError::Internal("empty changelog key".into()))?;
+            let op = operators
+                .get_mut(*index as usize)
+                .ok_or_else(|| ExecError::Internal("changelog entry of no operator".into()))?;
+            op.restore(rest, value.as_deref())?;
+        }
+        Ok(())
     }
 
     /// Records read by this task so far (including those that failed to decode).

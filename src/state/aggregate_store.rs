@@ -5,10 +5,17 @@
 //! the latest timestamp that contributed (the result's ROWTIME), and whether a row for it has
 //! been emitted (so a later HAVING failure knows to emit a tombstone). It does not evaluate
 //! expressions or decide what to emit: [`crate::exec::aggregate`] does.
+//!
+//! For the changelog, the store remembers which groups changed since the last
+//! [`AggregateStore::take_changed`], and encodes a group's key ([`encode_key`]) and state
+//! ([`encode_state`]: each accumulator's intermediate state as JSON, DataFusion's partial
+//! aggregation state) so a restarted task can rebuild it with `merge_batch`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use datafusion_common::{DataFusionError, ScalarValue};
 use datafusion_expr::Accumulator;
+use serde_json::{Value, json};
 
 use crate::exec::window::TimeWindow;
 
@@ -43,6 +50,8 @@ pub struct AggregateStore {
     by_end: BTreeMap<i64, Vec<GroupKey>>,
     /// Windows by key, for session merging.
     windows: HashMap<Box<[u8]>, Vec<TimeWindow>>,
+    /// Groups changed (or removed) since the last checkpoint.
+    changed: HashSet<GroupKey>,
 }
 
 impl AggregateStore {
@@ -50,11 +59,9 @@ impl AggregateStore {
     pub fn get_or_insert_with(
         &mut self,
         key: &GroupKey,
-        new_accumulators: impl FnOnce() -> Result<
-            Vec<Box<dyn Accumulator>>,
-            datafusion_common::DataFusionError,
-        >,
-    ) -> Result<&mut GroupState, datafusion_common::DataFusionError> {
+        new_accumulators: impl FnOnce() -> Result<Vec<Box<dyn Accumulator>>, DataFusionError>,
+    ) -> Result<&mut GroupState, DataFusionError> {
+        self.changed.insert(key.clone());
         if !self.groups.contains_key(key) {
             let state = GroupState {
                 accumulators: new_accumulators()?,
@@ -69,11 +76,14 @@ impl AggregateStore {
         }
         self.groups
             .get_mut(key)
-            .ok_or_else(|| datafusion_common::DataFusionError::Internal("group vanished".into()))
+            .ok_or_else(|| DataFusionError::Internal("group vanished".into()))
     }
 
     /// The group's state, if it exists.
     pub fn get_mut(&mut self, key: &GroupKey) -> Option<&mut GroupState> {
+        if self.groups.contains_key(key) {
+            self.changed.insert(key.clone());
+        }
         self.groups.get_mut(key)
     }
 
@@ -85,6 +95,7 @@ impl AggregateStore {
     /// Removes one group.
     pub fn remove(&mut self, key: &GroupKey) -> Option<GroupState> {
         let state = self.groups.remove(key)?;
+        self.changed.insert(key.clone());
         if let Some(window) = key.1 {
             self.forget_window(&key.0, window);
         }
@@ -110,6 +121,7 @@ impl AggregateStore {
             }
             for key in entry.remove() {
                 if let Some(state) = self.groups.remove(&key) {
+                    self.changed.insert(key.clone());
                     if let Some(window) = key.1 {
                         self.forget_window(&key.0, window);
                     }
@@ -118,6 +130,37 @@ impl AggregateStore {
             }
         }
         closed
+    }
+
+    /// The groups changed since the last call, each with its state (`None`: removed).
+    pub fn take_changed(&mut self) -> Vec<(GroupKey, Option<&mut GroupState>)> {
+        let changed = std::mem::take(&mut self.changed);
+        let mut out: Vec<(GroupKey, Option<&mut GroupState>)> = Vec::new();
+        let mut present: HashMap<&GroupKey, &mut GroupState> = self.groups.iter_mut().collect();
+        for key in changed {
+            let state = present.remove(&key);
+            out.push((key, state));
+        }
+        out
+    }
+
+    /// Puts back a group read from the changelog (`None`: the group was removed).
+    pub fn restore(&mut self, key: GroupKey, state: Option<GroupState>) {
+        match state {
+            Some(state) => {
+                if !self.groups.contains_key(&key)
+                    && let Some(window) = key.1
+                {
+                    self.by_end.entry(window.end).or_default().push(key.clone());
+                    self.windows.entry(key.0.clone()).or_default().push(window);
+                }
+                self.groups.insert(key, state);
+            }
+            None => {
+                self.remove(&key);
+                self.changed.remove(&key);
+            }
+        }
     }
 
     /// Number of groups held.
@@ -129,4 +172,93 @@ impl AggregateStore {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
+}
+
+/// A group key as bytes: a window flag, the window's start and end, then the key.
+pub fn encode_key(key: &GroupKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + key.0.len());
+    match key.1 {
+        Some(w) => {
+            out.push(1);
+            out.extend_from_slice(&w.start.to_be_bytes());
+            out.extend_from_slice(&w.end.to_be_bytes());
+        }
+        None => {
+            out.push(0);
+            out.extend_from_slice(&[0; 16]);
+        }
+    }
+    out.extend_from_slice(&key.0);
+    out
+}
+
+/// The group key [`encode_key`] wrote.
+pub fn decode_key(bytes: &[u8]) -> Option<GroupKey> {
+    let (head, key) = (bytes.get(..17)?, bytes.get(17..)?);
+    let long = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let window = (head[0] == 1).then(|| TimeWindow {
+        start: long(&head[1..9]),
+        end: long(&head[9..17]),
+    });
+    Some((key.into(), window))
+}
+
+/// A group's state as JSON: its timestamp, whether it was emitted, and each accumulator's
+/// intermediate state.
+pub fn encode_state(state: &mut GroupState) -> Result<Vec<u8>, DataFusionError> {
+    let mut states = Vec::new();
+    for acc in &mut state.accumulators {
+        let values: Vec<Value> = acc
+            .state()?
+            .iter()
+            .map(|v| match v {
+                // Doubles exactly (JSON output of records rounds them as ksqlDB prints them).
+                ScalarValue::Float64(Some(x)) => Value::String(format!("{x:?}")),
+                other => crate::format::json::from_scalar(other),
+            })
+            .collect();
+        states.push(Value::Array(values));
+    }
+    Ok(
+        json!({"ts": state.max_timestamp, "emitted": state.emitted, "states": states})
+            .to_string()
+            .into_bytes(),
+    )
+}
+
+/// Rebuilds a group's state from [`encode_state`]'s bytes into fresh `accumulators`.
+pub fn decode_state(
+    bytes: &[u8],
+    mut accumulators: Vec<Box<dyn Accumulator>>,
+) -> Result<GroupState, DataFusionError> {
+    let bad = |why: String| DataFusionError::Internal(format!("changelog entry: {why}"));
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    let states = value["states"].as_array().cloned().unwrap_or_default();
+    for (acc, saved) in accumulators.iter_mut().zip(states) {
+        // A fresh accumulator's state gives the types of the saved values.
+        let types: Vec<arrow::datatypes::DataType> =
+            acc.state()?.iter().map(ScalarValue::data_type).collect();
+        let saved = saved.as_array().cloned().unwrap_or_default();
+        let arrays = types
+            .iter()
+            .zip(&saved)
+            .map(|(t, v)| {
+                // Intermediate states use types records never hold (e.g. AVG's UInt64 count):
+                // those are read back through a cast from their text.
+                let scalar = match (crate::format::json::to_scalar(v, t), v) {
+                    (Ok(s), _) => s,
+                    (Err(_), Value::Number(n)) => ScalarValue::try_from_string(n.to_string(), t)?,
+                    (Err(_), Value::String(s)) => ScalarValue::try_from_string(s.clone(), t)?,
+                    (Err(e), _) => return Err(bad(e)),
+                };
+                scalar.to_array()
+            })
+            .collect::<Result<Vec<_>, DataFusionError>>()?;
+        acc.merge_batch(&arrays)?;
+    }
+    Ok(GroupState {
+        accumulators,
+        max_timestamp: value["ts"].as_i64().unwrap_or(i64::MIN),
+        emitted: value["emitted"].as_bool().unwrap_or(false),
+    })
 }

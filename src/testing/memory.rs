@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use crate::engine::{PersistentQuery, Runtime};
 use crate::error::Error;
+use crate::exec::StateEntry;
 use crate::exec::processing_log::ProcessingLog;
 use crate::exec::task::Task;
 use crate::kafka::partitioner::partition_for;
@@ -24,6 +25,8 @@ struct MemoryQuery {
     /// Next offset to read, per input and partition.
     positions: HashMap<(usize, i32), usize>,
     log: ProcessingLog,
+    /// Its task's checkpoints (the changelog topic), or `None` once a checkpoint was refused.
+    changelog: Option<Vec<StateEntry>>,
 }
 
 /// In-memory topics running persistent queries.
@@ -134,17 +137,48 @@ impl MemoryKafka {
                     })?)
                 }
             };
+            let query_error = |source| Error::Query {
+                query: q.query.id.clone(),
+                source,
+            };
             let outputs = task
                 .process(input, std::slice::from_ref(record))
-                .map_err(|source| Error::Query {
-                    query: q.query.id.clone(),
-                    source,
-                })?;
+                .map_err(query_error)?;
+            // A checkpoint after every record, as a commit would write it.
+            match (task.checkpoint().map_err(query_error)?, &mut q.changelog) {
+                (Some(entries), Some(changelog)) => changelog.extend(entries),
+                _ => q.changelog = None,
+            }
             for output in outputs {
                 self.produce(output)?;
             }
             progressed = true;
         }
+    }
+
+    /// Restarts every query whose state was checkpointed: its task is rebuilt from its
+    /// changelog and resumes where it stopped, as after a server restart. Returns how many
+    /// queries restarted.
+    pub fn restart_checkpointed(&mut self) -> Result<usize, Error> {
+        let mut restarted = 0;
+        for q in &mut self.queries {
+            let Some(changelog) = &q.changelog else {
+                continue;
+            };
+            let query_error = |source| Error::Query {
+                query: q.query.id.clone(),
+                source,
+            };
+            let mut task = q
+                .query
+                .pipeline
+                .new_task(q.log.clone())
+                .map_err(query_error)?;
+            task.restore(changelog).map_err(query_error)?;
+            q.task = Some(task);
+            restarted += 1;
+        }
+        Ok(restarted)
     }
 
     /// Records the query `id` could not process.
@@ -184,6 +218,7 @@ impl Runtime for MemoryKafka {
             task: None,
             positions,
             log,
+            changelog: Some(Vec::new()),
         });
         Ok(())
     }

@@ -148,6 +148,13 @@ fn expand(file: &str, stem: &str, spec: &Value) -> Vec<Case> {
 
 /// Runs one case on a fresh in-memory engine.
 pub async fn run(case: &Case) -> Outcome {
+    run_with(case, false).await
+}
+
+/// Runs one case; with `restarts`, every query whose state is checkpointed is restarted from
+/// its changelog after each input record (as if the server restarted), which must not change
+/// any output.
+pub async fn run_with(case: &Case, restarts: bool) -> Outcome {
     if case.spec["enabled"] == Value::Bool(false) {
         return Outcome::Skipped("disabled".into());
     }
@@ -169,7 +176,7 @@ pub async fn run(case: &Case) -> Outcome {
         }
         (Err(actual), None) => return Outcome::Failed(actual),
         (Ok(()), Some(expected)) => {
-            if let Err(actual) = feed(case, &mut engine) {
+            if let Err(actual) = feed(case, &mut engine, restarts) {
                 return if actual.contains(&expected) {
                     Outcome::Passed
                 } else {
@@ -182,7 +189,7 @@ pub async fn run(case: &Case) -> Outcome {
         }
         (Ok(()), None) => {}
     }
-    if let Err(e) = feed(case, &mut engine) {
+    if let Err(e) = feed(case, &mut engine, restarts) {
         return Outcome::Failed(e);
     }
     match verify_outputs(case, &engine).and_then(|()| verify_post(case, &engine)) {
@@ -284,7 +291,7 @@ async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), St
 }
 
 /// Produces the inputs and runs the queries until idle.
-fn feed(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
+fn feed(case: &Case, engine: &mut Engine<MemoryKafka>, restarts: bool) -> Result<(), String> {
     for input in case.spec["inputs"].as_array().into_iter().flatten() {
         let record = input_record(input, engine)?;
         // As Kafka Streams' test driver does: each record is processed to the end (through
@@ -292,6 +299,9 @@ fn feed(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
         let runtime = engine.runtime_mut();
         runtime.produce(record).map_err(|e| e.to_string())?;
         runtime.run_until_idle().map_err(|e| e.to_string())?;
+        if restarts {
+            runtime.restart_checkpointed().map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }
@@ -636,9 +646,14 @@ pub struct Totals {
 
 /// Runs every case, returning each outcome.
 pub async fn run_all(cases: &[Case]) -> Vec<(&Case, Outcome)> {
+    run_all_with(cases, false).await
+}
+
+/// Runs every case (see [`run_with`] for `restarts`), returning each outcome.
+pub async fn run_all_with(cases: &[Case], restarts: bool) -> Vec<(&Case, Outcome)> {
     let mut out = Vec::with_capacity(cases.len());
     for case in cases {
-        out.push((case, run(case).await));
+        out.push((case, run_with(case, restarts).await));
     }
     out
 }
