@@ -87,6 +87,9 @@ pub struct PersistentQuery {
     pub pipeline: PipelineSpec,
     /// Counts the query's records and reports those it cannot process.
     pub log: ProcessingLog,
+    /// Commit offsets and checkpoint state (persistent queries), or read from scratch every
+    /// time (push queries, source-table materializations).
+    pub commits: bool,
     /// Read the inputs from their earliest offsets (persistent queries) rather than from
     /// their ends (push queries, unless `auto.offset.reset` is `earliest`).
     pub from_beginning: bool,
@@ -328,6 +331,7 @@ impl<R: Runtime> Engine<R> {
                 sink_topic: String::new(),
                 pipeline,
                 log: log.clone(),
+                commits: false,
                 from_beginning: true,
             })
             .await?;
@@ -411,6 +415,7 @@ impl<R: Runtime> Engine<R> {
             sink_topic: plan.sink.topic.clone(),
             pipeline: assembled.pipeline,
             log: log.clone(),
+            commits: true,
             from_beginning: true,
         };
         self.runtime.start_query(query).await?;

@@ -210,6 +210,7 @@ async fn repartition_stage<R: Runtime>(
         source_topics: vec![input.source.topic.clone()],
         sink_topic: topic.clone(),
         log: ProcessingLog::new(&stage_id),
+        commits: true,
         from_beginning: true,
         pipeline: PipelineSpec {
             inputs: vec![InputSpec {

@@ -242,6 +242,7 @@ impl<R: Runtime> Engine<R> {
                 sink_topic: String::new(),
                 pipeline: assembled.pipeline,
                 log: ProcessingLog::new(&id),
+                commits: false,
                 from_beginning,
             })
             .await?;

@@ -99,6 +99,17 @@ fn instantiate(specs: &[(OperatorSpec, SchemaRef)]) -> Result<Vec<Box<dyn Operat
 }
 
 impl PipelineSpec {
+    /// Whether some operator keeps state between batches (aggregations, joins).
+    pub fn is_stateful(&self) -> bool {
+        let aggregates = |ops: &[(OperatorSpec, SchemaRef)]| {
+            ops.iter()
+                .any(|(op, _)| matches!(op, OperatorSpec::Aggregate(_)))
+        };
+        !self.joins.is_empty()
+            || self.inputs.iter().any(|i| aggregates(&i.operators))
+            || aggregates(&self.operators)
+    }
+
     /// The pipeline as text, one step per line: each input's topic and operators, the
     /// joins, the query's operators and where the rows go.
     pub fn describe(&self, topics: &[String], sink: &str) -> String {
@@ -128,6 +139,17 @@ impl PipelineSpec {
         };
         lines.push(format!("Query:{} -> {sink}", names(&self.operators)));
         lines.join("\n")
+    }
+
+    /// A task whose state is rebuilt from changelog `entries` ([`Task::checkpoint`]'s).
+    pub fn restored_task(
+        &self,
+        log: ProcessingLog,
+        entries: &[StateEntry],
+    ) -> Result<Task, ExecError> {
+        let mut task = self.new_task(log)?;
+        task.restore(entries)?;
+        Ok(task)
     }
 
     /// A task with empty state.

@@ -77,7 +77,21 @@ impl Topics {
 
     /// Creates `topic`; success if it already exists.
     pub async fn create(&self, topic: &str, partitions: i32) -> Result<(), KafkaError> {
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+        self.create_with(topic, partitions, &[]).await
+    }
+
+    /// Creates `topic` with topic configs (e.g. `cleanup.policy=compact`); success if it
+    /// already exists.
+    pub async fn create_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<(), KafkaError> {
+        let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+        for (key, value) in configs {
+            new = new.set(key, value);
+        }
         let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
         for result in self.admin.create_topics([&new], &options).await? {
             match result {

@@ -8,6 +8,7 @@
 //! no query logic.
 
 pub mod admin;
+pub mod changelog;
 pub mod partitioner;
 pub mod print;
 pub mod runtime;

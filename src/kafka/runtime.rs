@@ -8,10 +8,14 @@
 //! topic goes to the same task: joined topics are co-partitioned), and produces the results
 //! to the partitions the encoder chose.
 //!
-//! Offsets are not committed yet: state has no changelog, so a restarted query re-reads its
-//! input from the earliest offset and rebuilds its state exactly, re-emitting results
-//! (at-least-once output). Committing offsets together with changelog writes comes with the
-//! state stores' changelogs.
+//! Every [`COMMIT_INTERVAL`] (and when the query stops) a persistent query commits: each
+//! task's state changes go to the query's compacted changelog topic with a checkpoint marker
+//! ([`super::changelog`]), the producer flushes outputs and changelog, then the group's
+//! offsets are committed (at-least-once). A restarted query resumes from its committed
+//! offsets and its tasks restore their state from the changelog before processing. A query
+//! whose state cannot be checkpointed yet (joins, aggregations over tables) never commits:
+//! it re-reads its input from the earliest offset on restart and rebuilds its state exactly,
+//! re-emitting results. Push queries never commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::admin::Topics;
+use super::changelog;
 use super::{KafkaConfig, KafkaError};
 use crate::engine::{PersistentQuery, Runtime};
 use crate::error::Error;
@@ -34,6 +39,8 @@ use crate::record::Record;
 
 /// Most records handed to tasks in one poll round.
 pub const MAX_BATCH: usize = 5_000;
+/// How often a persistent query commits its offsets and checkpoints its state.
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a poll waits for the first record of a batch.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -108,6 +115,22 @@ impl Runtime for KafkaRuntime {
     async fn start_query(&mut self, query: PersistentQuery) -> Result<(), Error> {
         self.check_co_partitioned(&query).await?;
         let (consumer, producer) = clients(&self.config, &query)?;
+        // Joins' state is not checkpointed yet: such queries replay their input instead.
+        let changelog =
+            if query.commits && query.pipeline.is_stateful() && query.pipeline.joins.is_empty() {
+                let topic = self.internal_topic(&query.id, "Aggregate-Materialize-changelog");
+                let mut partitions = 1;
+                for source in &query.source_topics {
+                    partitions = partitions.max(self.topics.partitions(source).await?.unwrap_or(1));
+                }
+                self.topics
+                    .create_with(&topic, partitions, &[("cleanup.policy", "compact")])
+                    .await?;
+                Some(topic)
+            } else {
+                None
+            };
+        let config = self.config.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let id = query.id.clone();
         let loop_stop = Arc::clone(&stop);
@@ -115,7 +138,8 @@ impl Runtime for KafkaRuntime {
             .name(format!("query-{id}"))
             .spawn(move || {
                 let id = query.id.clone();
-                if let Err(e) = QueryLoop::new(query, consumer, producer).run(&loop_stop) {
+                let query_loop = QueryLoop::new(query, (consumer, producer), (config, changelog));
+                if let Err(e) = query_loop.run(&loop_stop) {
                     tracing::error!(query = %id, "query stopped with an error: {e}");
                 }
             })
@@ -179,6 +203,9 @@ fn clients(
             },
         )
         .set("partition.assignment.strategy", "cooperative-sticky")
+        // A crashed server's partitions move (to it, restarted, or to another) after 10 s.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "3000")
         .set("enable.partition.eof", "false")
         .create()?;
     let topics: Vec<&str> = query.source_topics.iter().map(String::as_str).collect();
@@ -200,17 +227,38 @@ struct QueryLoop {
     producer: BaseProducer,
     tasks: HashMap<i32, Task>,
     log: ProcessingLog,
+    config: KafkaConfig,
+    /// The changelog topic of a query with state.
+    changelog: Option<String>,
+    /// Next offset to read, per (topic, partition): what a commit records.
+    positions: HashMap<(String, i32), i64>,
+    /// Per (topic, partition): records below this offset are already in restored state.
+    resume: HashMap<(String, i32), i64>,
+    last_commit: std::time::Instant,
+    /// False once some task's state could not be checkpointed: nothing is committed then.
+    durable: bool,
 }
 
 impl QueryLoop {
-    fn new(query: PersistentQuery, consumer: BaseConsumer, producer: BaseProducer) -> Self {
+    fn new(
+        query: PersistentQuery,
+        (consumer, producer): (BaseConsumer, BaseProducer),
+        (config, changelog): (KafkaConfig, Option<String>),
+    ) -> Self {
         let log = query.log.clone();
+        let durable = query.commits;
         Self {
             query,
             consumer,
             producer,
             tasks: HashMap::new(),
             log,
+            config,
+            changelog,
+            positions: HashMap::new(),
+            resume: HashMap::new(),
+            last_commit: std::time::Instant::now(),
+            durable,
         }
     }
 
@@ -224,13 +272,101 @@ impl QueryLoop {
                 for input in inputs {
                     self.process(input, partition, &records)?;
                 }
+                if let Some(last) = records.last() {
+                    self.positions.insert((topic, partition), last.offset + 1);
+                }
             }
             self.producer.poll(Duration::ZERO);
+            if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+                self.commit()?;
+            }
         }
+        self.commit()?;
         self.producer
             .flush(Duration::from_secs(30))
             .map_err(KafkaError::from)?;
         Ok(())
+    }
+
+    /// Checkpoints every task's state to the changelog, flushes, and commits the offsets.
+    fn commit(&mut self) -> Result<(), Error> {
+        self.last_commit = std::time::Instant::now();
+        if !self.durable || self.positions.is_empty() {
+            return Ok(());
+        }
+        let mut records = Vec::new();
+        for (partition, task) in &mut self.tasks {
+            let entries = task.checkpoint().map_err(|source| Error::Query {
+                query: self.query.id.clone(),
+                source,
+            })?;
+            let Some(entries) = entries else {
+                tracing::warn!(
+                    query = %self.query.id,
+                    "this query's state cannot be checkpointed yet: it will re-read its input after a restart"
+                );
+                self.durable = false;
+                return Ok(());
+            };
+            if let Some(topic) = &self.changelog {
+                let offsets: HashMap<String, i64> = self
+                    .positions
+                    .iter()
+                    .filter(|((_, p), _)| p == partition)
+                    .map(|((t, _), o)| (t.clone(), *o))
+                    .collect();
+                records.extend(changelog::commit_records(
+                    topic, *partition, entries, &offsets,
+                ));
+            }
+        }
+        for record in &records {
+            self.send(record)?;
+        }
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(KafkaError::from)?;
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.positions {
+            offsets
+                .add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
+                .map_err(KafkaError::from)?;
+        }
+        self.consumer
+            .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+            .map_err(KafkaError::from)?;
+        Ok(())
+    }
+
+    /// A new task for `partition`, its state restored from the changelog.
+    fn new_task(&mut self, partition: i32) -> Result<Task, Error> {
+        let query_error = |source| Error::Query {
+            query: self.query.id.clone(),
+            source,
+        };
+        let Some(topic) = &self.changelog else {
+            return self
+                .query
+                .pipeline
+                .new_task(self.log.clone())
+                .map_err(query_error);
+        };
+        let restored = changelog::read(&self.config, topic, partition)?;
+        let task = self
+            .query
+            .pipeline
+            .restored_task(self.log.clone(), &restored.entries)
+            .map_err(query_error)?;
+        tracing::info!(
+            query = %self.query.id,
+            partition,
+            entries = restored.entries.len(),
+            "task state restored from {topic}"
+        );
+        for (input, offset) in restored.offsets {
+            self.resume.insert((input, partition), offset);
+        }
+        Ok(task)
     }
 
     /// Up to [`MAX_BATCH`] records, grouped by topic and partition in arrival order.
@@ -258,20 +394,22 @@ impl QueryLoop {
     }
 
     fn process(&mut self, input: usize, partition: i32, records: &[Record]) -> Result<(), Error> {
-        let task = match self.tasks.entry(partition) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                tracing::info!(query = %self.query.id, partition, "task created");
-                e.insert(
-                    self.query
-                        .pipeline
-                        .new_task(self.log.clone())
-                        .map_err(|source| Error::Query {
-                            query: self.query.id.clone(),
-                            source,
-                        })?,
-                )
-            }
+        if !self.tasks.contains_key(&partition) {
+            tracing::info!(query = %self.query.id, partition, "task created");
+            let task = self.new_task(partition)?;
+            self.tasks.insert(partition, task);
+        }
+        // Records the restored state already accounts for (a commit cut short).
+        let topic = &self.query.source_topics[input];
+        let skip = self
+            .resume
+            .get(&(topic.clone(), partition))
+            .map_or(0, |from| {
+                records.iter().take_while(|r| r.offset < *from).count()
+            });
+        let records = &records[skip..];
+        let Some(task) = self.tasks.get_mut(&partition) else {
+            return Ok(());
         };
         let outputs = task
             .process(input, records)

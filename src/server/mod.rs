@@ -6,7 +6,12 @@
 //! on `--listeners` ([`rest`]). Ctrl-C or SIGTERM closes the push queries' responses, stops
 //! the persistent queries (flushing their output) and exits. Layout: [`rest`] (routes and
 //! handlers), [`entities`] (ksqlDB's response shapes), [`error`] (its error bodies).
-//! The command topic and restoring state after a restart are not implemented yet.
+//!
+//! Unless headless, every statement that changes the server is appended to the command
+//! topic (`_eddy-<service-id>-command`, one partition, kept forever); a starting server
+//! replays it in order, so its catalog and persistent queries come back with the same query
+//! ids, and each query resumes from its committed offsets with its state restored from its
+//! changelog (see [`crate::kafka::changelog`]).
 
 pub mod entities;
 pub mod error;
@@ -14,7 +19,7 @@ pub mod rest;
 
 use std::path::PathBuf;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Runtime};
 use crate::error::Error;
 use crate::kafka::KafkaConfig;
 use crate::kafka::runtime::KafkaRuntime;
@@ -42,6 +47,12 @@ pub fn listen_address(listeners: &str) -> String {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), Error> {
     let mut engine = Engine::new(KafkaRuntime::connect(config.kafka.clone())?);
+    let headless = config.queries_file.is_some();
+    let command_topic = (!headless).then(|| format!("_eddy-{}-command", config.kafka.service_id));
+    let mut replayed = 0;
+    if let Some(topic) = &command_topic {
+        replayed = replay(&mut engine, &config.kafka, topic).await?;
+    }
     if let Some(file) = &config.queries_file {
         let path = file.display().to_string();
         let script = std::fs::read_to_string(file).map_err(|source| Error::Io {
@@ -57,7 +68,8 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         engine,
         rest::ServerInfo {
             service_id: config.kafka.service_id.clone(),
-            headless: config.queries_file.is_some(),
+            headless,
+            command_topic,
             scalable_push: false,
             properties: vec![
                 (
@@ -67,6 +79,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
                 ("ksql.service.id".into(), config.kafka.service_id.clone()),
             ],
         },
+        replayed,
     );
     let address = listen_address(&config.listeners);
     let listener = tokio::net::TcpListener::bind(&address)
@@ -86,6 +99,37 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         })?;
     tracing::info!("stopping");
     state.engine.lock().await.shutdown().await
+}
+
+/// Creates the command topic if needed and re-executes its statements in order; returns
+/// how many it held. A statement that fails now (e.g. its topic was deleted) is skipped with
+/// a warning, as ksqlDB does.
+async fn replay(
+    engine: &mut Engine<KafkaRuntime>,
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> Result<i64, Error> {
+    crate::kafka::admin::Topics::connect(kafka)?
+        .create_with(topic, 1, &[("retention.ms", "-1")])
+        .await?;
+    let records = engine.runtime().scan(topic).await?;
+    for record in &records {
+        let Some(statement) = rest::command_statement(record) else {
+            continue;
+        };
+        match engine.execute_script(&statement).await {
+            Ok(_) => tracing::info!("replayed: {statement}"),
+            Err(e) => tracing::warn!("replaying {statement}: {e}"),
+        }
+    }
+    if !records.is_empty() {
+        tracing::info!(
+            "replayed {} statements from {topic}; {} persistent queries running",
+            records.len(),
+            engine.queries().len()
+        );
+    }
+    Ok(records.len() as i64)
 }
 
 async fn shutdown_signal() {

@@ -52,6 +52,28 @@ pub struct ServerInfo {
     pub properties: Vec<(String, String)>,
     /// `ksql.query.push.v2.enabled`: name simple push queries as ksqlDB's scalable ones.
     pub scalable_push: bool,
+    /// The command topic statements are logged to (none: not logged).
+    pub command_topic: Option<String>,
+}
+
+/// A statement as the command topic holds it.
+pub fn command_record(topic: &str, statement: &str) -> crate::record::Record {
+    crate::record::Record {
+        topic: topic.to_string(),
+        partition: Some(0),
+        offset: 0,
+        key: None,
+        value: Some(json!({ "statement": statement }).to_string().into_bytes()),
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    }
+}
+
+/// The statement a command topic record holds.
+pub fn command_statement(record: &crate::record::Record) -> Option<String> {
+    let value: Value = serde_json::from_slice(record.value.as_deref()?).ok()?;
+    value["statement"].as_str().map(String::from)
 }
 
 /// The state every handler shares.
@@ -73,12 +95,12 @@ impl<R> std::fmt::Debug for AppState<R> {
 }
 
 impl<R: Runtime + Sync + 'static> AppState<R> {
-    /// Shared state for a server running `engine`.
-    pub fn new(engine: Engine<R>, info: ServerInfo) -> Arc<Self> {
+    /// Shared state for a server running `engine`, after `replayed` commands.
+    pub fn new(engine: Engine<R>, info: ServerInfo, replayed: i64) -> Arc<Self> {
         Arc::new(Self {
             engine: Mutex::new(engine),
             info,
-            sequence: AtomicI64::new(0),
+            sequence: AtomicI64::new(replayed),
             statuses: std::sync::Mutex::default(),
             closing: AtomicBool::new(false),
         })
@@ -261,16 +283,25 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
     }
 
     async fn execute(&self, statement: &Statement, text: &str) -> Result<Option<Value>, RestError> {
-        let outcome = self
-            .engine
-            .lock()
-            .await
+        let mut engine = self.engine.lock().await;
+        let outcome = engine
             .execute(statement)
             .await
             .map_err(|e| RestError::from_engine(&e, text, vec![]))?;
         if matches!(statement, Statement::InsertValues(_)) {
             return Ok(None);
         }
+        if let Some(topic) = &self.info.command_topic {
+            // The statement log: a restarted server replays it to rebuild its catalog and
+            // resume its queries.
+            let record = command_record(topic, text);
+            engine
+                .runtime()
+                .produce(record)
+                .await
+                .map_err(|e| RestError::from_engine(&e, text, vec![]))?;
+        }
+        drop(engine);
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let entity = entities::current_status(text, &outcome, sequence);
         if let Some(id) = entity["commandId"].as_str() {

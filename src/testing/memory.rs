@@ -169,12 +169,11 @@ impl MemoryKafka {
                 query: q.query.id.clone(),
                 source,
             };
-            let mut task = q
+            let task = q
                 .query
                 .pipeline
-                .new_task(q.log.clone())
+                .restored_task(q.log.clone(), changelog)
                 .map_err(query_error)?;
-            task.restore(changelog).map_err(query_error)?;
             q.task = Some(task);
             restarted += 1;
         }

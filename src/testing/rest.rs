@@ -47,7 +47,9 @@ impl TestServer {
                 properties: Vec::new(),
                 // As ksqlDB's REST test executor configures its server.
                 scalable_push: true,
+                command_topic: None,
             },
+            0,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

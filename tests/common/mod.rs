@@ -43,21 +43,30 @@ impl Server {
 
     /// Runs the queries of `queries` under `service_id` (whose internal topics are its own).
     pub fn start_as(service_id: &str, queries: &std::path::Path, log: &std::path::Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-            .args([
-                "server",
-                "--bootstrap-servers",
-                &bootstrap(),
-                "--service-id",
-                service_id,
-                "--queries-file",
-            ])
-            .arg(queries)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
+        let log = std::fs::File::create(log).unwrap();
+        Server(spawn(service_id, free_port(), Some(queries), log))
+    }
+
+    /// Runs the server with its REST API on `port` under `service_id` (no queries file).
+    pub fn start_rest(service_id: &str, port: u16, log: &std::path::Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
             .unwrap();
-        Server(child)
+        let server = Server(spawn(service_id, port, None, log));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not listen on {port}");
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// SIGKILL: the process dies at once, as in a crash.
+    pub fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
     }
 
     /// SIGTERM, then the exit status.
@@ -76,6 +85,29 @@ impl Server {
             std::thread::park_timeout(Duration::from_millis(100));
         }
     }
+}
+
+/// `eddy server` on the broker, its REST API on `port`, headless when given `queries`.
+fn spawn(
+    service_id: &str,
+    port: u16,
+    queries: Option<&std::path::Path>,
+    log: std::fs::File,
+) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    command.args([
+        "server",
+        "--bootstrap-servers",
+        &bootstrap(),
+        "--service-id",
+        service_id,
+        "--listeners",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    if let Some(queries) = queries {
+        command.arg("--queries-file").arg(queries);
+    }
+    command.stdout(Stdio::null()).stderr(log).spawn().unwrap()
 }
 
 pub fn produce(topic: &str, records: &[(&str, &[u8], i64)]) {
@@ -133,4 +165,13 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// A free local TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
