@@ -4,6 +4,7 @@
 //! API ([`admin`]), and one consumer-group consumer per query whose records are handed, batch
 //! by batch and partition by partition, to that partition's [`crate::exec::task::Task`]; results go
 //! out through a producer placing records with Java's partitioner ([`partitioner`]).
+//! [`changelog`] writes and reads the changelog topics that make task state survive restarts.
 //! [`print`] reads a topic for people (the quickstart's alert view). Everything here is I/O:
 //! no query logic.
 

@@ -2,9 +2,9 @@
 //!
 //! [`aggregate_store::AggregateStore`] holds one set of DataFusion accumulators per group
 //! (per key and window) and knows which windows close first. State is in memory and scoped
-//! to one task (one input partition), so a task moves as a unit. Changelog topics and
-//! restore after a restart are not implemented yet: a restarted query rebuilds its state by
-//! re-reading its input from the earliest offset.
+//! to one task (one input partition), so a task moves as a unit; it also tracks which groups
+//! changed, so a commit writes only those to the changelog (see [`crate::kafka::changelog`]).
+//! [`table_store::TableStore`] keeps a table's latest records for pull queries.
 
 pub mod aggregate_store;
 pub mod table_store;
