@@ -1,5 +1,5 @@
 //! The server on the real broker, through its REST API only: statements, pull and push
-//! queries, inserts, SHOW/DESCRIBE, errors, many push queries at once, and restarts (SIGTERM
+//! queries, inserts, PRINT, SHOW/DESCRIBE, errors, many push queries at once, and restarts (SIGTERM
 //! and SIGKILL while records flow) after which the counts are exactly right.
 //!
 //! Needs the broker the project starts (`docker/kafka.sh start`). Every run uses its own
@@ -167,6 +167,18 @@ async fn inserts(http: &Http, topic: &str, run: i64) {
     }
     let rows = http.wait_for_counts(&|rows| all_users_at(rows, 11)).await;
     assert!(all_users_at(&rows, 11), "{rows:?}");
+    let (status, printed) = http
+        .post(
+            "/query",
+            json!({ "ksql": format!("PRINT '{topic}' FROM BEGINNING LIMIT 2;") }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(printed.lines().count(), 2, "{printed}");
+    assert!(
+        printed.contains("key: u") && printed.contains("value: {\"n\":1}"),
+        "{printed}"
+    );
 }
 
 /// A push query with LIMIT, then `held` push queries at once that each see a new record;

@@ -72,6 +72,14 @@ impl Runtime for PlanOnly {
         Ok(())
     }
 
+    async fn tail(
+        &self,
+        _topic: &str,
+        _from_beginning: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<crate::record::Record>, Error> {
+        Ok(tokio::sync::mpsc::channel(1).1)
+    }
+
     async fn scan(&self, _topic: &str) -> Result<Vec<crate::record::Record>, Error> {
         Ok(Vec::new())
     }

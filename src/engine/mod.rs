@@ -59,6 +59,13 @@ pub trait Runtime: Send {
     fn topics(&self) -> impl Future<Output = Result<Vec<(String, i32)>, Error>> + Send {
         async { Ok(Vec::new()) }
     }
+    /// The records of `topic` as they arrive (from its beginning, or only new ones), until
+    /// the receiver is dropped (`PRINT`).
+    fn tail(
+        &self,
+        topic: &str,
+        from_beginning: bool,
+    ) -> impl Future<Output = Result<tokio::sync::mpsc::Receiver<Record>, Error>> + Send;
     /// Every record `topic` holds now, partition by partition (a pull query's scan).
     fn scan(&self, topic: &str) -> impl Future<Output = Result<Vec<Record>, Error>> + Send;
     /// Lets the runtime catch up after a change (the in-memory driver runs its queries until

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::{KafkaConfig, KafkaError};
@@ -56,20 +55,30 @@ pub fn print_topic(
         };
         let m = result?;
         println!(
-            "rowtime: {}, partition: {}, key: {}, value: {}",
-            utc(m.timestamp().to_millis().unwrap_or(0)),
-            m.partition(),
-            m.key().map_or("<null>".to_string(), |k| show_key(
-                k,
-                options.window_size_ms
-            )),
-            m.payload()
-                .map_or("<tombstone>".to_string(), |v| String::from_utf8_lossy(v)
-                    .into_owned()),
+            "{}",
+            line(&super::runtime::record_of(&m), options.window_size_ms)
         );
         printed += 1;
     }
     Ok(())
+}
+
+/// One record as `PRINT` shows it: timestamp, partition, key and value.
+pub fn line(record: &crate::record::Record, window_size: Option<i64>) -> String {
+    format!(
+        "rowtime: {}, partition: {}, key: {}, value: {}",
+        utc(record.timestamp),
+        record.partition.unwrap_or(0),
+        record
+            .key
+            .as_deref()
+            .map_or("<null>".to_string(), |k| show_key(k, window_size)),
+        record
+            .value
+            .as_deref()
+            .map_or("<tombstone>".to_string(), |v| String::from_utf8_lossy(v)
+                .into_owned()),
+    )
 }
 
 fn show_key(key: &[u8], window_size: Option<i64>) -> String {

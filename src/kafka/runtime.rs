@@ -163,6 +163,42 @@ impl Runtime for KafkaRuntime {
         Ok(self.topics.list().await?)
     }
 
+    async fn tail(
+        &self,
+        topic: &str,
+        from_beginning: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<Record>, Error> {
+        let consumer: BaseConsumer = self
+            .config
+            .client_config()
+            .set(
+                "group.id",
+                format!("{}-print-{}", self.config.service_id, rand::random::<u32>()),
+            )
+            .set("enable.auto.commit", "false")
+            .set(
+                "auto.offset.reset",
+                if from_beginning { "earliest" } else { "latest" },
+            )
+            .create()
+            .map_err(KafkaError::from)?;
+        consumer.subscribe(&[topic]).map_err(KafkaError::from)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(1_000);
+        std::thread::Builder::new()
+            .name(format!("print-{topic}"))
+            .spawn(move || {
+                while !sender.is_closed() {
+                    if let Some(Ok(m)) = consumer.poll(POLL)
+                        && sender.blocking_send(record_of(&m)).is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| KafkaError::Unavailable(format!("cannot start a print thread: {e}")))?;
+        Ok(receiver)
+    }
+
     async fn scan(&self, topic: &str) -> Result<Vec<Record>, Error> {
         let config = self.config.clone();
         let topic = topic.to_string();
@@ -484,7 +520,7 @@ fn scan_topic(config: &KafkaConfig, topic: &str) -> Result<Vec<Record>, KafkaErr
 }
 
 /// A consumed message as a [`Record`].
-fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+pub fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     Record {
         topic: m.topic().to_string(),
         partition: Some(m.partition()),

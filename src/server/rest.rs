@@ -556,10 +556,13 @@ async fn run_query<R: Runtime + Sync + 'static>(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    if let [(_, Statement::Print(print))] = parsed.as_slice() {
+        return print_response(&state, print).await;
+    }
     let [(text, Statement::Query(query))] = parsed.as_slice() else {
         return RestError::generic(
             code::BAD_STATEMENT,
-            "The /query endpoint takes exactly one SELECT statement.",
+            "The /query endpoint takes exactly one SELECT or PRINT statement.",
         )
         .into_response();
     };
@@ -575,20 +578,85 @@ async fn run_query<R: Runtime + Sync + 'static>(
         Ok(Selected::Push(push)) => {
             let (sender, receiver) = mpsc::channel::<String>(64);
             tokio::spawn(pump(state, push, sender, framing));
-            let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-                receiver
-                    .recv()
-                    .await
-                    .map(|chunk| (Ok::<_, Infallible>(Bytes::from(chunk)), receiver))
-            });
-            (
-                StatusCode::OK,
-                [("content-type", framing.content_type())],
-                Body::from_stream(stream),
-            )
-                .into_response()
+            streaming(receiver, framing.content_type())
         }
     }
+}
+
+/// `PRINT topic`: one line per record as it arrives (every `INTERVAL`-th, up to `LIMIT`),
+/// until the client leaves.
+async fn print_response<R: Runtime + Sync + 'static>(
+    state: &Arc<AppState<R>>,
+    print: &crate::sql::ast::Print,
+) -> Response {
+    let written = print.topic.value.clone();
+    let engine = state.engine.lock().await;
+    let mut topic = None;
+    for candidate in [
+        written.clone(),
+        written.to_ascii_uppercase(),
+        written.to_ascii_lowercase(),
+    ] {
+        if matches!(
+            engine.runtime().topic_partitions(&candidate).await,
+            Ok(Some(_))
+        ) {
+            topic = Some(candidate);
+            break;
+        }
+    }
+    let Some(topic) = topic else {
+        return RestError::generic(
+            code::BAD_STATEMENT,
+            format!("Could not find topic '{written}', or the KSQL user does not have permissions to list the topic. Topic names are case-sensitive."),
+        )
+        .into_response();
+    };
+    let mut records = match engine.runtime().tail(&topic, print.from_beginning).await {
+        Ok(r) => r,
+        Err(e) => return RestError::from_engine(&e, "", vec![]).into_response(),
+    };
+    drop(engine);
+    let (interval, limit) = (print.interval.unwrap_or(1).max(1), print.limit);
+    let (sender, receiver) = mpsc::channel::<String>(64);
+    let closing = Arc::clone(state);
+    tokio::spawn(async move {
+        let (mut seen, mut sent) = (0u64, 0u64);
+        while limit.is_none_or(|l| sent < l) && !closing.closing.load(Ordering::Relaxed) {
+            let record = match tokio::time::timeout(IDLE_CHECK, records.recv()).await {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(_) if sender.is_closed() => break,
+                Err(_) => continue,
+            };
+            seen += 1;
+            if (seen - 1) % interval != 0 {
+                continue;
+            }
+            let line = crate::kafka::print::line(&record, None);
+            if sender.send(format!("{line}\n")).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+    });
+    streaming(receiver, "text/plain")
+}
+
+/// A response whose body is the chunks `receiver` yields.
+fn streaming(receiver: mpsc::Receiver<String>, content_type: &'static str) -> Response {
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(Bytes::from(chunk)), receiver))
+    });
+    (
+        StatusCode::OK,
+        [("content-type", content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// A pull query's complete response.

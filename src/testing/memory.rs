@@ -230,6 +230,23 @@ impl Runtime for MemoryKafka {
             .collect())
     }
 
+    async fn tail(
+        &self,
+        topic: &str,
+        from_beginning: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<Record>, Error> {
+        let records = if from_beginning {
+            self.records(topic)
+        } else {
+            Vec::new()
+        };
+        let (sender, receiver) = tokio::sync::mpsc::channel(records.len().max(1));
+        for record in records {
+            let _ = sender.try_send(record);
+        }
+        Ok(receiver)
+    }
+
     async fn scan(&self, topic: &str) -> Result<Vec<Record>, Error> {
         Ok(self.records(topic))
     }

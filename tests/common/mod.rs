@@ -36,9 +36,11 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Runs the queries of `queries` under the service id `e2e_`.
+    /// Runs the queries of `queries` under a service id of its own (so its consumer groups
+    /// and changelogs are new, whatever earlier runs left on the broker).
     pub fn start(queries: &std::path::Path, log: &std::path::Path) -> Self {
-        Self::start_as("e2e_", queries, log)
+        let service = format!("e2e_{}_{}", std::process::id(), now_ms());
+        Self::start_as(&service, queries, log)
     }
 
     /// Runs the queries of `queries` under `service_id` (whose internal topics are its own).
