@@ -18,6 +18,7 @@
 
 pub mod catalog;
 pub mod check;
+pub mod cli;
 pub mod datagen;
 pub mod engine;
 pub mod error;

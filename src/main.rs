@@ -1,6 +1,6 @@
 //! The `eddy` binary: parses the command line and hands each subcommand to the library.
 //!
-//! `server` runs SQL files on Kafka, `check` parses SQL files, `print` shows a topic,
+//! `server` runs SQL files on Kafka, `cli` is the shell, `check` parses SQL files, `print` shows a topic,
 //! `datagen` writes sample data. No logic lives here beyond argument handling and exit codes.
 
 use std::path::PathBuf;
@@ -33,6 +33,24 @@ enum Command {
         /// would change the server are refused.
         #[arg(long)]
         queries_file: Option<PathBuf>,
+    },
+    /// The interactive SQL shell, a client of a server's REST API.
+    Cli {
+        /// The server's URL.
+        #[arg(default_value = "http://localhost:8088")]
+        url: String,
+        /// Run these statements and exit (non-zero if one fails).
+        #[arg(long, short = 'e')]
+        execute: Option<String>,
+        /// Run this file's statements and exit (non-zero if one fails).
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+        /// Vi key bindings (default: Emacs).
+        #[arg(long)]
+        vi: bool,
+        /// Output format: tabular or json.
+        #[arg(long, default_value = "tabular")]
+        output: String,
     },
     /// Parse and plan SQL files (folders: their .sql files); report problems as file:line:col.
     Check {
@@ -132,6 +150,23 @@ fn main() -> ExitCode {
             queries_file,
         } => run_server(kafka, listeners, queries_file),
         Command::Check { files } => check(&files),
+        Command::Cli {
+            url,
+            execute,
+            file,
+            vi,
+            output,
+        } => cli(eddy::cli::CliOptions {
+            url,
+            execute,
+            file,
+            vi,
+            output: if output.eq_ignore_ascii_case("json") {
+                eddy::cli::render::OutputFormat::Json
+            } else {
+                eddy::cli::render::OutputFormat::Tabular
+            },
+        }),
         Command::Test {
             kind,
             paths,
@@ -204,6 +239,21 @@ fn run_server(kafka: KafkaArgs, listeners: String, queries_file: Option<PathBuf>
             queries_file,
         })),
     )
+}
+
+fn cli(options: eddy::cli::CliOptions) -> ExitCode {
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::from(2);
+    };
+    if runtime.block_on(eddy::cli::run(options)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Sets `flag` on Ctrl-C, from a small background runtime.

@@ -449,7 +449,7 @@ impl Framing {
         match self {
             Framing::Query => {
                 let h = json!({"header": {"queryId": id, "schema": header.schema()}});
-                format!("[{h}")
+                format!("[{h},\n")
             }
             Framing::Delimited | Framing::JsonArray => {
                 let names: Vec<&str> = header.columns.iter().map(|c| c.name.as_str()).collect();
@@ -474,19 +474,21 @@ impl Framing {
                 if tombstone {
                     row["tombstone"] = json!(true);
                 }
-                format!(",\n{}", json!({ "row": row }))
+                format!("{},\n", json!({ "row": row }))
             }
             Framing::Delimited => format!("{}\n", Value::Array(columns)),
             Framing::JsonArray => format!(",{}", Value::Array(columns)),
         }
     }
 
-    /// The end of the response, with `finalMessage` or an error for `/query`.
+    /// The end of the response, with `finalMessage` or an error for `/query` (whose
+    /// elements each end with `,\n`, as ksqlDB writes them, so a client can read the
+    /// stream line by line).
     fn end(self, message: Option<&str>, error: Option<&RestError>) -> String {
         match (self, error) {
-            (Framing::Query, Some(e)) => format!(",\n{}]\n", json!({"errorMessage": e.body()})),
+            (Framing::Query, Some(e)) => format!("{}]\n", json!({"errorMessage": e.body()})),
             (Framing::Query, None) => match message {
-                Some(m) => format!(",\n{}]\n", json!({ "finalMessage": m })),
+                Some(m) => format!("{}]\n", json!({ "finalMessage": m })),
                 None => "]\n".to_string(),
             },
             (Framing::Delimited, Some(e)) => format!("{}\n", e.body()),
@@ -668,6 +670,10 @@ fn pull_response(result: &PullResult, framing: Framing) -> Response {
         }
     }
     let message = result.scanned_stream.then_some("Query Completed");
+    if message.is_none() && framing == Framing::Query {
+        // The last element then ends the array: no separator after it.
+        out.truncate(out.trim_end_matches(",\n").len());
+    }
     out.push_str(&framing.end(message, None));
     (
         StatusCode::OK,
@@ -722,6 +728,12 @@ async fn pump<R: Runtime + Sync + 'static>(
                 break;
             }
         }
+    }
+    if end == (None, None) {
+        end.1 = Some(RestError::generic(
+            code::SERVER_ERROR,
+            "The server is shutting down; the query was closed.",
+        ));
     }
     if open {
         let _ = out.send(framing.end(end.0, end.1.as_ref())).await;
