@@ -118,14 +118,12 @@ impl<'a> ExprPlanner<'a> {
                 pattern,
                 escape_char,
                 ..
-            } => {
-                let escape = match escape_char.as_ref().map(|v| &v.value) {
-                    Some(Value::SingleQuotedString(s)) => s.chars().next(),
-                    _ => None,
-                };
-                let (e, p) = (Box::new(self.lower(expr)?), Box::new(self.lower(pattern)?));
-                Ok(Expr::Like(Like::new(*negated, e, p, escape, false)))
-            }
+            } => self.like(
+                *negated,
+                expr,
+                pattern,
+                escape_char.as_ref().map(|v| &v.value),
+            ),
             SqlExpr::Cast {
                 kind: CastKind::Cast,
                 expr,
@@ -142,20 +140,20 @@ impl<'a> ExprPlanner<'a> {
                 ..
             } => {
                 let mut args = vec![self.lower(expr)?];
-                args.extend(
-                    substring_from
-                        .as_deref()
-                        .map(|e| self.lower(e))
-                        .transpose()?,
-                );
-                args.extend(
-                    substring_for
-                        .as_deref()
-                        .map(|e| self.lower(e))
-                        .transpose()?,
-                );
+                for e in [substring_from, substring_for].into_iter().flatten() {
+                    args.push(self.lower(e)?);
+                }
                 self.call(&datafusion_functions::unicode::substr(), args)
             }
+            SqlExpr::Trim {
+                expr,
+                trim_where: None,
+                trim_what: None,
+                trim_characters: None,
+            } => self.call(
+                &datafusion_functions::string::btrim(),
+                vec![self.lower(expr)?],
+            ),
             SqlExpr::CompoundFieldAccess { root, access_chain } => self.access(root, access_chain),
             SqlExpr::Array(array) => {
                 let elements = array
@@ -170,6 +168,45 @@ impl<'a> ExprPlanner<'a> {
             }
             other => Err(PlanError::Unsupported(format!("expression {other}"))),
         }
+    }
+
+    /// `expr [NOT] LIKE pattern [ESCAPE 'c']`.
+    fn like(
+        &self,
+        negated: bool,
+        expr: &SqlExpr,
+        pattern: &SqlExpr,
+        escape_char: Option<&Value>,
+    ) -> Result<Expr> {
+        let escape = match escape_char {
+            Some(Value::SingleQuotedString(s)) => s.chars().next(),
+            _ => None,
+        };
+        let mut p = self.lower(pattern)?;
+        if let Some(c) = escape.filter(|c| *c != '\\') {
+            // DataFusion escapes with a backslash only: backslashes become literal, the
+            // chosen escape character becomes the backslash.
+            let replace = datafusion_functions::string::replace();
+            let literal_backslashes = replace.call(vec![
+                p,
+                datafusion_expr::lit("\\"),
+                datafusion_expr::lit("\\\\"),
+            ]);
+            p = replace.call(vec![
+                literal_backslashes,
+                datafusion_expr::lit(c.to_string()),
+                datafusion_expr::lit("\\"),
+            ]);
+        }
+        let e = Box::new(self.lower(expr)?);
+        let escape = escape.map(|_| '\\');
+        Ok(Expr::Like(Like::new(
+            negated,
+            e,
+            Box::new(p),
+            escape,
+            false,
+        )))
     }
 
     /// `a[i]` (1-based; negative counts from the end), `m['k']`, and `.field` chains.
