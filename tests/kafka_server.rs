@@ -1,5 +1,5 @@
 //! The server on the real broker, through its REST API only: statements, pull and push
-//! queries, inserts, PRINT, SHOW/DESCRIBE, errors, many push queries at once, and restarts (SIGTERM
+//! queries, inserts, PRINT, SHOW/DESCRIBE, errors, 100 push queries at once, and restarts (SIGTERM
 //! and SIGKILL while records flow) after which the counts are exactly right.
 //!
 //! Needs the broker the project starts (`docker/kafka.sh start`). Every run uses its own
@@ -241,7 +241,7 @@ async fn rest_api_survives_restarts_with_exact_counts() {
     let server = Server::start_rest(&service, port, &log);
     statements(&http, &topic, run).await;
     inserts(&http, &topic, run).await;
-    push_queries(&http, 24).await;
+    push_queries(&http, 100).await;
 
     // SIGTERM while records flow, then start again: nothing lost, nothing counted twice.
     let flow = click_stream(topic.clone(), run + 1_000, 60, 6);
