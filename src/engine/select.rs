@@ -367,22 +367,15 @@ fn check_pull(query: &Query) -> Result<(), PlanError> {
 
 /// The partition and offset pseudo columns `exprs` read (pull queries have neither).
 fn pseudo_columns(exprs: &[&SqlExpr]) -> Vec<String> {
-    let mut used = Vec::new();
-    for expr in exprs {
-        crate::plan::rewrite::rewrite(expr, &mut |e| {
-            let name = match e {
-                SqlExpr::Identifier(id) => Some(normalize(id)),
-                SqlExpr::CompoundIdentifier(ids) => ids.last().map(normalize),
-                _ => None,
-            };
-            if let Some(name) = name.filter(|n| [ROWPARTITION, ROWOFFSET].contains(&n.as_str())) {
-                let quoted = format!("`{name}`");
-                if !used.contains(&quoted) {
-                    used.push(quoted);
-                }
-            }
-            None
-        });
+    let mut used: Vec<String> = Vec::new();
+    for name in exprs
+        .iter()
+        .flat_map(|e| crate::plan::rewrite::column_names(e))
+    {
+        let quoted = format!("`{name}`");
+        if [ROWPARTITION, ROWOFFSET].contains(&name.as_str()) && !used.contains(&quoted) {
+            used.push(quoted);
+        }
     }
     used
 }

@@ -95,8 +95,13 @@ pub fn from_scalars(values: &[ScalarValue], delimiter: char) -> String {
     fields.join(&delimiter.to_string())
 }
 
+/// Quotes as Apache Commons CSV's minimal mode (ksqlDB's writer) does: a value starting with
+/// a character up to `#`, ending with one up to the space, or holding the delimiter, a quote
+/// or a line break.
 fn quote_if_needed(s: &str, delimiter: char) -> String {
-    if s.contains([delimiter, '"', '\n', '\r']) {
+    let starts_low = s.chars().next().is_some_and(|c| c <= '#');
+    let ends_low = s.chars().last().is_some_and(|c| c <= ' ');
+    if starts_low || ends_low || s.contains([delimiter, '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()

@@ -1,6 +1,7 @@
 //! Whether a source's formats can carry its columns, with ksqlDB's messages.
 //!
-//! KAFKA holds one primitive column; DELIMITED only primitives; NONE no column; keys may not
+//! KAFKA holds one primitive column (not BOOLEAN or DECIMAL, which Kafka's serdes lack);
+//! DELIMITED only primitives; NONE no column; keys may not
 //! contain maps (their serialization is not stable). Checked when a source is declared, before
 //! anything touches Kafka, as ksqlDB does.
 
@@ -72,7 +73,12 @@ fn reason(format: Format, columns: &[&Column]) -> Option<String> {
             Some("The 'KAFKA' format only supports a single field.".to_string())
         }
         Format::Kafka | Format::Delimited { .. } => {
-            columns.iter().find(|c| !primitive(&c.data_type)).map(|c| {
+            let supported = |t: &DataType| {
+                primitive(t)
+                    && !(format == Format::Kafka
+                        && matches!(t, DataType::Boolean | DataType::Decimal128(..)))
+            };
+            columns.iter().find(|c| !supported(&c.data_type)).map(|c| {
                 format!(
                     "The '{format}' format does not support type '{}', column: `{}`",
                     type_family(&c.data_type),
@@ -95,6 +101,8 @@ fn type_family(t: &DataType) -> &'static str {
     match t {
         DataType::List(_) => "ARRAY",
         DataType::Map(..) => "MAP",
+        DataType::Boolean => "BOOLEAN",
+        DataType::Decimal128(..) => "DECIMAL",
         _ => "STRUCT",
     }
 }

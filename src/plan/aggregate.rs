@@ -480,6 +480,51 @@ pub fn contains_aggregate(expr: &SqlExpr) -> bool {
     found
 }
 
+/// ksqlDB's rules for `WINDOWSTART`/`WINDOWEND` in a windowed aggregation over an
+/// unwindowed source: they exist only as results, so only the select list may name them, and
+/// not inside an aggregate's arguments.
+pub fn check_window_bounds(query: &Query) -> Result<()> {
+    use crate::catalog::schema::{WINDOWEND, WINDOWSTART};
+    use crate::sql::ast::ProjectionItem;
+    use sqlparser::ast::SelectItem;
+    if query.window.is_none() {
+        return Ok(());
+    }
+    let bound = |e: &SqlExpr| {
+        super::rewrite::column_names(e)
+            .into_iter()
+            .find(|n| n == WINDOWSTART || n == WINDOWEND)
+    };
+    if let Some(name) = query.selection.as_ref().and_then(bound) {
+        return Err(PlanError::Invalid(format!(
+            "Error in WHERE expression: Unknown column {name}."
+        )));
+    }
+    let mut misplaced = query.group_by.iter().chain(&query.having).find_map(bound);
+    for item in &query.projection {
+        if let ProjectionItem::Item(
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. },
+        ) = item
+        {
+            rewrite(e, &mut |node| {
+                if let SqlExpr::Function(f) = node
+                    && crate::functions::is_aggregate(&f.name.to_string())
+                    && misplaced.is_none()
+                {
+                    misplaced = bound(node);
+                }
+                None
+            });
+        }
+    }
+    match misplaced {
+        Some(name) => Err(PlanError::Invalid(format!(
+            "Window bounds column {name} can only be used in the SELECT clause of windowed aggregations"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// ksqlDB's message for a column used outside GROUP BY and aggregates.
 pub fn non_aggregate_error(e: PlanError, clause: &str) -> PlanError {
     match e {

@@ -150,10 +150,12 @@ impl<'a> ExprPlanner<'a> {
                 trim_where: None,
                 trim_what: None,
                 trim_characters: None,
-            } => self.call(
-                &datafusion_functions::string::btrim(),
-                vec![self.lower(expr)?],
-            ),
+            } => {
+                // As Java's String.trim(): every character up to the space.
+                let blanks: String = (0u8..=b' ').map(char::from).collect();
+                let args = vec![self.lower(expr)?, datafusion_expr::lit(blanks)];
+                self.call(&datafusion_functions::string::btrim(), args)
+            }
             SqlExpr::CompoundFieldAccess { root, access_chain } => self.access(root, access_chain),
             SqlExpr::Array(array) => {
                 let elements = array

@@ -68,6 +68,7 @@ pub struct QueryPlan {
 
 /// Plans `query` writing to `sink`.
 pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Result<QueryPlan> {
+    super::aggregate::check_window_bounds(query)?;
     let mut from = plan_from(query, catalog, &sink.name)?;
     if sink.transient && from.source.window.is_some() && from.joins.is_empty() {
         let keys = from.source.schema.keys().count();

@@ -10,6 +10,24 @@ use sqlparser::ast::{
     FunctionArguments, Ident,
 };
 
+/// The columns `expr` names (unquoted names upper-cased; the last part of `a.b`), in order
+/// of appearance, each once.
+pub fn column_names(expr: &Expr) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    rewrite(expr, &mut |e| {
+        let name = match e {
+            Expr::Identifier(id) => Some(crate::sql::ast::normalize(id)),
+            Expr::CompoundIdentifier(ids) => ids.last().map(crate::sql::ast::normalize),
+            _ => None,
+        };
+        if let Some(name) = name.filter(|n| !names.contains(n)) {
+            names.push(name);
+        }
+        None
+    });
+    names
+}
+
 /// Rewrites `expr` top-down: where `f` returns a replacement, it is used and not descended.
 pub fn rewrite(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
     if let Some(replacement) = f(expr) {
