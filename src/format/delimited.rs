@@ -88,6 +88,8 @@ pub fn from_scalars(values: &[ScalarValue], delimiter: char) -> String {
         .iter()
         .map(|v| match json::from_scalar(v) {
             Value::Null => String::new(),
+            // A decimal keeps its scale's digits: DECIMAL(5,3) 10.12 is `10.120`.
+            _ if matches!(v, ScalarValue::Decimal128(..)) => v.to_string(),
             Value::String(s) => quote_if_needed(&s, delimiter),
             other => other.to_string(),
         })

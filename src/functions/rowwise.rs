@@ -31,11 +31,35 @@ super::identified_by!(RowFn, name);
 
 impl RowFn {
     fn udf(name: &'static str, arity: usize, returns: DataType, body: Body) -> Arc<ScalarUDF> {
+        Self::with_signature(
+            name,
+            Signature::any(arity, Volatility::Immutable),
+            returns,
+            body,
+        )
+    }
+
+    /// A function taking any number of arguments.
+    fn variadic(name: &'static str, returns: DataType, body: Body) -> Arc<ScalarUDF> {
+        Self::with_signature(
+            name,
+            Signature::variadic_any(Volatility::Immutable),
+            returns,
+            body,
+        )
+    }
+
+    fn with_signature(
+        name: &'static str,
+        signature: Signature,
+        returns: DataType,
+        body: Body,
+    ) -> Arc<ScalarUDF> {
         Arc::new(ScalarUDF::new_from_impl(Self {
             name,
             returns,
             body,
-            signature: Signature::any(arity, Volatility::Immutable),
+            signature,
         }))
     }
 }
@@ -123,8 +147,35 @@ pub fn function(name: &str) -> Option<Arc<ScalarUDF>> {
         "LPAD" => RowFn::udf("lpad", 3, DataType::Utf8, |a| pad(a, true)),
         "RPAD" => RowFn::udf("rpad", 3, DataType::Utf8, |a| pad(a, false)),
         "SPLIT" => RowFn::udf("split", 2, string_list, split),
+        "SUBSTRING_BYTES" => RowFn::variadic("substring_bytes", DataType::Binary, bytes_substring),
         _ => return None,
     })
+}
+
+/// `SUBSTRING(bytes, pos[, length])` as ksqlDB's: 1-based `pos`, negative from the end.
+fn bytes_substring(args: &[ScalarValue]) -> ScalarValue {
+    let (Some(ScalarValue::Binary(Some(bytes))), Some(pos)) = (args.first(), args.get(1)) else {
+        return ScalarValue::Binary(None);
+    };
+    let int = |v: &ScalarValue| match v.cast_to(&DataType::Int64) {
+        Ok(ScalarValue::Int64(Some(n))) => Some(n),
+        _ => None,
+    };
+    let len = bytes.len() as i64;
+    let Some(pos) = int(pos) else {
+        return ScalarValue::Binary(None);
+    };
+    let start = if pos >= 0 {
+        (pos - 1).clamp(0, len)
+    } else {
+        (len + pos).max(0)
+    };
+    let end = match args.get(2).map(int) {
+        Some(Some(n)) => (start + n).min(len).max(start),
+        Some(None) => return ScalarValue::Binary(None),
+        None => len,
+    };
+    ScalarValue::Binary(Some(bytes[start as usize..end as usize].to_vec()))
 }
 
 fn arg(args: &[ScalarValue], i: usize) -> Option<String> {

@@ -138,13 +138,7 @@ impl<'a> ExprPlanner<'a> {
                 substring_from,
                 substring_for,
                 ..
-            } => {
-                let mut args = vec![self.lower(expr)?];
-                for e in [substring_from, substring_for].into_iter().flatten() {
-                    args.push(self.lower(e)?);
-                }
-                self.call(&datafusion_functions::unicode::substr(), args)
-            }
+            } => self.substring(expr, [substring_from, substring_for]),
             SqlExpr::Trim {
                 expr,
                 trim_where: None,
@@ -170,6 +164,20 @@ impl<'a> ExprPlanner<'a> {
             }
             other => Err(PlanError::Unsupported(format!("expression {other}"))),
         }
+    }
+
+    /// `SUBSTRING(s, from[, for])`, of a string or (ksqlDB's own) of bytes.
+    fn substring(&self, expr: &SqlExpr, bounds: [&Option<Box<SqlExpr>>; 2]) -> Result<Expr> {
+        let mut args = vec![self.lower(expr)?];
+        for e in bounds.into_iter().flatten() {
+            args.push(self.lower(e)?);
+        }
+        if self.data_type(&args[0])? == DataType::Binary
+            && let Some(bytes) = crate::functions::rowwise::function("SUBSTRING_BYTES")
+        {
+            return self.call(&bytes, args);
+        }
+        self.call(&datafusion_functions::unicode::substr(), args)
     }
 
     /// `expr [NOT] LIKE pattern [ESCAPE 'c']`.
@@ -872,8 +880,8 @@ fn comparison_name(op: Operator) -> &'static str {
     }
 }
 
-/// An expression with its names upper-cased, as ksqlDB's messages print it.
-/// ksqlDB refuses arithmetic with a `NULL` literal operand (its type is unknown).
+/// ksqlDB refuses arithmetic and comparisons with a `NULL` literal operand (its type is
+/// unknown; `IS NULL` is the way to test for NULL).
 fn check_null_arithmetic(
     (left, lt): (&SqlExpr, &DataType),
     op: Operator,
@@ -884,7 +892,28 @@ fn check_null_arithmetic(
         Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo
     );
     let is_null = |e: &SqlExpr| matches!(e, SqlExpr::Value(v) if v.value == Value::Null);
-    if !arithmetic || !(is_null(left) || is_null(right)) {
+    if !(is_null(left) || is_null(right)) {
+        return Ok(());
+    }
+    if is_comparison(op) {
+        let side = |e: &SqlExpr, t: &DataType| {
+            if is_null(e) {
+                "NULL".to_string()
+            } else {
+                crate::types::sql_name(t)
+            }
+        };
+        let symbol = match op {
+            Operator::NotEq => "<>".to_string(),
+            other => other.to_string(),
+        };
+        return Err(PlanError::Invalid(format!(
+            "Comparison with NULL not supported: {} {symbol} {}\nUse 'IS NULL' or 'IS NOT NULL' instead.",
+            side(left, lt),
+            side(right, rt)
+        )));
+    }
+    if !arithmetic {
         return Ok(());
     }
     let name = |e: &SqlExpr, t: &DataType| {
@@ -910,6 +939,7 @@ fn check_null_arithmetic(
     )))
 }
 
+/// An expression with its names upper-cased, as ksqlDB's messages print it.
 fn normalize_expr(expr: &SqlExpr) -> String {
     super::rewrite::rewrite(expr, &mut |e| match e {
         SqlExpr::Identifier(id) => Some(SqlExpr::Identifier(sqlparser::ast::Ident::new(

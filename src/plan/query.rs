@@ -324,6 +324,7 @@ fn plan_projection(
                 "Duplicate column names: {name}"
             )));
         }
+        check_typed(item)?;
         let mut lowered = planner.lower(item).map_err(|e| {
             if aggregated {
                 non_aggregate_error(e, "SELECT")
@@ -370,6 +371,16 @@ fn plan_projection(
         .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))
         .collect::<Result<Vec<_>>>()?;
     Ok((exprs, Arc::new(Schema::new(fields)), key_names))
+}
+
+/// A bare `NULL` has no type a sink could hold.
+fn check_typed(item: &SqlExpr) -> Result<()> {
+    if matches!(item, SqlExpr::Value(v) if v.value == sqlparser::ast::Value::Null) {
+        return Err(PlanError::Invalid(
+            "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Appends `ROWTIME` (and the window bounds) to the projection's columns; a sink's
