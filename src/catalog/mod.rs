@@ -32,6 +32,8 @@ pub struct Source {
     pub schema: LogicalSchema,
     /// The value column that holds event time, instead of the record timestamp.
     pub timestamp_column: Option<String>,
+    /// `TIMESTAMP_FORMAT`: the timestamp column is text in this Java pattern.
+    pub timestamp_format: Option<String>,
     /// The window of a windowed source (the output of a windowed aggregation).
     pub window: Option<WindowInfo>,
     /// The query that writes this source, for `CREATE ... AS SELECT` sinks.
@@ -41,6 +43,31 @@ pub struct Source {
     /// `WRAP_SINGLE_VALUE`: a single value column is written as an object (or record)
     /// holding it (`true`, the default) or as the bare value.
     pub wrap_single_value: bool,
+}
+
+impl Source {
+    /// A stream named like its topic, with default properties (no timestamp column, window
+    /// or writer; single values wrapped).
+    pub fn stream(
+        topic: &str,
+        (key_format, value_format): (Format, Format),
+        schema: LogicalSchema,
+    ) -> Self {
+        Self {
+            name: topic.to_string(),
+            kind: SourceKind::Stream,
+            topic: topic.to_string(),
+            key_format,
+            value_format,
+            schema,
+            timestamp_column: None,
+            timestamp_format: None,
+            window: None,
+            written_by: None,
+            is_source: false,
+            wrap_single_value: true,
+        }
+    }
 }
 
 /// The window type of a windowed source's key.

@@ -191,17 +191,8 @@ async fn repartition_stage<R: Runtime>(
         runtime.create_topic(&topic, partitions).await?;
     }
     let internal = Source {
-        name: topic.clone(),
-        kind: SourceKind::Stream,
-        topic: topic.clone(),
-        key_format,
-        value_format: Format::Json,
-        schema: repartition.schema(),
-        timestamp_column: None,
-        window: None,
         written_by: Some(stage_id.clone()),
-        is_source: false,
-        wrap_single_value: true,
+        ..Source::stream(&topic, (key_format, Format::Json), repartition.schema())
     };
     let keys: Vec<String> = internal.schema.keys().map(|c| c.name.clone()).collect();
     let stage = PersistentQuery {

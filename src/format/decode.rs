@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::framed::Writer;
 use super::registry::SchemaRegistry;
+use super::timestamp::JavaPattern;
 use super::{Format, FormatError, delimited, framed, json, kafka};
 use crate::catalog::{ColumnKind, Source, WindowInfo};
 use crate::record::Record;
@@ -40,8 +41,10 @@ pub struct SourceDecoder {
     value_format: Format,
     keys: Vec<(String, DataType)>,
     values: Vec<(String, DataType)>,
-    /// Index into `values` of the column that overrides ROWTIME.
+    /// Index into a decoded row of the column that overrides ROWTIME.
     timestamp: Option<usize>,
+    /// `TIMESTAMP_FORMAT`: the column is text in this pattern.
+    timestamp_format: Option<JavaPattern>,
     /// Writer schemas of AVRO, JSON_SR and PROTOBUF records.
     registry: Arc<SchemaRegistry>,
     /// PROTOBUF_NOSR keys and values: the schema of the declared columns.
@@ -61,10 +64,20 @@ impl SourceDecoder {
         let keys = source.schema.typed(ColumnKind::Key);
         let values = source.schema.typed(ColumnKind::Value);
         super::validate::validate(source)?;
-        let timestamp = source
-            .timestamp_column
-            .as_ref()
-            .and_then(|name| values.iter().position(|(n, _)| n == name));
+        // The event-time column's place in a decoded row: keys, window bounds, values.
+        let bounds = if source.window.is_some() { 2 } else { 0 };
+        let timestamp = source.timestamp_column.as_ref().and_then(|name| {
+            keys.iter().position(|(n, _)| n == name).or_else(|| {
+                values
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .map(|i| keys.len() + bounds + i)
+            })
+        });
+        let timestamp_format = match &source.timestamp_format {
+            Some(pattern) => Some(JavaPattern::new(pattern).map_err(FormatError::Unsupported)?),
+            None => None,
+        };
         let nosr = (
             nosr(source.key_format, &keys)?,
             nosr(source.value_format, &values)?,
@@ -77,6 +90,7 @@ impl SourceDecoder {
             keys,
             values,
             timestamp,
+            timestamp_format,
             registry: Arc::clone(registry),
             nosr,
             null_values: false,
@@ -114,17 +128,20 @@ impl SourceDecoder {
                 }
             };
             let ts = match self.timestamp {
-                None => record.timestamp,
-                Some(idx) => match event_time(&row.0[self.keys.len() + bounds + idx]) {
-                    Some(ts) => ts,
-                    None => {
-                        failures.push((
-                            i,
-                            FormatError::Value("invalid or null timestamp column".into()),
-                        ));
-                        continue;
-                    }
-                },
+                None => Ok(record.timestamp),
+                Some(idx) => self.event_time(&row.0[idx]),
+            };
+            let ts = match ts {
+                // Kafka Streams drops records whose timestamp is negative.
+                Ok(ts) if ts >= 0 => ts,
+                Ok(ts) => {
+                    failures.push((i, FormatError::Value(format!("invalid timestamp {ts}"))));
+                    continue;
+                }
+                Err(e) => {
+                    failures.push((i, e));
+                    continue;
+                }
             };
             for (column, value) in columns.iter_mut().zip(row.0) {
                 column.push(value);
@@ -141,6 +158,19 @@ impl SourceDecoder {
             batch,
             tombstones,
             failures,
+        }
+    }
+
+    /// The event time held by the `TIMESTAMP` column's value.
+    fn event_time(&self, value: &ScalarValue) -> Result<i64, FormatError> {
+        let invalid = |why: String| FormatError::Value(format!("invalid timestamp column: {why}"));
+        match (&self.timestamp_format, value) {
+            (Some(pattern), ScalarValue::Utf8(Some(text))) => pattern.parse(text).map_err(invalid),
+            (
+                None,
+                ScalarValue::Int64(Some(ts)) | ScalarValue::TimestampMillisecond(Some(ts), _),
+            ) => Ok(*ts),
+            (_, other) => Err(invalid(format!("{other}"))),
         }
     }
 
@@ -344,11 +374,4 @@ fn nosr(format: Format, columns: &[(String, DataType)]) -> Result<Option<Writer>
 
 fn null_of(t: &DataType) -> Result<ScalarValue, FormatError> {
     ScalarValue::try_from(t).map_err(|e| FormatError::Unsupported(e.to_string()))
-}
-
-fn event_time(value: &ScalarValue) -> Option<i64> {
-    match value {
-        ScalarValue::Int64(Some(ts)) | ScalarValue::TimestampMillisecond(Some(ts), _) => Some(*ts),
-        _ => None,
-    }
 }

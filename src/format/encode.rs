@@ -122,7 +122,9 @@ impl SinkEncoder {
         })
     }
 
-    /// One record per row; `tombstones[i]` (when given) makes row `i` a delete.
+    /// One record per row; `tombstones[i]` (when given) makes row `i` a delete. A row whose
+    /// timestamp is negative (a sink `TIMESTAMP` column's value) cannot be a Kafka record: it
+    /// is left out, as ksqlDB's producer does.
     pub fn encode(
         &self,
         batch: &RecordBatch,
@@ -130,6 +132,18 @@ impl SinkEncoder {
     ) -> Result<Vec<Record>, FormatError> {
         let rowtime = batch.column(self.rowtime).as_primitive::<Int64Type>();
         (0..batch.num_rows())
+            .filter(|row| {
+                let ok = rowtime.value(*row) >= 0;
+                if !ok {
+                    tracing::warn!(
+                        target: "processing_log",
+                        topic = %self.topic,
+                        "skipped a result with the invalid timestamp {}",
+                        rowtime.value(*row)
+                    );
+                }
+                ok
+            })
             .map(|row| {
                 let key = self.encode_key(batch, row)?;
                 let partition = key.as_deref().map(|k| partition_for(k, self.partitions));

@@ -18,6 +18,7 @@ pub mod json;
 pub mod kafka;
 pub mod protobuf;
 pub mod registry;
+pub mod timestamp;
 pub mod validate;
 
 pub use error::FormatError;

@@ -56,6 +56,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
             value_format,
             schema,
             timestamp_column,
+            timestamp_format: props.get_str("TIMESTAMP_FORMAT"),
             window,
             written_by: None,
             is_source: stmt.is_source,

@@ -381,6 +381,7 @@ fn joined_source(first: &Source, kind: SourceKind, schema: &SchemaRef, keys: &[S
         kind,
         schema: LogicalSchema::from_batch(schema, keys),
         timestamp_column: None,
+        timestamp_format: None,
         window: None,
         written_by: None,
         is_source: false,

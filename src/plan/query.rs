@@ -186,7 +186,13 @@ fn plan_body(
     } else {
         let items = expand_items(&query.projection, &from.star)?;
         let (items, exploded) = plan_table_functions(items, input, operators)?;
-        (items, from.keys.clone(), exploded, None)
+        // A windowed source's rows keep their windows (its sink is windowed the same way).
+        let window = from
+            .joins
+            .is_empty()
+            .then_some(from.source.window)
+            .flatten();
+        (items, from.keys.clone(), exploded, window)
     })
 }
 
@@ -451,6 +457,7 @@ fn sink_source(
             .properties
             .get_str("TIMESTAMP")
             .map(|t| t.to_ascii_uppercase()),
+        timestamp_format: sink.properties.get_str("TIMESTAMP_FORMAT"),
         window,
         written_by: Some(sink.query_id.clone()),
         is_source: false,
