@@ -377,16 +377,15 @@ fn joined_schema(key: &str, left: &SchemaRef, right: &SchemaRef) -> SchemaRef {
 
 /// The virtual source the rest of the query reads.
 fn joined_source(first: &Source, kind: SourceKind, schema: &SchemaRef, keys: &[String]) -> Source {
+    let formats = (first.key_format, first.value_format);
     Source {
+        name: first.name.clone(),
         kind,
-        schema: LogicalSchema::from_batch(schema, keys),
-        timestamp_column: None,
-        timestamp_format: None,
-        window: None,
-        written_by: None,
-        is_source: false,
-        wrap_single_value: true,
-        ..first.clone()
+        ..Source::stream(
+            &first.topic,
+            formats,
+            LogicalSchema::from_batch(schema, keys),
+        )
     }
 }
 
