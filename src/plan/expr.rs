@@ -318,26 +318,16 @@ impl<'a> ExprPlanner<'a> {
         if *op == BinaryOperator::Arrow {
             return self.struct_field(left, right);
         }
-        let op = match op {
-            BinaryOperator::Plus => Operator::Plus,
-            BinaryOperator::Minus => Operator::Minus,
-            BinaryOperator::Multiply => Operator::Multiply,
-            BinaryOperator::Divide => Operator::Divide,
-            BinaryOperator::Modulo => Operator::Modulo,
-            BinaryOperator::Eq => Operator::Eq,
-            BinaryOperator::NotEq => Operator::NotEq,
-            BinaryOperator::Lt => Operator::Lt,
-            BinaryOperator::LtEq => Operator::LtEq,
-            BinaryOperator::Gt => Operator::Gt,
-            BinaryOperator::GtEq => Operator::GtEq,
-            BinaryOperator::And => Operator::And,
-            BinaryOperator::Or => Operator::Or,
-            BinaryOperator::StringConcat => Operator::StringConcat,
-            other => return Err(PlanError::Unsupported(format!("operator {other}"))),
-        };
+        let op = binary_operator(op)?;
         let (l, r) = (self.lower(left)?, self.lower(right)?);
         let (lt, rt) = (self.data_type(&l)?, self.data_type(&r)?);
         check_null_arithmetic((left, &lt), op, (right, &rt))?;
+        // ksqlDB's `+` concatenates strings.
+        let op = if op == Operator::Plus && lt == DataType::Utf8 && rt == DataType::Utf8 {
+            Operator::StringConcat
+        } else {
+            op
+        };
         let (lc, rc) = BinaryTypeCoercer::new(&lt, &op, &rt).get_input_types().map_err(|_| {
             PlanError::Invalid(format!(
                 "Error processing expression: {left} {op} {right}. Unsupported {op} between {} and {}",
@@ -878,6 +868,27 @@ fn comparison_name(op: Operator) -> &'static str {
         Operator::Eq => "EQUAL",
         _ => "NOT_EQUAL",
     }
+}
+
+/// DataFusion's operator for a ksqlDB binary operator.
+fn binary_operator(op: &BinaryOperator) -> Result<Operator> {
+    Ok(match op {
+        BinaryOperator::Plus => Operator::Plus,
+        BinaryOperator::Minus => Operator::Minus,
+        BinaryOperator::Multiply => Operator::Multiply,
+        BinaryOperator::Divide => Operator::Divide,
+        BinaryOperator::Modulo => Operator::Modulo,
+        BinaryOperator::Eq => Operator::Eq,
+        BinaryOperator::NotEq => Operator::NotEq,
+        BinaryOperator::Lt => Operator::Lt,
+        BinaryOperator::LtEq => Operator::LtEq,
+        BinaryOperator::Gt => Operator::Gt,
+        BinaryOperator::GtEq => Operator::GtEq,
+        BinaryOperator::And => Operator::And,
+        BinaryOperator::Or => Operator::Or,
+        BinaryOperator::StringConcat => Operator::StringConcat,
+        other => return Err(PlanError::Unsupported(format!("operator {other}"))),
+    })
 }
 
 /// ksqlDB refuses arithmetic and comparisons with a `NULL` literal operand (its type is
