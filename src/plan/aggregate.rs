@@ -226,16 +226,35 @@ fn result_type(
 
 /// The GROUP BY expressions, lowered; aggregates are not allowed there.
 fn group_by(exprs: &[SqlExpr], planner: &ExprPlanner<'_>) -> Result<Vec<Expr>> {
-    if let Some(g) = exprs.iter().find(|g| contains_aggregate(g)) {
-        let name = match g {
-            SqlExpr::Function(f) => f.name.to_string().to_ascii_uppercase(),
-            other => ksql_text(other),
-        };
-        return Err(PlanError::Invalid(format!(
-            "GROUP BY does not support aggregate functions: {name} is an aggregate function."
-        )));
+    for g in exprs {
+        let mut aggregate = None;
+        rewrite(g, &mut |node| {
+            if let SqlExpr::Function(f) = node
+                && aggregate.is_none()
+                && crate::functions::is_aggregate(&f.name.to_string())
+            {
+                aggregate = Some(f.name.to_string().to_ascii_uppercase());
+            }
+            None
+        });
+        if let Some(name) = aggregate {
+            return Err(PlanError::Invalid(format!(
+                "GROUP BY does not support aggregate functions: {name} is an aggregate function."
+            )));
+        }
     }
-    exprs.iter().map(|g| planner.lower(g)).collect()
+    let mut lowered: Vec<Expr> = Vec::new();
+    for g in exprs {
+        let expr = planner.lower(g)?;
+        if lowered.contains(&expr) {
+            return Err(PlanError::Invalid(format!(
+                "Duplicate GROUP BY expression: {}",
+                ksql_text(g)
+            )));
+        }
+        lowered.push(expr);
+    }
+    Ok(lowered)
 }
 
 /// For a table source, its key columns, once every aggregate is known to retract (ksqlDB
