@@ -87,11 +87,7 @@ impl AggregateUDFImpl for Collect {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         // The state is every value kept, as a list (for HISTOGRAM too).
-        let types: Vec<DataType> = args
-            .input_fields
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = super::input_types(&args);
         let item = match self.return_type(&types)? {
             DataType::List(item) => item.data_type().clone(),
             _ => types.first().cloned().unwrap_or(DataType::Null),

@@ -12,6 +12,7 @@ pub mod collect;
 pub mod json;
 pub mod lambda;
 pub mod rowwise;
+pub mod sum_list;
 
 use collect::{Collect, Kind};
 
@@ -177,6 +178,7 @@ pub fn aggregate(name: &str) -> Option<Aggregate> {
         "TOPK" => plain(Collect::udaf(Kind::TopK)),
         "TOPKDISTINCT" => plain(Collect::udaf(Kind::TopKDistinct)),
         "HISTOGRAM" => plain(Collect::udaf(Kind::Histogram)),
+        "SUM_LIST" => plain(sum_list::SumList::udaf()),
         "EARLIEST_BY_OFFSET" => Aggregate {
             ignore_nulls: true,
             ..plain(first_last::first_value_udaf())
@@ -187,6 +189,16 @@ pub fn aggregate(name: &str) -> Option<Aggregate> {
         },
         _ => return None,
     })
+}
+
+/// The argument types of an aggregate, from DataFusion's state-field arguments.
+pub(crate) fn input_types(
+    args: &datafusion_expr::function::StateFieldsArgs,
+) -> Vec<arrow::datatypes::DataType> {
+    args.input_fields
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect()
 }
 
 /// Whether `name` is an aggregate function.
