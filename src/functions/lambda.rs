@@ -88,6 +88,10 @@ impl LambdaCall {
             (Kind::Filter, DataType::List(_)) => {
                 let items = collection.as_list::<i32>().value(0);
                 let keep = self.lambdas[0].eval(vec![Arc::clone(&items)])?;
+                if keep.null_count() > 0 {
+                    // ksqlDB's predicate cannot answer NULL: the call fails, giving NULL.
+                    return ScalarValue::try_from(&self.returns);
+                }
                 let kept = arrow::compute::filter(&items, keep.as_boolean())?;
                 list(kept)
             }
@@ -104,6 +108,9 @@ impl LambdaCall {
             (Kind::Filter, DataType::Map(..)) => {
                 let (k, v) = map_parts(collection.as_map());
                 let keep = self.lambdas[0].eval(vec![Arc::clone(&k), Arc::clone(&v)])?;
+                if keep.null_count() > 0 {
+                    return ScalarValue::try_from(&self.returns);
+                }
                 let mask = keep.as_boolean();
                 map(
                     &self.returns,
