@@ -28,6 +28,7 @@ use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use super::filter::evaluate_mask;
 use super::window::{TimeWindow, WindowSpec};
 use super::{Batch, ExecError, Operator, StateEntry};
+use crate::functions::WhenNull;
 use crate::state::aggregate_store::{
     AggregateStore, GroupKey, decode_key, decode_state, encode_key, encode_state,
 };
@@ -60,8 +61,8 @@ pub struct AggregateSpec {
     pub input_rowtime: usize,
     /// For a table source, its key columns: an update of a key retracts the row it replaces.
     pub source_keys: Option<Vec<Arc<dyn PhysicalExpr>>>,
-    /// Per aggregate: report NULL as zero (ksqlDB's SUM).
-    pub null_as_zero: Vec<bool>,
+    /// Per aggregate: what a NULL result is reported as (ksqlDB's SUM starts at 0).
+    pub when_null: Vec<WhenNull>,
 }
 
 impl AggregateSpec {
@@ -94,9 +95,13 @@ impl AggregateSpec {
             .iter_mut()
             .map(|a| a.evaluate())
             .collect::<Result<Vec<_>, _>>()?;
-        for (v, zero) in values.iter_mut().zip(&self.null_as_zero) {
-            if *zero && v.is_null() {
-                *v = ScalarValue::new_zero(&v.data_type())?;
+        for (v, when_null) in values.iter_mut().zip(&self.when_null) {
+            if v.is_null() {
+                match when_null {
+                    WhenNull::Null => {}
+                    WhenNull::Zero => *v = ScalarValue::new_zero(&v.data_type())?,
+                    WhenNull::NaN => *v = ScalarValue::Float64(Some(f64::NAN)),
+                }
             }
         }
         Ok(values)

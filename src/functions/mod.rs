@@ -148,8 +148,19 @@ pub struct Aggregate {
     pub distinct: bool,
     /// NULL inputs are skipped.
     pub ignore_nulls: bool,
-    /// A result of NULL (no non-null input) is reported as zero: ksqlDB's SUM starts at 0.
-    pub null_as_zero: bool,
+    /// What a NULL result (no non-null input) is reported as.
+    pub when_null: WhenNull,
+}
+
+/// What ksqlDB reports where DataFusion's aggregate gives NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenNull {
+    /// NULL.
+    Null,
+    /// Zero of the result's type (SUM starts at 0; one value's deviation is 0).
+    Zero,
+    /// NaN (an undefined correlation).
+    NaN,
 }
 
 /// The aggregate function ksqlDB calls `name`.
@@ -162,12 +173,12 @@ pub fn aggregate(name: &str) -> Option<Aggregate> {
         udaf,
         distinct: false,
         ignore_nulls: false,
-        null_as_zero: false,
+        when_null: WhenNull::Null,
     };
     Some(match name.to_ascii_uppercase().as_str() {
         "COUNT" => plain(count::count_udaf()),
         "SUM" => Aggregate {
-            null_as_zero: true,
+            when_null: WhenNull::Zero,
             ..plain(sum::sum_udaf())
         },
         "MIN" => plain(min_max::min_udaf()),
@@ -179,6 +190,20 @@ pub fn aggregate(name: &str) -> Option<Aggregate> {
         "TOPKDISTINCT" => plain(Collect::udaf(Kind::TopKDistinct)),
         "HISTOGRAM" => plain(Collect::udaf(Kind::Histogram)),
         "SUM_LIST" => plain(sum_list::SumList::udaf()),
+        // A single value's deviation is 0 in ksqlDB, NULL in DataFusion; ksqlDB's
+        // STDDEV_SAMP computes the sample variance (its STDDEV_SAMPLE the deviation).
+        "STDDEV_SAMPLE" => Aggregate {
+            when_null: WhenNull::Zero,
+            ..plain(datafusion_functions_aggregate::stddev::stddev_udaf())
+        },
+        "STDDEV_SAMP" => Aggregate {
+            when_null: WhenNull::Zero,
+            ..plain(datafusion_functions_aggregate::variance::var_samp_udaf())
+        },
+        "CORRELATION" => Aggregate {
+            when_null: WhenNull::NaN,
+            ..plain(datafusion_functions_aggregate::correlation::corr_udaf())
+        },
         "EARLIEST_BY_OFFSET" => Aggregate {
             ignore_nulls: true,
             ..plain(first_last::first_value_udaf())

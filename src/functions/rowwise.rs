@@ -24,6 +24,8 @@ pub struct RowFn {
     returns: DataType,
     body: Body,
     signature: Signature,
+    /// The body is called with NULL arguments too (else a NULL argument gives NULL).
+    takes_nulls: bool,
 }
 
 // Functions are identified by name: each name has one body.
@@ -60,6 +62,18 @@ impl RowFn {
             returns,
             body,
             signature,
+            takes_nulls: false,
+        }))
+    }
+
+    /// A function taking any number of arguments, called with NULLs too.
+    fn variadic_with_nulls(name: &'static str, returns: DataType, body: Body) -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(Self {
+            name,
+            returns,
+            body,
+            signature: Signature::variadic_any(Volatility::Immutable),
+            takes_nulls: true,
         }))
     }
 }
@@ -85,7 +99,7 @@ impl ScalarUDFImpl for RowFn {
                 .iter()
                 .map(|c| ScalarValue::try_from_array(c, row))
                 .collect::<Result<Vec<_>>>()?;
-            let value = if values.iter().any(ScalarValue::is_null) {
+            let value = if !self.takes_nulls && values.iter().any(ScalarValue::is_null) {
                 ScalarValue::try_from(&self.returns)?
             } else {
                 (self.body)(&values)
@@ -147,9 +161,82 @@ pub fn function(name: &str) -> Option<Arc<ScalarUDF>> {
         "LPAD" => RowFn::udf("lpad", 3, DataType::Utf8, |a| pad(a, true)),
         "RPAD" => RowFn::udf("rpad", 3, DataType::Utf8, |a| pad(a, false)),
         "SPLIT" => RowFn::udf("split", 2, string_list, split),
-        "SUBSTRING_BYTES" => RowFn::variadic("substring_bytes", DataType::Binary, bytes_substring),
-        _ => return None,
+        other => return bytes_and_numbers(other),
     })
+}
+
+/// `GEO_DISTANCE(lat1, lon1, lat2, lon2[, 'KM'|'MI'])`: the great-circle distance
+/// (haversine), in kilometers unless miles are asked for; NULL for coordinates out of range.
+fn geo_distance(args: &[ScalarValue]) -> ScalarValue {
+    let number = |i: usize| match args.get(i).map(|v| v.cast_to(&DataType::Float64)) {
+        Some(Ok(ScalarValue::Float64(Some(x)))) => Some(x),
+        _ => None,
+    };
+    let (Some(lat1), Some(lon1), Some(lat2), Some(lon2)) =
+        (number(0), number(1), number(2), number(3))
+    else {
+        return ScalarValue::Float64(None);
+    };
+    if [lat1, lat2].iter().any(|l| l.abs() > 90.0) || [lon1, lon2].iter().any(|l| l.abs() > 180.0) {
+        return ScalarValue::Float64(None);
+    }
+    let radius = match arg(args, 4).map(|u| u.to_ascii_uppercase()) {
+        None => 6371.0,
+        Some(unit) if unit.starts_with("KM") || unit.starts_with("KILOMET") => 6371.0,
+        Some(unit) if unit.starts_with("MI") => 3959.0,
+        Some(_) => return ScalarValue::Float64(None),
+    };
+    let (phi1, phi2) = (lat1.to_radians(), lat2.to_radians());
+    let half_dlat = (lat2 - lat1).to_radians() / 2.0;
+    let half_dlon = (lon2 - lon1).to_radians() / 2.0;
+    let a = half_dlat.sin().powi(2) + phi1.cos() * phi2.cos() * half_dlon.sin().powi(2);
+    ScalarValue::Float64(Some(2.0 * radius * a.sqrt().asin()))
+}
+
+/// `TO_BYTES(text, encoding)`: `hex`, `utf8`, `ascii` or `base64` text as bytes.
+fn to_bytes(args: &[ScalarValue]) -> ScalarValue {
+    let (Some(text), Some(encoding)) = (arg(args, 0), arg(args, 1)) else {
+        return ScalarValue::Binary(None);
+    };
+    ScalarValue::Binary(match encoding.to_ascii_lowercase().as_str() {
+        "hex" => (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect(),
+        "utf8" | "ascii" => Some(text.into_bytes()),
+        "base64" => crate::format::avro::unbase64(&text),
+        _ => None,
+    })
+}
+
+/// `FROM_BYTES(bytes, encoding)`: bytes as `hex` (upper case), `utf8`, `ascii` or `base64`.
+fn from_bytes(args: &[ScalarValue]) -> ScalarValue {
+    let (Some(ScalarValue::Binary(Some(bytes))), Some(encoding)) = (args.first(), arg(args, 1))
+    else {
+        return ScalarValue::Utf8(None);
+    };
+    ScalarValue::Utf8(match encoding.to_ascii_lowercase().as_str() {
+        "hex" => Some(bytes.iter().map(|b| format!("{b:02X}")).collect()),
+        "utf8" | "ascii" => String::from_utf8(bytes.clone()).ok(),
+        "base64" => Some(crate::format::avro::base64(bytes)),
+        _ => None,
+    })
+}
+
+/// The `N` bytes of `INT/BIGINT/DOUBLE_FROM_BYTES(bytes[, 'BIG_ENDIAN'|'LITTLE_ENDIAN'])`,
+/// in big-endian order; NULL unless there are exactly `N`.
+fn number_bytes<const N: usize>(args: &[ScalarValue]) -> Option<[u8; N]> {
+    let Some(ScalarValue::Binary(Some(bytes))) = args.first() else {
+        return None;
+    };
+    let mut array: [u8; N] = bytes.as_slice().try_into().ok()?;
+    if arg(args, 1).is_some_and(|o| o.eq_ignore_ascii_case("LITTLE_ENDIAN")) {
+        array.reverse();
+    }
+    Some(array)
 }
 
 /// `SUBSTRING(bytes, pos[, length])` as ksqlDB's: 1-based `pos`, negative from the end.
@@ -176,6 +263,30 @@ fn bytes_substring(args: &[ScalarValue]) -> ScalarValue {
         None => len,
     };
     ScalarValue::Binary(Some(bytes[start as usize..end as usize].to_vec()))
+}
+
+/// Functions of bytes and numbers: `SUBSTRING` of bytes, `TO_BYTES`/`FROM_BYTES`, numbers
+/// from bytes, `GEO_DISTANCE`.
+fn bytes_and_numbers(name: &str) -> Option<Arc<ScalarUDF>> {
+    Some(match name {
+        "SUBSTRING_BYTES" => RowFn::variadic("substring_bytes", DataType::Binary, bytes_substring),
+        // A NULL unit means kilometers.
+        "GEO_DISTANCE" => {
+            RowFn::variadic_with_nulls("geo_distance", DataType::Float64, geo_distance)
+        }
+        "TO_BYTES" => RowFn::udf("to_bytes", 2, DataType::Binary, to_bytes),
+        "FROM_BYTES" => RowFn::udf("from_bytes", 2, DataType::Utf8, from_bytes),
+        "INT_FROM_BYTES" => RowFn::variadic("int_from_bytes", DataType::Int32, |a| {
+            ScalarValue::Int32(number_bytes::<4>(a).map(i32::from_be_bytes))
+        }),
+        "BIGINT_FROM_BYTES" => RowFn::variadic("bigint_from_bytes", DataType::Int64, |a| {
+            ScalarValue::Int64(number_bytes::<8>(a).map(i64::from_be_bytes))
+        }),
+        "DOUBLE_FROM_BYTES" => RowFn::variadic("double_from_bytes", DataType::Float64, |a| {
+            ScalarValue::Float64(number_bytes::<8>(a).map(f64::from_be_bytes))
+        }),
+        _ => return None,
+    })
 }
 
 fn arg(args: &[ScalarValue], i: usize) -> Option<String> {

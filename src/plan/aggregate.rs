@@ -22,6 +22,7 @@ use crate::catalog::Source;
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::exec::aggregate::{AggregateSpec, EmitMode};
 use crate::exec::window::{DEFAULT_GRACE_MS, WindowSpec};
+use crate::functions::WhenNull;
 use crate::sql::ast::{ProjectionItem, Query, SourceKind, WindowExpr};
 
 type Result<T> = std::result::Result<T, PlanError>;
@@ -128,9 +129,9 @@ pub fn plan_aggregate(
         output_schema,
         input_rowtime: input.index_of(ROWTIME)?,
         source_keys,
-        null_as_zero: calls
+        when_null: calls
             .iter()
-            .map(|c| aggregate_function(c).is_some_and(|f| f.null_as_zero))
+            .map(|c| aggregate_function(c).map_or(WhenNull::Null, |f| f.when_null))
             .collect(),
     };
     Ok(PlannedAggregate {
