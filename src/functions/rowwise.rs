@@ -285,8 +285,51 @@ fn bytes_and_numbers(name: &str) -> Option<Arc<ScalarUDF>> {
         "DOUBLE_FROM_BYTES" => RowFn::variadic("double_from_bytes", DataType::Float64, |a| {
             ScalarValue::Float64(number_bytes::<8>(a).map(f64::from_be_bytes))
         }),
+        other => return time(other),
+    })
+}
+
+/// Date-time functions over Java patterns (see [`crate::format::timestamp`]): a text that
+/// does not match, or an unknown zone, gives NULL.
+fn time(name: &str) -> Option<Arc<ScalarUDF>> {
+    let timestamp = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None);
+    Some(match name {
+        "TIMESTAMPTOSTRING" => RowFn::variadic("timestamptostring", DataType::Utf8, format_time),
+        "FORMAT_TIMESTAMP" => RowFn::variadic("format_timestamp", DataType::Utf8, format_time),
+        "STRINGTOTIMESTAMP" => RowFn::variadic("stringtotimestamp", DataType::Int64, |a| {
+            ScalarValue::Int64(parse_time(a))
+        }),
+        "PARSE_TIMESTAMP" => RowFn::variadic("parse_timestamp", timestamp, |a| {
+            ScalarValue::TimestampMillisecond(parse_time(a), None)
+        }),
         _ => return None,
     })
+}
+
+/// `(ms or timestamp, pattern[, zone])` as text.
+fn format_time(args: &[ScalarValue]) -> ScalarValue {
+    let ms = match args.first() {
+        Some(ScalarValue::Int64(Some(ms)) | ScalarValue::TimestampMillisecond(Some(ms), _)) => *ms,
+        _ => return ScalarValue::Utf8(None),
+    };
+    let Some(pattern) = arg(args, 1) else {
+        return ScalarValue::Utf8(None);
+    };
+    let zone = arg(args, 2);
+    ScalarValue::Utf8(
+        crate::format::timestamp::JavaPattern::new(&pattern)
+            .and_then(|p| p.format(ms, zone.as_deref()))
+            .ok(),
+    )
+}
+
+/// `(text, pattern[, zone])` as epoch milliseconds.
+fn parse_time(args: &[ScalarValue]) -> Option<i64> {
+    let (text, pattern) = (arg(args, 0)?, arg(args, 1)?);
+    let zone = arg(args, 2);
+    crate::format::timestamp::JavaPattern::new(&pattern)
+        .and_then(|p| p.parse_in(&text, zone.as_deref()))
+        .ok()
 }
 
 fn arg(args: &[ScalarValue], i: usize) -> Option<String> {
