@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+pub mod attr;
 pub mod collect;
 pub mod json;
 pub mod lambda;
@@ -190,6 +191,7 @@ pub fn aggregate(name: &str) -> Option<Aggregate> {
         "TOPKDISTINCT" => plain(Collect::udaf(Kind::TopKDistinct)),
         "HISTOGRAM" => plain(Collect::udaf(Kind::Histogram)),
         "SUM_LIST" => plain(sum_list::SumList::udaf()),
+        "ATTR" => plain(attr::Attr::udaf()),
         // A single value's deviation is 0 in ksqlDB, NULL in DataFusion; ksqlDB's
         // STDDEV_SAMP computes the sample variance (its STDDEV_SAMPLE the deviation).
         "STDDEV_SAMPLE" => Aggregate {
