@@ -302,7 +302,74 @@ fn time(name: &str) -> Option<Arc<ScalarUDF>> {
         "PARSE_TIMESTAMP" => RowFn::variadic("parse_timestamp", timestamp, |a| {
             ScalarValue::TimestampMillisecond(parse_time(a), None)
         }),
+        other => return regexp(other),
+    })
+}
+
+/// `REGEXP_*` functions. ksqlDB's patterns are Java's; Rust's `regex` reads the common
+/// subset (no look-around or back-references: such a pattern gives NULL).
+fn regexp(name: &str) -> Option<Arc<ScalarUDF>> {
+    let string_list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Some(match name {
+        "REGEXP_EXTRACT" => RowFn::variadic("regexp_extract", DataType::Utf8, |a| {
+            let group = group_arg(a);
+            text(with_regex(a, 0, |re, s| {
+                re.captures(s)
+                    .and_then(|c| c.get(group).map(|m| m.as_str().to_string()))
+            }))
+        }),
+        "REGEXP_EXTRACT_ALL" => RowFn::variadic("regexp_extract_all", string_list, |a| {
+            let group = group_arg(a);
+            let found = with_regex(a, 0, |re, s| {
+                Some(
+                    re.captures_iter(s)
+                        .filter_map(|c| c.get(group).map(|m| m.as_str().to_string()))
+                        .collect(),
+                )
+            });
+            found.map_or(ScalarValue::Null, list)
+        }),
+        "REGEXP_REPLACE" => RowFn::udf("regexp_replace", 3, DataType::Utf8, |a| {
+            let replacement = arg(a, 2).unwrap_or_default();
+            text(with_regex(a, 1, |re, s| {
+                Some(re.replace_all(s, replacement.as_str()).into_owned())
+            }))
+        }),
+        "REGEXP_SPLIT_TO_ARRAY" => RowFn::udf("regexp_split_to_array", 2, string_list, |a| {
+            with_regex(a, 1, |re, s| Some(re.split(s).map(String::from).collect()))
+                .map_or(ScalarValue::Null, list)
+        }),
         _ => return None,
+    })
+}
+
+/// The optional capture group argument (third) of the REGEXP_EXTRACT functions.
+fn group_arg(args: &[ScalarValue]) -> usize {
+    arg(args, 2).and_then(|g| g.parse().ok()).unwrap_or(0)
+}
+
+/// Applies `f` to the compiled pattern at argument `pattern` and the text at the other of the
+/// first two arguments (ksqlDB puts the pattern first in REGEXP_EXTRACT, second elsewhere).
+/// Patterns are compiled once per thread and kept (up to 64).
+fn with_regex<T>(
+    args: &[ScalarValue],
+    pattern: usize,
+    f: impl FnOnce(&regex::Regex, &str) -> Option<T>,
+) -> Option<T> {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+            std::cell::RefCell::default();
+    }
+    let (pattern, input) = (arg(args, pattern)?, arg(args, 1 - pattern)?);
+    COMPILED.with(|compiled| {
+        let mut compiled = compiled.borrow_mut();
+        if !compiled.contains_key(&pattern) {
+            if compiled.len() >= 64 {
+                compiled.clear();
+            }
+            compiled.insert(pattern.clone(), regex::Regex::new(&pattern).ok()?);
+        }
+        f(compiled.get(&pattern)?, &input)
     })
 }
 
