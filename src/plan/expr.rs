@@ -462,6 +462,9 @@ impl<'a> ExprPlanner<'a> {
         if name.eq_ignore_ascii_case("STRUCT") {
             return self.struct_constructor(f);
         }
+        if super::temporal::is_temporal(&name) {
+            return self.temporal(&name, &function_args(f)?);
+        }
         if name.eq_ignore_ascii_case("MAP") {
             return self.map_constructor(f);
         }

@@ -16,5 +16,6 @@ pub mod query;
 pub mod repartition;
 pub mod rewrite;
 pub mod table_functions;
+pub mod temporal;
 
 pub use error::PlanError;
