@@ -292,7 +292,7 @@ fn bytes_and_numbers(name: &str) -> Option<Arc<ScalarUDF>> {
 /// Date-time functions over Java patterns (see [`crate::format::timestamp`]): a text that
 /// does not match, or an unknown zone, gives NULL.
 fn time(name: &str) -> Option<Arc<ScalarUDF>> {
-    let timestamp = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None);
+    let timestamp = timestamp_type();
     Some(match name {
         "TIMESTAMPTOSTRING" => RowFn::variadic("timestamptostring", DataType::Utf8, format_time),
         "FORMAT_TIMESTAMP" => RowFn::variadic("format_timestamp", DataType::Utf8, format_time),
@@ -302,8 +302,64 @@ fn time(name: &str) -> Option<Arc<ScalarUDF>> {
         "PARSE_TIMESTAMP" => RowFn::variadic("parse_timestamp", timestamp, |a| {
             ScalarValue::TimestampMillisecond(parse_time(a), None)
         }),
+        "PARSE_DATE" => RowFn::variadic("parse_date", DataType::Date32, |a| {
+            ScalarValue::Date32(parse_time(a).map(|ms| ms.div_euclid(DAY_MS) as i32))
+        }),
+        "STRINGTODATE" => RowFn::variadic("stringtodate", DataType::Int32, |a| {
+            ScalarValue::Int32(parse_time(a).map(|ms| ms.div_euclid(DAY_MS) as i32))
+        }),
+        "FORMAT_DATE" | "DATETOSTRING" => {
+            RowFn::variadic("format_date", DataType::Utf8, |a| match a.first() {
+                Some(ScalarValue::Date32(Some(d)) | ScalarValue::Int32(Some(d))) => {
+                    let mut args = a.to_vec();
+                    args[0] = ScalarValue::Int64(Some(i64::from(*d) * DAY_MS));
+                    format_time(&args)
+                }
+                _ => ScalarValue::Utf8(None),
+            })
+        }
+        "FORMAT_TIME" => RowFn::variadic("format_time", DataType::Utf8, |a| match a.first() {
+            Some(ScalarValue::Time32Millisecond(Some(ms))) => {
+                let mut args = a.to_vec();
+                args[0] = ScalarValue::Int64(Some(i64::from(*ms)));
+                format_time(&args)
+            }
+            _ => ScalarValue::Utf8(None),
+        }),
+        "FROM_UNIXTIME" => RowFn::udf("from_unixtime", 1, timestamp_type(), |a| {
+            match a[0].cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(ms)) => ScalarValue::TimestampMillisecond(ms, None),
+                _ => ScalarValue::TimestampMillisecond(None, None),
+            }
+        }),
+        "UNIX_TIMESTAMP" => RowFn::variadic("unix_timestamp", DataType::Int64, |a| {
+            ScalarValue::Int64(match a.first() {
+                None => Some(now_ms()),
+                Some(ScalarValue::TimestampMillisecond(ms, _) | ScalarValue::Int64(ms)) => *ms,
+                Some(_) => None,
+            })
+        }),
+        "UNIX_DATE" => RowFn::variadic("unix_date", DataType::Int32, |a| {
+            ScalarValue::Int32(match a.first() {
+                None => Some(now_ms().div_euclid(DAY_MS) as i32),
+                Some(ScalarValue::Date32(d)) => *d,
+                Some(_) => None,
+            })
+        }),
         other => return regexp(other),
     })
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `REGEXP_*` functions. ksqlDB's patterns are Java's; Rust's `regex` reads the common
