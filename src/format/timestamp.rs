@@ -169,6 +169,23 @@ impl JavaPattern {
     }
 }
 
+/// `CONVERT_TZ`: the wall-clock time `ms` (as if UTC) in zone `from`, as wall-clock time in
+/// zone `to`.
+pub fn convert_tz(ms: i64, from: &str, to: &str) -> Result<i64, String> {
+    let wall = DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| format!("{ms} is not a valid instant"))?
+        .naive_utc();
+    let instant = time_zone(Some(from))?
+        .from_local_datetime(&wall)
+        .earliest()
+        .ok_or_else(|| format!("{wall} does not exist in {from}"))?;
+    Ok(instant
+        .with_timezone(&time_zone(Some(to))?)
+        .naive_local()
+        .and_utc()
+        .timestamp_millis())
+}
+
 /// A time zone by name (`UTC`, `Europe/London`) or offset (`+02:00`, `-0800`).
 fn time_zone(name: Option<&str>) -> Result<Tz, String> {
     let Some(name) = name else {

@@ -302,6 +302,58 @@ fn time(name: &str) -> Option<Arc<ScalarUDF>> {
         "PARSE_TIMESTAMP" => RowFn::variadic("parse_timestamp", timestamp, |a| {
             ScalarValue::TimestampMillisecond(parse_time(a), None)
         }),
+        other => return dates(other),
+    })
+}
+
+/// String functions of several arguments: `ELT`, `FIELD`, `ENCODE`.
+fn strings(name: &str) -> Option<Arc<ScalarUDF>> {
+    Some(match name {
+        // ELT(n, a, b, ...): the n-th of the rest (1-based), NULL when out of range.
+        "ELT" => RowFn::variadic_with_nulls("elt", DataType::Utf8, |a| {
+            let n = match a.first().map(|n| n.cast_to(&DataType::Int64)) {
+                Some(Ok(ScalarValue::Int64(Some(n)))) if n >= 1 => n as usize,
+                _ => return ScalarValue::Utf8(None),
+            };
+            text(a.get(n).and_then(|v| arg(std::slice::from_ref(v), 0)))
+        }),
+        // FIELD(s, a, b, ...): the 1-based position of s among the rest, 0 if absent or NULL.
+        "FIELD" => RowFn::variadic_with_nulls("field", DataType::Int32, |a| {
+            let position = arg(a, 0)
+                .and_then(|s| (1..a.len()).find(|i| arg(a, *i).as_deref() == Some(s.as_str())));
+            ScalarValue::Int32(Some(position.map_or(0, |p| p as i32)))
+        }),
+        // ENCODE(s, from, to): text in one encoding (hex, utf8, ascii, base64) as another.
+        "ENCODE" => RowFn::udf("encode", 3, DataType::Utf8, |a| {
+            let (Some(s), Some(from), Some(to)) = (arg(a, 0), arg(a, 1), arg(a, 2)) else {
+                return ScalarValue::Utf8(None);
+            };
+            let bytes = match from.to_ascii_lowercase().as_str() {
+                "ascii" => s
+                    .chars()
+                    .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+                    .collect(),
+                "utf8" => s.into_bytes(),
+                _ => match to_bytes(&[ScalarValue::Utf8(Some(s)), ScalarValue::Utf8(Some(from))]) {
+                    ScalarValue::Binary(Some(b)) => b,
+                    _ => return ScalarValue::Utf8(None),
+                },
+            };
+            text(match to.to_ascii_lowercase().as_str() {
+                "hex" => Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+                "utf8" | "ascii" => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                "base64" => Some(crate::format::avro::base64(&bytes)),
+                _ => None,
+            })
+        }),
+        _ => return regexp(name),
+    })
+}
+
+/// Date, time and zone functions: parsing and formatting DATE and TIME, epoch conversions,
+/// `CONVERT_TZ`.
+fn dates(name: &str) -> Option<Arc<ScalarUDF>> {
+    Some(match name {
         "PARSE_DATE" => RowFn::variadic("parse_date", DataType::Date32, |a| {
             ScalarValue::Date32(parse_time(a).map(|ms| ms.div_euclid(DAY_MS) as i32))
         }),
@@ -346,7 +398,20 @@ fn time(name: &str) -> Option<Arc<ScalarUDF>> {
                 Some(_) => None,
             })
         }),
-        other => return regexp(other),
+        "CONVERT_TZ" => RowFn::udf("convert_tz", 3, timestamp_type(), |a| {
+            let ms = match &a[0] {
+                ScalarValue::TimestampMillisecond(Some(ms), _) | ScalarValue::Int64(Some(ms)) => {
+                    *ms
+                }
+                _ => return ScalarValue::TimestampMillisecond(None, None),
+            };
+            let converted = match (arg(a, 1), arg(a, 2)) {
+                (Some(from), Some(to)) => crate::format::timestamp::convert_tz(ms, &from, &to).ok(),
+                _ => None,
+            };
+            ScalarValue::TimestampMillisecond(converted, None)
+        }),
+        other => return strings(other),
     })
 }
 
