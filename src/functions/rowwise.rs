@@ -270,6 +270,12 @@ fn bytes_substring(args: &[ScalarValue]) -> ScalarValue {
 fn bytes_and_numbers(name: &str) -> Option<Arc<ScalarUDF>> {
     Some(match name {
         "SUBSTRING_BYTES" => RowFn::variadic("substring_bytes", DataType::Binary, bytes_substring),
+        "SPLIT_BYTES" => RowFn::udf(
+            "split_bytes",
+            2,
+            DataType::List(Arc::new(Field::new("item", DataType::Binary, true))),
+            split_bytes,
+        ),
         // A NULL unit means kilometers.
         "GEO_DISTANCE" => {
             RowFn::variadic_with_nulls("geo_distance", DataType::Float64, geo_distance)
@@ -716,6 +722,36 @@ fn split(args: &[ScalarValue]) -> ScalarValue {
         return list(s.chars().map(String::from).collect());
     }
     list(s.split(delimiter.as_str()).map(String::from).collect())
+}
+
+/// `SPLIT(bytes, delimiter)`: the pieces between delimiters (every byte for an empty one).
+fn split_bytes(args: &[ScalarValue]) -> ScalarValue {
+    let (Some(ScalarValue::Binary(Some(bytes))), Some(ScalarValue::Binary(Some(delimiter)))) =
+        (args.first(), args.get(1))
+    else {
+        return ScalarValue::Null;
+    };
+    let pieces: Vec<Vec<u8>> = if delimiter.is_empty() {
+        bytes.iter().map(|b| vec![*b]).collect()
+    } else {
+        let (mut pieces, mut start, mut i) = (Vec::new(), 0, 0);
+        while i + delimiter.len() <= bytes.len() {
+            if bytes[i..].starts_with(delimiter) {
+                pieces.push(bytes[start..i].to_vec());
+                i += delimiter.len();
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        pieces.push(bytes[start..].to_vec());
+        pieces
+    };
+    let values: Vec<ScalarValue> = pieces
+        .into_iter()
+        .map(|p| ScalarValue::Binary(Some(p)))
+        .collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Binary))
 }
 
 #[cfg(test)]

@@ -166,6 +166,22 @@ impl<'a> ExprPlanner<'a> {
         }
     }
 
+    /// `SPLIT(s, delimiter)` of a string, or of bytes.
+    fn split(&self, args: &[SqlExpr]) -> Result<Expr> {
+        let args = args
+            .iter()
+            .map(|a| self.lower(a))
+            .collect::<Result<Vec<_>>>()?;
+        let bytes = match args.first() {
+            Some(first) => self.data_type(first)? == DataType::Binary,
+            None => false,
+        };
+        let name = if bytes { "SPLIT_BYTES" } else { "SPLIT" };
+        let udf = crate::functions::rowwise::function(name)
+            .ok_or_else(|| PlanError::UnknownFunction(name.into()))?;
+        self.call(&udf, args)
+    }
+
     /// `SUBSTRING(s, from[, for])`, of a string or (ksqlDB's own) of bytes.
     fn substring(&self, expr: &SqlExpr, bounds: [&Option<Box<SqlExpr>>; 2]) -> Result<Expr> {
         let mut args = vec![self.lower(expr)?];
@@ -464,6 +480,9 @@ impl<'a> ExprPlanner<'a> {
         }
         if super::temporal::is_temporal(&name) {
             return self.temporal(&name, &function_args(f)?);
+        }
+        if name.eq_ignore_ascii_case("SPLIT") {
+            return self.split(&function_args(f)?);
         }
         if name.eq_ignore_ascii_case("MAP") {
             return self.map_constructor(f);
