@@ -32,6 +32,13 @@ impl TypeParser<'_, '_> {
         let Token::Word(word) = &next.token else {
             return self.parser.expected("a type", next);
         };
+        if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("NULL") {
+            // NULL is a value, never a type (ksqlDB's grammar refuses it).
+            return Err(ParserError::ParserError(format!(
+                "Syntax Error: NULL is not a type{}",
+                next.span.start
+            )));
+        }
         let ident = self.parser.parse_identifier()?;
         if word.quote_style.is_some() {
             return Ok(SqlType::Custom(ident));
