@@ -79,7 +79,7 @@ impl<'a> ExprPlanner<'a> {
                 }),
                 None => Err(PlanError::Invalid("empty name".into())),
             },
-            SqlExpr::Value(v) => literal(&v.value),
+            SqlExpr::Value(v) => literal(&v.value, v.span.start),
             SqlExpr::Nested(inner) => self.lower(inner),
             SqlExpr::BinaryOp { left, op, right } => self.binary(left, op, right),
             SqlExpr::UnaryOp { op, expr } => self.unary(op, expr),
@@ -427,6 +427,12 @@ impl<'a> ExprPlanner<'a> {
     }
 
     fn unary(&self, op: &UnaryOperator, expr: &SqlExpr) -> Result<Expr> {
+        // A negative number is one literal (so -9223372036854775808 fits a BIGINT).
+        if let (UnaryOperator::Minus, SqlExpr::Value(v)) = (op, expr)
+            && let Value::Number(n, long) = &v.value
+        {
+            return literal(&Value::Number(format!("-{n}"), *long), v.span.start);
+        }
         let inner = self.lower(expr)?;
         match op {
             UnaryOperator::Not => Ok(Expr::Not(Box::new(inner))),
@@ -815,10 +821,17 @@ fn cast_to(expr: Expr, from: &DataType, to: &DataType) -> Expr {
 }
 
 /// ksqlDB's literal types.
-fn literal(value: &Value) -> Result<Expr> {
+/// A literal; a number ksqlDB cannot hold fails with its position (at `at`), as ksqlDB's
+/// statement preparation reports it.
+fn literal(value: &Value, at: sqlparser::tokenizer::Location) -> Result<Expr> {
     Ok(Expr::Literal(
         match value {
-            Value::Number(n, _) => number(n)?,
+            Value::Number(n, _) => number(n).map_err(|e| {
+                PlanError::Invalid(format!(
+                    "Failed to prepare statement: line {}:{}: {e}",
+                    at.line, at.column
+                ))
+            })?,
             Value::SingleQuotedString(s) => ScalarValue::Utf8(Some(s.clone())),
             Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
             Value::Null => ScalarValue::Null,
@@ -831,10 +844,13 @@ fn literal(value: &Value) -> Result<Expr> {
 fn number(text: &str) -> Result<ScalarValue> {
     let invalid = || PlanError::Invalid(format!("Invalid numeric literal: {text}"));
     if text.contains(['e', 'E']) {
-        return text
-            .parse()
-            .map(|f| ScalarValue::Float64(Some(f)))
-            .map_err(|_| invalid());
+        let f: f64 = text.parse().map_err(|_| invalid())?;
+        if f.is_infinite() {
+            return Err(PlanError::Invalid(format!(
+                "Number overflows DOUBLE: {text}"
+            )));
+        }
+        return Ok(ScalarValue::Float64(Some(f)));
     }
     if let Some((whole, fraction)) = text.split_once('.') {
         let digits = format!("{whole}{fraction}");
