@@ -352,6 +352,64 @@ fn strings(name: &str) -> Option<Arc<ScalarUDF>> {
                 _ => None,
             })
         }),
+        other => return json_functions(other),
+    })
+}
+
+/// JSON text functions beyond paths: `JSON_ITEMS`, `JSON_CONCAT`, `JSON_ARRAY_CONTAINS`.
+fn json_functions(name: &str) -> Option<Arc<ScalarUDF>> {
+    let string_list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Some(match name {
+        // The elements of a JSON array, each as compact JSON text.
+        "JSON_ITEMS" => RowFn::udf("json_items", 1, string_list, |a| {
+            match json(a).as_ref().and_then(Json::as_array) {
+                Some(items) => list(items.iter().map(Json::to_string).collect()),
+                None => ScalarValue::Null,
+            }
+        }),
+        // Objects merged (later keys win); otherwise one array of every value, arrays'
+        // elements spliced in. A NULL or invalid argument gives NULL.
+        "JSON_CONCAT" => RowFn::variadic("json_concat", DataType::Utf8, |a| {
+            let parts: Vec<Json> = (0..a.len())
+                .map(|i| json(&a[i..]))
+                .collect::<Option<_>>()
+                .unwrap_or_default();
+            if parts.is_empty() {
+                return ScalarValue::Utf8(None);
+            }
+            let merged = if parts.iter().all(Json::is_object) {
+                let mut object = serde_json::Map::new();
+                parts
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        Json::Object(o) => Some(o),
+                        _ => None,
+                    })
+                    .for_each(|o| object.extend(o));
+                Json::Object(object)
+            } else {
+                Json::Array(
+                    parts
+                        .into_iter()
+                        .flat_map(|p| match p {
+                            Json::Array(items) => items,
+                            other => vec![other],
+                        })
+                        .collect(),
+                )
+            };
+            text(Some(merged.to_string()))
+        }),
+        // Whether a JSON array holds the value (a string, number or boolean).
+        "JSON_ARRAY_CONTAINS" => RowFn::udf("json_array_contains", 2, DataType::Boolean, |a| {
+            let wanted = crate::format::json::from_scalar(&a[1]);
+            ScalarValue::Boolean(Some(
+                json(a)
+                    .as_ref()
+                    .and_then(Json::as_array)
+                    .is_some_and(|items| items.contains(&wanted)),
+            ))
+        }),
         _ => return regexp(name),
     })
 }
@@ -384,6 +442,26 @@ fn dates(name: &str) -> Option<Arc<ScalarUDF>> {
             }
             _ => ScalarValue::Utf8(None),
         }),
+        "CONVERT_TZ" => RowFn::udf("convert_tz", 3, timestamp_type(), |a| {
+            let ms = match &a[0] {
+                ScalarValue::TimestampMillisecond(Some(ms), _) | ScalarValue::Int64(Some(ms)) => {
+                    *ms
+                }
+                _ => return ScalarValue::TimestampMillisecond(None, None),
+            };
+            let converted = match (arg(a, 1), arg(a, 2)) {
+                (Some(from), Some(to)) => crate::format::timestamp::convert_tz(ms, &from, &to).ok(),
+                _ => None,
+            };
+            ScalarValue::TimestampMillisecond(converted, None)
+        }),
+        other => return epochs(other),
+    })
+}
+
+/// Conversions between epoch numbers and dates and timestamps.
+fn epochs(name: &str) -> Option<Arc<ScalarUDF>> {
+    Some(match name {
         "FROM_UNIXTIME" => RowFn::udf("from_unixtime", 1, timestamp_type(), |a| {
             match a[0].cast_to(&DataType::Int64) {
                 Ok(ScalarValue::Int64(ms)) => ScalarValue::TimestampMillisecond(ms, None),
@@ -397,25 +475,18 @@ fn dates(name: &str) -> Option<Arc<ScalarUDF>> {
                 Some(_) => None,
             })
         }),
+        "FROM_DAYS" => RowFn::udf("from_days", 1, DataType::Date32, |a| {
+            match a[0].cast_to(&DataType::Int32) {
+                Ok(ScalarValue::Int32(days)) => ScalarValue::Date32(days),
+                _ => ScalarValue::Date32(None),
+            }
+        }),
         "UNIX_DATE" => RowFn::variadic("unix_date", DataType::Int32, |a| {
             ScalarValue::Int32(match a.first() {
                 None => Some(now_ms().div_euclid(DAY_MS) as i32),
                 Some(ScalarValue::Date32(d)) => *d,
                 Some(_) => None,
             })
-        }),
-        "CONVERT_TZ" => RowFn::udf("convert_tz", 3, timestamp_type(), |a| {
-            let ms = match &a[0] {
-                ScalarValue::TimestampMillisecond(Some(ms), _) | ScalarValue::Int64(Some(ms)) => {
-                    *ms
-                }
-                _ => return ScalarValue::TimestampMillisecond(None, None),
-            };
-            let converted = match (arg(a, 1), arg(a, 2)) {
-                (Some(from), Some(to)) => crate::format::timestamp::convert_tz(ms, &from, &to).ok(),
-                _ => None,
-            };
-            ScalarValue::TimestampMillisecond(converted, None)
         }),
         other => return strings(other),
     })
