@@ -49,6 +49,8 @@ struct Shell {
     output: OutputFormat,
     helper: ShellHelper,
     out: Box<dyn Write>,
+    /// At a prompt: the names offered by completion are kept up to date.
+    interactive: bool,
 }
 
 /// Runs the shell; returns whether every statement succeeded.
@@ -63,6 +65,7 @@ pub async fn run(options: CliOptions) -> bool {
             ..ShellHelper::default()
         },
         out: Box::new(std::io::stdout()),
+        interactive: false,
     };
     if let Some(sql) = &options.execute {
         return shell.run_script(sql).await;
@@ -76,6 +79,7 @@ pub async fn run(options: CliOptions) -> bool {
             }
         };
     }
+    shell.interactive = true;
     shell.banner().await;
     shell.refresh_names().await;
     shell.interactive(options.vi).await;
@@ -297,7 +301,9 @@ impl Shell {
                     OutputFormat::Tabular => entities.iter().map(render::entity).collect(),
                 };
                 self.print(&text);
-                self.refresh_names().await;
+                if self.interactive {
+                    self.refresh_names().await;
+                }
                 true
             }
             Err(e) => {

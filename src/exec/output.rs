@@ -88,9 +88,4 @@ impl RowSink {
             }
         }
     }
-
-    /// Whether the client has gone.
-    pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
-    }
 }

@@ -15,6 +15,8 @@ use datafusion_expr::{
 };
 use serde_json::Value as Json;
 
+use crate::format::timestamp::JavaPattern;
+
 type Body = fn(&[ScalarValue]) -> ScalarValue;
 
 /// A function computed from each row's argument values.
@@ -546,29 +548,61 @@ fn group_arg(args: &[ScalarValue]) -> usize {
     arg(args, 2).and_then(|g| g.parse().ok()).unwrap_or(0)
 }
 
+/// Patterns compiled once per thread (up to 64 of each kind), as rows repeat them.
+type Compiled<T> = std::cell::RefCell<std::collections::HashMap<String, T>>;
+
+thread_local! {
+    static REGEXES: Compiled<regex::Regex> = Compiled::default();
+    static JAVA_PATTERNS: Compiled<JavaPattern> = Compiled::default();
+}
+
+/// Applies `f` to `pattern` compiled by `compile`, from the per-thread `cache`.
+fn with_compiled<P, T>(
+    cache: &'static std::thread::LocalKey<Compiled<P>>,
+    pattern: &str,
+    compile: impl FnOnce(&str) -> Option<P>,
+    f: impl FnOnce(&P) -> Option<T>,
+) -> Option<T> {
+    cache.with(|compiled| {
+        let mut compiled = compiled.borrow_mut();
+        if !compiled.contains_key(pattern) {
+            if compiled.len() >= 64 {
+                compiled.clear();
+            }
+            compiled.insert(pattern.to_string(), compile(pattern)?);
+        }
+        f(compiled.get(pattern)?)
+    })
+}
+
 /// Applies `f` to the compiled pattern at argument `pattern` and the text at the other of the
 /// first two arguments (ksqlDB puts the pattern first in REGEXP_EXTRACT, second elsewhere).
-/// Patterns are compiled once per thread and kept (up to 64).
 fn with_regex<T>(
     args: &[ScalarValue],
     pattern: usize,
     f: impl FnOnce(&regex::Regex, &str) -> Option<T>,
 ) -> Option<T> {
-    thread_local! {
-        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
-            std::cell::RefCell::default();
-    }
     let (pattern, input) = (arg(args, pattern)?, arg(args, 1 - pattern)?);
-    COMPILED.with(|compiled| {
-        let mut compiled = compiled.borrow_mut();
-        if !compiled.contains_key(&pattern) {
-            if compiled.len() >= 64 {
-                compiled.clear();
-            }
-            compiled.insert(pattern.clone(), regex::Regex::new(&pattern).ok()?);
-        }
-        f(compiled.get(&pattern)?, &input)
-    })
+    with_compiled(
+        &REGEXES,
+        &pattern,
+        |p| regex::Regex::new(p).ok(),
+        |re| f(re, &input),
+    )
+}
+
+/// Applies `f` to the Java date-time pattern at argument `i`.
+fn with_java_pattern<T>(
+    args: &[ScalarValue],
+    i: usize,
+    f: impl FnOnce(&JavaPattern) -> Option<T>,
+) -> Option<T> {
+    with_compiled(
+        &JAVA_PATTERNS,
+        &arg(args, i)?,
+        |p| JavaPattern::new(p).ok(),
+        f,
+    )
 }
 
 /// `(ms or timestamp, pattern[, zone])` as text.
@@ -577,24 +611,16 @@ fn format_time(args: &[ScalarValue]) -> ScalarValue {
         Some(ScalarValue::Int64(Some(ms)) | ScalarValue::TimestampMillisecond(Some(ms), _)) => *ms,
         _ => return ScalarValue::Utf8(None),
     };
-    let Some(pattern) = arg(args, 1) else {
-        return ScalarValue::Utf8(None);
-    };
     let zone = arg(args, 2);
-    ScalarValue::Utf8(
-        crate::format::timestamp::JavaPattern::new(&pattern)
-            .and_then(|p| p.format(ms, zone.as_deref()))
-            .ok(),
-    )
+    text(with_java_pattern(args, 1, |p| {
+        p.format(ms, zone.as_deref()).ok()
+    }))
 }
 
 /// `(text, pattern[, zone])` as epoch milliseconds.
 fn parse_time(args: &[ScalarValue]) -> Option<i64> {
-    let (text, pattern) = (arg(args, 0)?, arg(args, 1)?);
-    let zone = arg(args, 2);
-    crate::format::timestamp::JavaPattern::new(&pattern)
-        .and_then(|p| p.parse_in(&text, zone.as_deref()))
-        .ok()
+    let (text, zone) = (arg(args, 0)?, arg(args, 2));
+    with_java_pattern(args, 1, |p| p.parse_in(&text, zone.as_deref()).ok())
 }
 
 fn arg(args: &[ScalarValue], i: usize) -> Option<String> {
@@ -609,11 +635,16 @@ fn text(value: Option<String>) -> ScalarValue {
 }
 
 fn list(items: Vec<String>) -> ScalarValue {
-    let scalars: Vec<ScalarValue> = items
-        .into_iter()
-        .map(|s| ScalarValue::Utf8(Some(s)))
-        .collect();
-    ScalarValue::List(ScalarValue::new_list_nullable(&scalars, &DataType::Utf8))
+    list_of(
+        items.into_iter().map(|s| ScalarValue::Utf8(Some(s))),
+        &DataType::Utf8,
+    )
+}
+
+/// An array of `items` of type `item`.
+fn list_of(items: impl Iterator<Item = ScalarValue>, item: &DataType) -> ScalarValue {
+    let scalars: Vec<ScalarValue> = items.collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&scalars, item))
 }
 
 /// The parts of a URL, as `java.net.URI` splits them.
@@ -818,11 +849,10 @@ fn split_bytes(args: &[ScalarValue]) -> ScalarValue {
         pieces.push(bytes[start..].to_vec());
         pieces
     };
-    let values: Vec<ScalarValue> = pieces
-        .into_iter()
-        .map(|p| ScalarValue::Binary(Some(p)))
-        .collect();
-    ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Binary))
+    list_of(
+        pieces.into_iter().map(|p| ScalarValue::Binary(Some(p))),
+        &DataType::Binary,
+    )
 }
 
 #[cfg(test)]

@@ -268,6 +268,8 @@ struct QueryLoop {
     changelog: Option<String>,
     /// Next offset to read, per (topic, partition): what a commit records.
     positions: HashMap<(String, i32), i64>,
+    /// Records were read since the last commit (an idle query writes nothing).
+    uncommitted: bool,
     /// Per (topic, partition): records below this offset are already in restored state.
     resume: HashMap<(String, i32), i64>,
     last_commit: std::time::Instant,
@@ -292,6 +294,7 @@ impl QueryLoop {
             config,
             changelog,
             positions: HashMap::new(),
+            uncommitted: false,
             resume: HashMap::new(),
             last_commit: std::time::Instant::now(),
             durable,
@@ -310,6 +313,7 @@ impl QueryLoop {
                 }
                 if let Some(last) = records.last() {
                     self.positions.insert((topic, partition), last.offset + 1);
+                    self.uncommitted = true;
                 }
             }
             self.producer.poll(Duration::ZERO);
@@ -327,7 +331,7 @@ impl QueryLoop {
     /// Checkpoints every task's state to the changelog, flushes, and commits the offsets.
     fn commit(&mut self) -> Result<(), Error> {
         self.last_commit = std::time::Instant::now();
-        if !self.durable || self.positions.is_empty() {
+        if !self.durable || !self.uncommitted {
             return Ok(());
         }
         let mut records = Vec::new();
@@ -371,6 +375,7 @@ impl QueryLoop {
         self.consumer
             .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
             .map_err(KafkaError::from)?;
+        self.uncommitted = false;
         Ok(())
     }
 

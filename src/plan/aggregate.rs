@@ -504,9 +504,6 @@ pub fn contains_aggregate(expr: &SqlExpr) -> bool {
 /// unwindowed source: they exist only as results, so only the select list may name them, and
 /// not inside an aggregate's arguments.
 pub fn check_window_bounds(query: &Query) -> Result<()> {
-    use crate::catalog::schema::{WINDOWEND, WINDOWSTART};
-    use crate::sql::ast::ProjectionItem;
-    use sqlparser::ast::SelectItem;
     if query.window.is_none() {
         return Ok(());
     }

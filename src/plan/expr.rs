@@ -337,7 +337,7 @@ impl<'a> ExprPlanner<'a> {
         let op = binary_operator(op)?;
         let (l, r) = (self.lower(left)?, self.lower(right)?);
         let (lt, rt) = (self.data_type(&l)?, self.data_type(&r)?);
-        check_null_arithmetic((left, &lt), op, (right, &rt))?;
+        check_null_operand((left, &lt), op, (right, &rt))?;
         // ksqlDB's `+` concatenates strings.
         let op = if op == Operator::Plus && lt == DataType::Utf8 && rt == DataType::Utf8 {
             Operator::StringConcat
@@ -931,7 +931,7 @@ fn binary_operator(op: &BinaryOperator) -> Result<Operator> {
 
 /// ksqlDB refuses arithmetic and comparisons with a `NULL` literal operand (its type is
 /// unknown; `IS NULL` is the way to test for NULL).
-fn check_null_arithmetic(
+fn check_null_operand(
     (left, lt): (&SqlExpr, &DataType),
     op: Operator,
     (right, rt): (&SqlExpr, &DataType),

@@ -88,8 +88,8 @@ pub fn source_list<'a>(
     json!({"@type": tag, "statementText": statement, field: list, "warnings": []})
 }
 
-/// One persistent query as `SHOW QUERIES` lists it.
-fn query_summary(id: &str, info: &QueryInfo, topic: Option<&str>) -> Value {
+/// One persistent query as `SHOW QUERIES` and `DESCRIBE` list it.
+pub fn query_summary(id: &str, info: &QueryInfo, topic: Option<&str>) -> Value {
     json!({
         "queryString": info.statement,
         "sinks": [info.sink],
@@ -234,11 +234,6 @@ pub fn source_description(
         },
         "warnings": [],
     })
-}
-
-/// A query as `DESCRIBE` lists it among a source's readers and writers.
-pub fn query_reference(id: &str, info: &QueryInfo, topic: Option<&str>) -> Value {
-    query_summary(id, info, topic)
 }
 
 /// `queryDescription`: `EXPLAIN query_id`.

@@ -379,7 +379,7 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
             ..SourceDetails::default()
         };
         for (id, info) in engine.queries() {
-            let reference = entities::query_reference(id, info, Some(source.topic.as_str()));
+            let reference = entities::query_summary(id, info, Some(source.topic.as_str()));
             if info.sink == source.name {
                 details.write_queries.push(reference);
             } else if info.sources.contains(&source.name) {
