@@ -23,13 +23,9 @@ if ((${#missing[@]})); then
 fi
 command -v cargo >/dev/null || { echo "Rust (cargo) is needed: https://rustup.rs" >&2; exit 1; }
 
-started_broker=0
-if ! docker/kafka.sh status >/dev/null 2>&1; then
-  docker/kafka.sh start >/dev/null
-  started_broker=1
-fi
-stop_broker() { if ((started_broker)); then docker/kafka.sh stop; fi; }
-trap stop_broker EXIT
+source docker/broker.bash
+ensure_broker
+trap release_broker EXIT
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings

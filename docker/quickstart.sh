@@ -10,16 +10,13 @@ bootstrap=127.0.0.1:${EDDY_KAFKA_PORT:-9092}
 logs=${EDDY_CACHE:-$HOME/.cache/eddy}/quickstart
 mkdir -p "$logs"
 
-started_broker=0
-if ! docker/kafka.sh status >/dev/null 2>&1; then
-  docker/kafka.sh start >/dev/null
-  started_broker=1
-fi
+source docker/broker.bash
+ensure_broker
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  if ((started_broker)); then docker/kafka.sh stop; fi
+  release_broker
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
