@@ -59,17 +59,10 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Run test cases: `eddy test qtt PATH...` runs ksqlDB's functional test files on the
-    /// in-memory driver; `eddy test rest PATH...` runs its REST test files through the HTTP API.
-    Test {
-        /// The kind of test files (`qtt` or `rest`).
-        kind: String,
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Print every case, not only failures.
-        #[arg(long)]
-        verbose: bool,
-    },
+    /// in-memory driver; `eddy test rest PATH...` runs its REST test files through the HTTP API;
+    /// `eddy test queries PATH...` runs the tests beside `.sql` files (`X.input.json`,
+    /// `X.output.json`); `eddy test --sql F --input I --output O` runs one (ksql-test-runner's form).
+    Test(TestArgs),
     /// Show the records of a topic.
     Print {
         #[command(flatten)]
@@ -103,6 +96,26 @@ enum Command {
         #[arg(long)]
         seconds: Option<u64>,
     },
+}
+
+#[derive(Args)]
+struct TestArgs {
+    /// The kind of test files (`qtt`, `rest` or `queries`).
+    kind: Option<String>,
+    /// Files or folders.
+    paths: Vec<PathBuf>,
+    /// SQL file of a single test (repeatable: run in order).
+    #[arg(long, short = 's')]
+    sql: Vec<PathBuf>,
+    /// Input records of a single test: {"inputs": [...]}.
+    #[arg(long, short = 'i', requires = "sql")]
+    input: Option<PathBuf>,
+    /// Expected output records of a single test: {"outputs": [...]}.
+    #[arg(long, short = 'o', requires = "sql")]
+    output: Option<PathBuf>,
+    /// Print every case, not only failures.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(Args)]
@@ -167,11 +180,7 @@ fn main() -> ExitCode {
                 eddy::cli::render::OutputFormat::Tabular
             },
         }),
-        Command::Test {
-            kind,
-            paths,
-            verbose,
-        } => test(&kind, &paths, verbose),
+        Command::Test(args) => test_command(args),
         Command::Print {
             kafka,
             topic,
@@ -300,12 +309,49 @@ fn check(paths: &[PathBuf]) -> ExitCode {
 }
 
 fn test(kind: &str, paths: &[PathBuf], verbose: bool) -> ExitCode {
-    use eddy::testing::{qtt, rest};
-    if kind != "qtt" && kind != "rest" {
-        eprintln!("error: unknown test kind {kind:?} (known: qtt, rest)");
-        return ExitCode::from(1);
+    use eddy::testing::{qtt, sql_files};
+    let cases = match kind {
+        "qtt" | "rest" => qtt::load(paths),
+        "queries" => sql_files::discover(paths)
+            .and_then(|tests| tests.iter().map(sql_files::SqlTest::case).collect()),
+        _ => {
+            eprintln!("error: unknown test kind {kind:?} (known: qtt, rest, queries)");
+            return ExitCode::from(1);
+        }
+    };
+    run_tests(cases, kind, verbose)
+}
+
+/// `eddy test`: a kind and paths, or one test in ksql-test-runner's form.
+fn test_command(args: TestArgs) -> ExitCode {
+    match (args.sql.is_empty(), args.input, args.output) {
+        (true, None, None) => test(
+            args.kind.as_deref().unwrap_or(""),
+            &args.paths,
+            args.verbose,
+        ),
+        (false, Some(input), Some(output)) => single_test(args.sql, input, output, args.verbose),
+        _ => {
+            eprintln!("error: a single test needs --sql, --input and --output");
+            ExitCode::from(1)
+        }
     }
-    let cases = match qtt::load(paths) {
+}
+
+/// ksql-test-runner's form: statements of `sql`, records of `input`, expected `output`.
+fn single_test(sql: Vec<PathBuf>, input: PathBuf, output: PathBuf, verbose: bool) -> ExitCode {
+    let single = eddy::testing::sql_files::SqlTest { sql, input, output };
+    run_tests(single.case().map(|c| vec![c]), "", verbose)
+}
+
+/// Runs `cases` (through the HTTP API for `rest`) and prints failures and the totals.
+fn run_tests(
+    cases: Result<Vec<eddy::testing::qtt::Case>, String>,
+    kind: &str,
+    verbose: bool,
+) -> ExitCode {
+    use eddy::testing::{qtt, rest};
+    let cases = match cases {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -210,12 +210,7 @@ impl AggregateOp {
     /// Assigns each row to its groups, advancing stream time row by row.
     fn assign_groups(&mut self, batch: &RecordBatch) -> Result<Touched, ExecError> {
         let rows = batch.num_rows();
-        let keys = self
-            .spec
-            .group_exprs
-            .iter()
-            .map(|e| Ok(e.evaluate(batch)?.into_array(rows)?))
-            .collect::<Result<Vec<ArrayRef>, ExecError>>()?;
+        let keys = super::evaluate_all(&self.spec.group_exprs, batch)?;
         let encoded = self.converter.convert_columns(&keys)?;
         let rowtime = batch
             .column(self.spec.input_rowtime)
@@ -252,17 +247,11 @@ impl AggregateOp {
 
     /// Feeds each touched group its rows.
     fn update(&mut self, batch: &RecordBatch, touched: &Touched) -> Result<(), ExecError> {
-        let rows = batch.num_rows();
         let args = self
             .spec
             .aggregates
             .iter()
-            .map(|a| {
-                a.expressions()
-                    .iter()
-                    .map(|e| Ok(e.evaluate(batch)?.into_array(rows)?))
-                    .collect::<Result<Vec<ArrayRef>, ExecError>>()
-            })
+            .map(|a| super::evaluate_all(&a.expressions(), batch))
             .collect::<Result<Vec<_>, ExecError>>()?;
         let rowtime = batch
             .column(self.spec.input_rowtime)
@@ -410,12 +399,7 @@ impl AggregateOp {
     /// unless it is a tombstone (emitting its group), as ksqlDB's table aggregations do.
     fn process_table(&mut self, batch: &Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
         let (data, n) = (&batch.data, batch.data.num_rows());
-        let eval = |exprs: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>, ExecError> {
-            exprs
-                .iter()
-                .map(|e| Ok(e.evaluate(data)?.into_array(n)?))
-                .collect()
-        };
+        let eval = |exprs: &[Arc<dyn PhysicalExpr>]| super::evaluate_all(exprs, data);
         let source_keys = eval(self.spec.source_keys.as_deref().unwrap_or_default())?;
         let source_rows = match &self.source_converter {
             Some(c) => c.convert_columns(&source_keys)?,
@@ -452,13 +436,7 @@ impl AggregateOp {
 
     /// What the row-by-row paths (tables, sessions) read from a batch.
     fn row_inputs(&self, data: &RecordBatch) -> Result<RowInputs, ExecError> {
-        let n = data.num_rows();
-        let eval = |exprs: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>, ExecError> {
-            exprs
-                .iter()
-                .map(|e| Ok(e.evaluate(data)?.into_array(n)?))
-                .collect()
-        };
+        let eval = |exprs: &[Arc<dyn PhysicalExpr>]| super::evaluate_all(exprs, data);
         Ok(RowInputs {
             groups: self
                 .converter

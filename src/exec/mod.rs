@@ -7,11 +7,12 @@
 //! an encoder for one input partition.
 //!
 //! Layout: [`filter`], [`project`], [`join`] (two-input joins), [`aggregate`] (grouped and windowed aggregation with
-//! HAVING and emit modes), [`unnest`] (EXPLODE), [`window`] (window assignment), [`task`], [`error`].
+//! HAVING and emit modes), [`unnest`] (EXPLODE), [`fold`] (per-key FOLD), [`window`] (window assignment), [`task`], [`error`].
 
 pub mod aggregate;
 pub mod error;
 pub mod filter;
+pub mod fold;
 pub mod join;
 pub mod output;
 pub mod processing_log;
@@ -20,9 +21,24 @@ pub mod task;
 pub mod unnest;
 pub mod window;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use datafusion_physical_expr::PhysicalExpr;
 
 pub use error::ExecError;
+
+/// Evaluates each of `exprs` over `batch`, as arrays of its length.
+pub fn evaluate_all(
+    exprs: &[Arc<dyn PhysicalExpr>],
+    batch: &RecordBatch,
+) -> Result<Vec<ArrayRef>, ExecError> {
+    let rows = batch.num_rows();
+    exprs
+        .iter()
+        .map(|e| Ok(e.evaluate(batch)?.into_array(rows)?))
+        .collect()
+}
 
 /// Rows flowing between operators.
 ///

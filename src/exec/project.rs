@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
@@ -46,12 +46,7 @@ impl Operator for ProjectOp {
     }
 
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
-        let rows = batch.data.num_rows();
-        let columns = self
-            .exprs
-            .iter()
-            .map(|e| Ok(e.evaluate(&batch.data)?.into_array(rows)?))
-            .collect::<Result<Vec<ArrayRef>, ExecError>>()?;
+        let columns = super::evaluate_all(&self.exprs, &batch.data)?;
         let data = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         out.push(Batch {
             data,

@@ -13,6 +13,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::aggregate::{AggregateOp, AggregateSpec};
 use super::filter::FilterOp;
+use super::fold::{FoldOp, FoldSpec};
 use super::join::{JoinOp, JoinSpec, Side};
 use super::output::Output;
 use super::processing_log::ProcessingLog;
@@ -33,6 +34,8 @@ pub enum OperatorSpec {
     Aggregate(Arc<AggregateSpec>),
     /// `EXPLODE`: arrays to rows.
     Unnest(Vec<(String, Arc<dyn PhysicalExpr>)>),
+    /// `FOLD(...) OVER (PARTITION BY ...)`: per-key state, one output row per input row.
+    Fold(Arc<FoldSpec>),
 }
 
 impl OperatorSpec {
@@ -43,6 +46,7 @@ impl OperatorSpec {
             OperatorSpec::Project(_) => "Project",
             OperatorSpec::Aggregate(_) => "Aggregate",
             OperatorSpec::Unnest(_) => "Explode",
+            OperatorSpec::Fold(_) => "Fold",
         }
     }
 
@@ -54,6 +58,7 @@ impl OperatorSpec {
                 Box::new(AggregateOp::try_new(Arc::clone(spec), input)?)
             }
             OperatorSpec::Unnest(arrays) => Box::new(UnnestOp::try_new(arrays.clone(), input)?),
+            OperatorSpec::Fold(spec) => Box::new(FoldOp::try_new(Arc::clone(spec), input)?),
         })
     }
 }
@@ -103,7 +108,7 @@ impl PipelineSpec {
     pub fn is_stateful(&self) -> bool {
         let aggregates = |ops: &[(OperatorSpec, SchemaRef)]| {
             ops.iter()
-                .any(|(op, _)| matches!(op, OperatorSpec::Aggregate(_)))
+                .any(|(op, _)| matches!(op, OperatorSpec::Aggregate(_) | OperatorSpec::Fold(_)))
         };
         !self.joins.is_empty()
             || self.inputs.iter().any(|i| aggregates(&i.operators))

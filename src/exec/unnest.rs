@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
@@ -59,11 +59,7 @@ impl Operator for UnnestOp {
 
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
         let data = &batch.data;
-        let lists = self
-            .arrays
-            .iter()
-            .map(|e| Ok(e.evaluate(data)?.into_array(data.num_rows())?))
-            .collect::<Result<Vec<ArrayRef>, ExecError>>()?;
+        let lists = super::evaluate_all(&self.arrays, data)?;
         let lists: Vec<_> = lists.iter().map(|l| l.as_list::<i32>()).collect();
         let (mut rows, mut elements) = (Vec::new(), vec![Vec::new(); lists.len()]);
         for row in 0..data.num_rows() {

@@ -2,13 +2,14 @@
 //!
 //! [`ddl`] plans `CREATE STREAM/TABLE`; [`query`] plans `CREATE ... AS SELECT` (with [`from`]
 //! for the `FROM` clause, [`join`] for joins and [`repartition`] for re-keying,
-//! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY, [`table_functions`] for EXPLODE); [`expr`] lowers expressions to DataFusion and
+//! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY, [`table_functions`] for EXPLODE, [`fold`] for Eddy's per-key FOLD); [`expr`] lowers expressions to DataFusion and
 //! [`rewrite`] rewrites them. Nothing here runs a query or talks to Kafka.
 
 pub mod aggregate;
 pub mod ddl;
 pub mod error;
 pub mod expr;
+pub mod fold;
 pub mod from;
 pub mod join;
 pub mod partition;

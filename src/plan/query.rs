@@ -17,6 +17,7 @@ use super::aggregate::{Namer, contains_aggregate, non_aggregate_error, plan_aggr
 use super::ddl;
 use super::error::PlanError;
 use super::expr::ExprPlanner;
+use super::fold::{has_fold, plan_folds};
 use super::from::{FromPlan, InputPlan, KeyColumn, plan_from};
 use super::partition::plan_partition_by;
 use super::rewrite::column_ref;
@@ -150,6 +151,17 @@ fn plan_body(
 ) -> Result<Body> {
     let (source, input) = (&from.source, &from.input);
     let plain = |names: Vec<String>| names.iter().map(|k| KeyColumn::plain(k, sink)).collect();
+    let folds = has_fold(query.projection.iter().filter_map(|item| match item {
+        ProjectionItem::Item(SelectItem::UnnamedExpr(expr))
+        | ProjectionItem::Item(SelectItem::ExprWithAlias { expr, .. }) => Some(expr),
+        _ => None,
+    }));
+    if folds && (aggregated || !query.partition_by.is_empty() || source.kind == SourceKind::Table) {
+        return Err(PlanError::Invalid(
+            "FOLD runs over the rows of a stream: not with GROUP BY, PARTITION BY or a TABLE"
+                .into(),
+        ));
+    }
     Ok(if aggregated {
         let emit = if query.emit == Some(Emit::Final) {
             EmitMode::Final
@@ -186,6 +198,7 @@ fn plan_body(
     } else {
         let items = expand_items(&query.projection, &from.star)?;
         let (items, exploded) = plan_table_functions(items, input, operators)?;
+        let (items, exploded) = plan_folds(items, &exploded, &from.keys, operators)?;
         // A windowed source's rows keep their windows (its sink is windowed the same way).
         let window = from
             .joins

@@ -7,7 +7,7 @@
 
 use sqlparser::ast::{
     CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident,
+    FunctionArguments, Ident, WindowSpec, WindowType,
 };
 
 /// The columns `expr` names (unquoted names upper-cased; the last part of `a.b`), in order
@@ -70,24 +70,13 @@ pub fn rewrite(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
                 negated: *negated,
             }
         }
-        Expr::Like {
-            negated,
-            any,
-            expr,
-            pattern,
-            escape_char,
-        } => Expr::Like {
-            negated: *negated,
-            any: *any,
-            expr: go(expr),
-            pattern: go(pattern),
-            escape_char: escape_char.clone(),
-        },
+        Expr::Like { .. } => rewrite_like(expr, f),
         Expr::Cast { .. } | Expr::Case { .. } => rewrite_cast_or_case(expr, f),
         Expr::Substring { .. } | Expr::CompoundFieldAccess { .. } | Expr::Array(_) => {
             rewrite_access(expr, f)
         }
         Expr::Function(func) => Expr::Function(rewrite_function(func, f)),
+        Expr::Lambda(lambda) => Expr::Lambda(rewrite_lambda(lambda, f)),
         other => other.clone(),
     }
 }
@@ -180,15 +169,66 @@ fn rewrite_function(func: &Function, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -
             FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(rewrite(e, f)))
             }
+            // `STRUCT(name := value)`, `MAP('k' := value)`: the values only.
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                operator,
+            } => FunctionArg::Named {
+                name: name.clone(),
+                arg: FunctionArgExpr::Expr(rewrite(e, f)),
+                operator: operator.clone(),
+            },
             other => other.clone(),
         })
         .collect();
+    // A window's PARTITION BY (Eddy's FOLD ... OVER) reads columns too.
+    let over = match &func.over {
+        Some(WindowType::WindowSpec(spec)) => Some(WindowType::WindowSpec(WindowSpec {
+            partition_by: spec.partition_by.iter().map(|e| rewrite(e, f)).collect(),
+            ..spec.clone()
+        })),
+        other => other.clone(),
+    };
     Function {
         args: FunctionArguments::List(FunctionArgumentList {
             args,
             ..list.clone()
         }),
+        over,
         ..func.clone()
+    }
+}
+
+/// `LIKE`: the value and the pattern.
+fn rewrite_like(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
+    let Expr::Like {
+        negated,
+        any,
+        expr: value,
+        pattern,
+        escape_char,
+    } = expr
+    else {
+        return expr.clone();
+    };
+    Expr::Like {
+        negated: *negated,
+        any: *any,
+        expr: Box::new(rewrite(value, f)),
+        pattern: Box::new(rewrite(pattern, f)),
+        escape_char: escape_char.clone(),
+    }
+}
+
+/// A lambda's body (which may read the row's columns as well as its parameters).
+fn rewrite_lambda(
+    lambda: &sqlparser::ast::LambdaFunction,
+    f: &mut dyn FnMut(&Expr) -> Option<Expr>,
+) -> sqlparser::ast::LambdaFunction {
+    sqlparser::ast::LambdaFunction {
+        body: Box::new(rewrite(&lambda.body, f)),
+        ..lambda.clone()
     }
 }
 

@@ -33,6 +33,8 @@ struct MemoryQuery {
 #[derive(Default)]
 pub struct MemoryKafka {
     topics: Mutex<BTreeMap<String, Vec<Vec<Record>>>>,
+    /// Per topic, (partition, offset) of every record in the order they were produced.
+    produced: Mutex<BTreeMap<String, Vec<(usize, usize)>>>,
     queries: Vec<MemoryQuery>,
 }
 
@@ -71,16 +73,33 @@ impl MemoryKafka {
         record.partition = Some(partition);
         record.offset = log.len() as i64;
         let offset = record.offset;
+        self.produced
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(record.topic.clone())
+            .or_default()
+            .push((partition as usize, log.len()));
         log.push(record);
         Ok(offset)
     }
 
-    /// Every record of `topic`, partition by partition, in offset order.
+    /// Every record of `topic` in the order they were produced (across partitions, as a
+    /// test driver reads a topic).
     pub fn records(&self, topic: &str) -> Vec<Record> {
-        self.topics()
+        let topics = self.topics();
+        let Some(partitions) = topics.get(topic) else {
+            return Vec::new();
+        };
+        let produced = self
+            .produced
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        produced
             .get(topic)
-            .map(|ps| ps.iter().flatten().cloned().collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|(p, o)| partitions.get(*p)?.get(*o).cloned())
+            .collect()
     }
 
     /// Runs every query until none has unread input.
