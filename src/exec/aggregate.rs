@@ -30,7 +30,7 @@ use super::window::{TimeWindow, WindowSpec};
 use super::{Batch, ExecError, Operator, StateEntry};
 use crate::functions::WhenNull;
 use crate::state::aggregate_store::{
-    AggregateStore, GroupKey, decode_key, decode_state, encode_key, encode_state,
+    AggregateStore, FastMap, GroupKey, decode_key, decode_state, encode_key, encode_state,
 };
 
 /// When aggregate results are emitted.
@@ -157,7 +157,7 @@ impl std::fmt::Debug for AggregateOp {
 #[derive(Default)]
 struct Touched {
     order: Vec<GroupKey>,
-    rows: HashMap<GroupKey, Vec<u32>>,
+    rows: FastMap<GroupKey, Vec<u32>>,
 }
 
 impl Touched {
@@ -191,9 +191,10 @@ impl AggregateOp {
             )?),
             None => None,
         };
+        let sessions = matches!(spec.window, Some(WindowSpec::Session { .. }));
         Ok(Self {
             spec,
-            store: AggregateStore::default(),
+            store: AggregateStore::new(sessions),
             converter: RowConverter::new(fields)?,
             previous: HashMap::new(),
             source_converter,
@@ -257,20 +258,25 @@ impl AggregateOp {
             .column(self.spec.input_rowtime)
             .as_primitive::<Int64Type>();
         for key in &touched.order {
-            let indices = UInt32Array::from(touched.rows.get(key).cloned().unwrap_or_default());
-            let max_ts = indices
-                .values()
+            let rows = touched.rows.get(key).map_or(&[][..], Vec::as_slice);
+            let max_ts = rows
                 .iter()
                 .map(|i| rowtime.value(*i as usize))
                 .max()
                 .unwrap_or(i64::MIN);
+            // A group's rows: a zero-copy slice when it has one (the common case with many
+            // keys), else gathered.
+            let indices = (rows.len() > 1).then(|| UInt32Array::from(rows.to_vec()));
             let spec = &self.spec;
             let state = self.store.get_or_insert_with(key, || spec.accumulators())?;
             state.max_timestamp = state.max_timestamp.max(max_ts);
             for (acc, arg_arrays) in state.accumulators.iter_mut().zip(&args) {
                 let taken = arg_arrays
                     .iter()
-                    .map(|a| take(a.as_ref(), &indices, None))
+                    .map(|a| match &indices {
+                        Some(indices) => take(a.as_ref(), indices, None),
+                        None => Ok(a.slice(rows.first().copied().unwrap_or(0) as usize, 1)),
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 acc.update_batch(&taken)?;
             }
@@ -627,15 +633,16 @@ impl Operator for AggregateOp {
             STREAM_TIME.to_vec(),
             Some(self.stream_time.to_be_bytes().to_vec()),
         )];
-        for (key, state) in self.store.take_changed() {
+        self.store.drain_changed(|key, state| {
             let mut k = GROUP.to_vec();
-            k.extend(encode_key(&key));
+            k.extend(encode_key(key));
             let value = match state {
                 Some(state) => Some(encode_state(state)?),
                 None => None,
             };
             entries.push((k, value));
-        }
+            Ok::<(), ExecError>(())
+        })?;
         Ok(Some(entries))
     }
 

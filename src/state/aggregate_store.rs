@@ -11,7 +11,7 @@
 //! ([`encode_state`]: each accumulator's intermediate state as JSON, DataFusion's partial
 //! aggregation state) so a restarted task can rebuild it with `merge_batch`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use datafusion_common::{DataFusionError, ScalarValue};
 use datafusion_expr::Accumulator;
@@ -22,6 +22,10 @@ use crate::exec::window::TimeWindow;
 /// Identifies a group: the encoded GROUP BY values and the window (if any).
 pub type GroupKey = (Box<[u8]>, Option<TimeWindow>);
 
+/// A hash map with a fast, non-cryptographic hasher (keys are the engine's own bytes, and
+/// SipHash showed up as the largest single cost of aggregations in profiles).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What the store keeps for one group.
 pub struct GroupState {
     /// One accumulator per aggregate call, in call order.
@@ -30,6 +34,8 @@ pub struct GroupState {
     pub max_timestamp: i64,
     /// Whether the group's current row has been emitted (and not deleted since).
     pub emitted: bool,
+    /// Changed since the last checkpoint (and listed in the store's changed groups).
+    pub dirty: bool,
 }
 
 impl std::fmt::Debug for GroupState {
@@ -45,46 +51,64 @@ impl std::fmt::Debug for GroupState {
 /// Groups and their accumulators for one task.
 #[derive(Debug, Default)]
 pub struct AggregateStore {
-    groups: HashMap<GroupKey, GroupState>,
+    groups: FastMap<GroupKey, GroupState>,
     /// Windowed groups by window end, so closed windows are found without a scan.
     by_end: BTreeMap<i64, Vec<GroupKey>>,
-    /// Windows by key, for session merging.
-    windows: HashMap<Box<[u8]>, Vec<TimeWindow>>,
-    /// Groups changed (or removed) since the last checkpoint.
-    changed: HashSet<GroupKey>,
+    /// Windows by key, for session merging (kept only for session windows).
+    windows: FastMap<Box<[u8]>, Vec<TimeWindow>>,
+    /// Whether to keep `windows`.
+    sessions: bool,
+    /// Groups changed (or removed) since the last checkpoint, each listed once while its
+    /// state is dirty (a removed group may appear again if it comes back).
+    changed: Vec<GroupKey>,
 }
 
 impl AggregateStore {
+    /// An empty store; `sessions` keeps each key's windows for session merging.
+    pub fn new(sessions: bool) -> Self {
+        Self {
+            sessions,
+            ..Self::default()
+        }
+    }
+
+    fn track(&mut self, key: &GroupKey) {
+        if let Some(window) = key.1 {
+            self.by_end.entry(window.end).or_default().push(key.clone());
+            if self.sessions {
+                self.windows.entry(key.0.clone()).or_default().push(window);
+            }
+        }
+    }
+
     /// The group's state, created with `new_accumulators` if it is new.
     pub fn get_or_insert_with(
         &mut self,
         key: &GroupKey,
         new_accumulators: impl FnOnce() -> Result<Vec<Box<dyn Accumulator>>, DataFusionError>,
     ) -> Result<&mut GroupState, DataFusionError> {
-        self.changed.insert(key.clone());
         if !self.groups.contains_key(key) {
             let state = GroupState {
                 accumulators: new_accumulators()?,
                 max_timestamp: i64::MIN,
                 emitted: false,
+                dirty: false,
             };
-            if let Some(window) = key.1 {
-                self.by_end.entry(window.end).or_default().push(key.clone());
-                self.windows.entry(key.0.clone()).or_default().push(window);
-            }
+            self.track(key);
             self.groups.insert(key.clone(), state);
         }
-        self.groups
-            .get_mut(key)
+        self.get_mut(key)
             .ok_or_else(|| DataFusionError::Internal("group vanished".into()))
     }
 
-    /// The group's state, if it exists.
+    /// The group's state, if it exists (marked changed).
     pub fn get_mut(&mut self, key: &GroupKey) -> Option<&mut GroupState> {
-        if self.groups.contains_key(key) {
-            self.changed.insert(key.clone());
+        let state = self.groups.get_mut(key)?;
+        if !state.dirty {
+            state.dirty = true;
+            self.changed.push(key.clone());
         }
-        self.groups.get_mut(key)
+        Some(state)
     }
 
     /// The windows held for `key`.
@@ -95,7 +119,7 @@ impl AggregateStore {
     /// Removes one group.
     pub fn remove(&mut self, key: &GroupKey) -> Option<GroupState> {
         let state = self.groups.remove(key)?;
-        self.changed.insert(key.clone());
+        self.changed.push(key.clone());
         if let Some(window) = key.1 {
             self.forget_window(&key.0, window);
         }
@@ -103,6 +127,9 @@ impl AggregateStore {
     }
 
     fn forget_window(&mut self, key: &[u8], window: TimeWindow) {
+        if !self.sessions {
+            return;
+        }
         if let Some(windows) = self.windows.get_mut(key) {
             windows.retain(|w| *w != window);
             if windows.is_empty() {
@@ -121,7 +148,7 @@ impl AggregateStore {
             }
             for key in entry.remove() {
                 if let Some(state) = self.groups.remove(&key) {
-                    self.changed.insert(key.clone());
+                    self.changed.push(key.clone());
                     if let Some(window) = key.1 {
                         self.forget_window(&key.0, window);
                     }
@@ -132,33 +159,38 @@ impl AggregateStore {
         closed
     }
 
-    /// The groups changed since the last call, each with its state (`None`: removed).
-    pub fn take_changed(&mut self) -> Vec<(GroupKey, Option<&mut GroupState>)> {
-        let changed = std::mem::take(&mut self.changed);
-        let mut out: Vec<(GroupKey, Option<&mut GroupState>)> = Vec::new();
-        let mut present: HashMap<&GroupKey, &mut GroupState> = self.groups.iter_mut().collect();
-        for key in changed {
-            let state = present.remove(&key);
-            out.push((key, state));
+    /// Calls `f` with each group changed since the last call and its state (`None`:
+    /// removed), and marks them clean.
+    pub fn drain_changed<E>(
+        &mut self,
+        mut f: impl FnMut(&GroupKey, Option<&mut GroupState>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for key in std::mem::take(&mut self.changed) {
+            let state = self.groups.get_mut(&key);
+            match state {
+                Some(state) if !state.dirty => {} // listed twice: written already
+                Some(state) => {
+                    state.dirty = false;
+                    f(&key, Some(state))?;
+                }
+                None => f(&key, None)?,
+            }
         }
-        out
+        Ok(())
     }
 
     /// Puts back a group read from the changelog (`None`: the group was removed).
     pub fn restore(&mut self, key: GroupKey, state: Option<GroupState>) {
         match state {
             Some(state) => {
-                if !self.groups.contains_key(&key)
-                    && let Some(window) = key.1
-                {
-                    self.by_end.entry(window.end).or_default().push(key.clone());
-                    self.windows.entry(key.0.clone()).or_default().push(window);
+                if !self.groups.contains_key(&key) {
+                    self.track(&key);
                 }
                 self.groups.insert(key, state);
             }
             None => {
                 self.remove(&key);
-                self.changed.remove(&key);
+                self.changed.retain(|k| *k != key);
             }
         }
     }
@@ -260,5 +292,6 @@ pub fn decode_state(
         accumulators,
         max_timestamp: value["ts"].as_i64().unwrap_or(i64::MIN),
         emitted: value["emitted"].as_bool().unwrap_or(false),
+        dirty: false,
     })
 }
