@@ -12,63 +12,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, free_port, now_ms, produce};
+use common::{Http, Server, free_port, now_ms, produce};
 use serde_json::{Value, json};
 
-/// The REST API of one server.
-struct Http {
-    client: reqwest::Client,
-    base: String,
-}
-
 impl Http {
-    fn new(port: u16) -> Self {
-        Self {
-            client: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, String) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
-    }
-
-    async fn post_raw(&self, path: &str, body: &'static str) -> (u16, String) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
-    }
-
-    async fn ksql(&self, sql: &str) -> (u16, Value) {
-        let (status, text) = self.post("/ksql", json!({ "ksql": sql })).await;
-        (status, serde_json::from_str(&text).unwrap())
-    }
-
-    /// A pull query's rows.
-    async fn pull(&self, sql: &str) -> Vec<Value> {
-        let (status, text) = self.post("/query", json!({ "ksql": sql })).await;
-        assert_eq!(status, 200, "{sql}: {text}");
-        let elements: Vec<Value> = serde_json::from_str(&text).unwrap();
-        elements
-            .into_iter()
-            .filter_map(|e| e.get("row").map(|r| r["columns"].clone()))
-            .collect()
-    }
-
     /// Polls a pull query of per-user counts until `want` holds (at most 90 s).
     async fn wait_for_counts(&self, want: &dyn Fn(&Counts) -> bool) -> Counts {
         let deadline = Instant::now() + Duration::from_secs(90);

@@ -1,9 +1,12 @@
-//! `eddy datagen`: sample card authorizations for the quickstart, written to Kafka.
+//! `eddy datagen`: sample data for the quickstart, written to Kafka.
 //!
 //! [`Authorizations`] is a seeded, reproducible generator of JSON authorizations keyed by card
 //! number: most cards are used now and then, a few "stolen" cards in bursts, so the talk's
-//! fraud rule (more than 3 uses in 5 minutes) fires on those. [`produce`] writes them at a
-//! given rate with event time = now.
+//! fraud rule (more than 3 uses in 5 minutes) fires on those. [`orders`] generates the orders
+//! system's customers, stock, orders and payments. [`produce`] writes both at given rates with
+//! event time = now.
+
+pub mod orders;
 
 use std::time::{Duration, Instant};
 
@@ -79,48 +82,96 @@ impl Iterator for Authorizations {
     }
 }
 
-/// Produces `rate` authorizations per second to `topic` for `duration` (forever if `None`).
+/// What to generate, per second.
+#[derive(Debug, Clone)]
+pub struct Rates {
+    /// Authorizations per second (0: none).
+    pub authorizations: u32,
+    /// Distinct cards.
+    pub cards: u32,
+    /// Orders per second, each with its payment (0: no orders system data).
+    pub orders: f64,
+}
+
+/// What [`produce`] sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Authorizations.
+    pub authorizations: u64,
+    /// Orders (as many payments).
+    pub orders: u64,
+}
+
+/// How often the warehouse restocks when orders are generated.
+const RESTOCK: Duration = Duration::from_secs(60);
+
+/// Produces authorizations to `topic` and orders (with payments, customers and stock, see
+/// [`orders`]) at `rates` for `duration` (forever if `None`), with event time = now.
 pub fn produce(
     config: &KafkaConfig,
     topic: &str,
-    rate: u32,
-    cards: u32,
+    rates: &Rates,
     duration: Option<Duration>,
-) -> Result<u64, KafkaError> {
+) -> Result<Sent, KafkaError> {
     let producer: BaseProducer = config
         .client_config()
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .create()?;
+    let prefix = format!("o{}", now_ms() / 1000 % 1_000_000);
+    let mut orders = orders::OrderGenerator::new(7, &prefix);
+    let mut auths = Authorizations::new(42, rates.cards);
+    if rates.orders > 0.0 {
+        for (t, key, value) in orders.customers().into_iter().chain(orders.restock()) {
+            send(&producer, t, &key, &value)?;
+        }
+    }
     let start = Instant::now();
-    let mut sent: u64 = 0;
-    for auth in Authorizations::new(42, cards) {
-        if duration.is_some_and(|d| start.elapsed() >= d) {
-            break;
+    let mut last_restock = start;
+    let mut sent = Sent::default();
+    while duration.is_none_or(|d| start.elapsed() < d) {
+        let elapsed = start.elapsed().as_secs_f64();
+        while (sent.authorizations as f64) < elapsed * f64::from(rates.authorizations) {
+            let auth = auths.next().unwrap_or_else(|| unreachable!("endless"));
+            send(
+                &producer,
+                topic,
+                auth.card_number.as_bytes(),
+                auth.to_json().as_bytes(),
+            )?;
+            sent.authorizations += 1;
         }
-        let due = start + Duration::from_secs_f64(sent as f64 / f64::from(rate.max(1)));
-        while Instant::now() < due {
-            producer.poll(
-                due.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(50)),
-            );
+        while (sent.orders as f64) < elapsed * rates.orders {
+            for (t, key, value) in orders.order() {
+                send(&producer, t, &key, &value)?;
+            }
+            sent.orders += 1;
         }
-        let value = auth.to_json();
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        producer
-            .send(
-                BaseRecord::to(topic)
-                    .key(&auth.card_number)
-                    .payload(&value)
-                    .timestamp(ts),
-            )
-            .map_err(|(e, _)| e)?;
-        sent += 1;
+        if rates.orders > 0.0 && last_restock.elapsed() >= RESTOCK {
+            last_restock = Instant::now();
+            for (t, key, value) in orders.restock() {
+                send(&producer, t, &key, &value)?;
+            }
+        }
+        producer.poll(Duration::from_millis(10));
     }
     producer.flush(Duration::from_secs(10))?;
     Ok(sent)
+}
+
+fn send(producer: &BaseProducer, topic: &str, key: &[u8], value: &[u8]) -> Result<(), KafkaError> {
+    let record = BaseRecord::to(topic)
+        .key(key)
+        .payload(value)
+        .timestamp(now_ms());
+    producer.send(record).map_err(|(e, _)| e)?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub struct ServerConfig {
     pub kafka: KafkaConfig,
     /// Where the REST API listens, as ksqlDB's `listeners` (`http://0.0.0.0:8088`).
     pub listeners: String,
-    /// A SQL file to run headless.
+    /// A SQL file, or a folder of them, to run headless.
     pub queries_file: Option<PathBuf>,
 }
 
@@ -53,14 +53,17 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
     if let Some(topic) = &command_topic {
         replayed = replay(&mut engine, &config.kafka, topic).await?;
     }
-    if let Some(file) = &config.queries_file {
-        let path = file.display().to_string();
-        let script = std::fs::read_to_string(file).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        for outcome in engine.execute_script(&script).await? {
-            tracing::info!("{path}: {outcome}");
+    if let Some(queries) = &config.queries_file {
+        // A file, or a folder's .sql files (recursively, in name order) as `eddy check` reads them.
+        for file in crate::check::sql_files(std::slice::from_ref(queries))? {
+            let path = file.display().to_string();
+            let script = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            for outcome in engine.execute_script(&script).await? {
+                tracing::info!("{path}: {outcome}");
+            }
         }
     }
     let queries = engine.queries().len();

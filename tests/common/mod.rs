@@ -12,6 +12,7 @@ use eddy::kafka::KafkaConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
 
 pub fn bootstrap() -> String {
     std::env::var("EDDY_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -57,11 +58,21 @@ impl Server {
             .open(log)
             .unwrap();
         let server = Server(spawn(service_id, port, None, log));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not listen on {port}");
-            std::thread::park_timeout(Duration::from_millis(100));
-        }
+        wait_for_port(port);
+        server
+    }
+
+    /// Runs the queries of `queries` (a file or folder) headless under `service_id`, its REST
+    /// API on `port`; returns once the queries run and the API listens.
+    pub fn start_headless(
+        service_id: &str,
+        port: u16,
+        queries: &std::path::Path,
+        log: &std::path::Path,
+    ) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        let server = Server(spawn(service_id, port, Some(queries), log));
+        wait_for_port(port);
         server
     }
 
@@ -89,6 +100,15 @@ impl Server {
     }
 }
 
+/// Waits (at most 60 s) until something listens on `port`.
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not listen on {port}");
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
 /// `eddy server` on the broker, its REST API on `port`, headless when given `queries`.
 fn spawn(
     service_id: &str,
@@ -113,6 +133,15 @@ fn spawn(
 }
 
 pub fn produce(topic: &str, records: &[(&str, &[u8], i64)]) {
+    let records: Vec<(&[u8], &[u8], i64)> = records
+        .iter()
+        .map(|(k, v, ts)| (k.as_bytes(), *v, *ts))
+        .collect();
+    produce_bytes(topic, &records);
+}
+
+/// Produces records with any key bytes (e.g. an 8-byte long), placed as Java clients do.
+pub fn produce_bytes(topic: &str, records: &[(&[u8], &[u8], i64)]) {
     let producer: BaseProducer = config()
         .client_config()
         .set("partitioner", "murmur2_random")
@@ -176,4 +205,59 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The REST API of one server.
+pub struct Http {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl Http {
+    pub fn new(port: u16) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    pub async fn ksql(&self, sql: &str) -> (u16, Value) {
+        let (status, text) = self.post("/ksql", json!({ "ksql": sql })).await;
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    /// A pull query's rows.
+    pub async fn pull(&self, sql: &str) -> Vec<Value> {
+        let (status, text) = self.post("/query", json!({ "ksql": sql })).await;
+        assert_eq!(status, 200, "{sql}: {text}");
+        let elements: Vec<Value> = serde_json::from_str(&text).unwrap();
+        elements
+            .into_iter()
+            .filter_map(|e| e.get("row").map(|r| r["columns"].clone()))
+            .collect()
+    }
 }
