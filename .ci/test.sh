@@ -2,8 +2,9 @@
 # Eddy's test command (the README's second command). On a fresh machine it installs what is
 # missing (Debian packages for building librdkafka and running the broker; the broker's jars
 # come from Maven Central via docker/kafka.sh), starts the local Kafka broker, runs rustfmt,
-# clippy and every test (unit, grammar snapshots, in-memory engine, end to end on the broker),
-# and stops the broker it started even when a test fails.
+# clippy and every test (unit, grammar snapshots, in-memory engine, queries/, end to end on
+# the broker), then the benchmark's smoke size, and stops the broker it started even when a
+# test fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/eddy/target}
@@ -12,7 +13,7 @@ export CARGO_TERM_COLOR=never
 missing=()
 command -v cc >/dev/null || missing+=(build-essential)
 command -v make >/dev/null || missing+=(make)
-command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless) # the benchmark's Kafka Streams peer
 command -v mvn >/dev/null || missing+=(maven)
 command -v perl >/dev/null || missing+=(perl) # librdkafka's configure
 if ((${#missing[@]})); then
@@ -30,3 +31,6 @@ trap release_broker EXIT
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# The benchmark at its smoke size: Eddy and Kafka Streams on the same topic, every answer
+# checked against the generator's (no timing is asserted).
+benches/run.sh --size smoke

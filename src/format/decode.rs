@@ -231,13 +231,13 @@ impl SourceDecoder {
         let Some(bytes) = bytes else {
             return self.keys.iter().map(|(_, t)| null_of(t)).collect();
         };
-        let types: Vec<DataType> = self.keys.iter().map(|(_, t)| t.clone()).collect();
         match (self.key_format, self.keys.as_slice()) {
             (_, []) | (Format::None, _) => Ok(Vec::new()),
             (Format::Kafka, [(_, t)]) => {
                 Ok(vec![kafka::to_scalar(bytes, t).map_err(FormatError::Key)?])
             }
             (Format::Delimited { delimiter }, _) => {
+                let types: Vec<DataType> = self.keys.iter().map(|(_, t)| t.clone()).collect();
                 delimited::to_scalars(&text(bytes).map_err(FormatError::Key)?, delimiter, &types)
                     .map_err(FormatError::Key)
             }
