@@ -143,9 +143,18 @@ async fn the_orders_system_validates_and_fails_orders_on_a_real_broker() {
         );
     }
     assert_eq!(final_state["10"], "FAILED", "{final_state:?}");
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    check_view_and_emails(port, &run).await;
+    let status = server.stop();
+    assert!(
+        status.success(),
+        "server exit {status}; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
 
-    // The Q in CQRS: each order's latest state by pull query.
+/// The Q in CQRS: each order's latest state by pull query; and one email per order.
+async fn check_view_and_emails(port: u16, run: &str) {
     let http = Http::new(port);
     for (id, want) in [("3", "VALIDATED"), ("10", "FAILED")] {
         let rows = http
@@ -164,11 +173,4 @@ async fn the_orders_system_validates_and_fails_orders_on_a_real_broker() {
         11,
         "one email per order and payment: {emails:?}"
     );
-    let status = server.stop();
-    assert!(
-        status.success(),
-        "server exit {status}; log:\n{}",
-        log_text()
-    );
-    std::fs::remove_dir_all(dir).unwrap();
 }
