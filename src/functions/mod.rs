@@ -109,7 +109,6 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "INITCAP" => unicode::initcap(),
         "CONCAT_WS" => string::concat_ws(),
         "INSTR" => unicode::strpos(),
-        "CHR" => string::chr(),
         "TO_JSON_STRING" => json::ToJsonString::udf(),
         other => return nested(other).or_else(|| rowwise::function(other)),
     })

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Field};
 use datafusion_common::{Result, ScalarValue};
 use datafusion_expr::{
@@ -162,6 +163,10 @@ pub fn function(name: &str) -> Option<Arc<ScalarUDF>> {
         }),
         "LPAD" => RowFn::udf("lpad", 3, DataType::Utf8, |a| pad(a, true)),
         "RPAD" => RowFn::udf("rpad", 3, DataType::Utf8, |a| pad(a, false)),
+        "LPAD_BYTES" => RowFn::udf("lpad_bytes", 3, DataType::Binary, |a| pad_bytes(a, true)),
+        "RPAD_BYTES" => RowFn::udf("rpad_bytes", 3, DataType::Binary, |a| pad_bytes(a, false)),
+        "CHR" => RowFn::udf("chr", 1, DataType::Utf8, chr),
+        "ARRAY_JOIN" => RowFn::variadic("array_join", DataType::Utf8, array_join),
         "SPLIT" => RowFn::udf("split", 2, string_list, split),
         other => return bytes_and_numbers(other),
     })
@@ -813,6 +818,89 @@ fn pad(args: &[ScalarValue], left: bool) -> ScalarValue {
     }
     let padding: String = fill.chars().cycle().take(n - chars.len()).collect();
     text(Some(if left { padding + &s } else { s + &padding }))
+}
+
+/// `LPAD(bytes, n, pad)` / `RPAD(bytes, n, pad)`: `bytes` padded (or cut) to `n` bytes; NULL
+/// for a negative `n` or an empty `pad` (even when no padding is needed, as in ksqlDB).
+fn pad_bytes(args: &[ScalarValue], left: bool) -> ScalarValue {
+    let (Some(ScalarValue::Binary(Some(b))), Some(n), Some(ScalarValue::Binary(Some(fill)))) =
+        (args.first(), arg(args, 1), args.get(2))
+    else {
+        return ScalarValue::Binary(None);
+    };
+    let Some(n) = n.parse::<i64>().ok().and_then(|n| usize::try_from(n).ok()) else {
+        return ScalarValue::Binary(None);
+    };
+    if fill.is_empty() {
+        return ScalarValue::Binary(None);
+    }
+    if b.len() >= n {
+        return ScalarValue::Binary(Some(b[..n].to_vec()));
+    }
+    let padding = fill.iter().copied().cycle().take(n - b.len());
+    ScalarValue::Binary(Some(if left {
+        padding.chain(b.iter().copied()).collect()
+    } else {
+        b.iter().copied().chain(padding).collect()
+    }))
+}
+
+/// `CHR(code)`: the character of a decimal code point, or of a Java escape such as
+/// `'\u004b'` (a surrogate pair in two escapes); NULL for anything else.
+fn chr(args: &[ScalarValue]) -> ScalarValue {
+    let decoded = match args.first() {
+        Some(ScalarValue::Utf8(Some(escape))) => unicode_escapes(escape),
+        Some(_) => arg(args, 0)
+            .and_then(|code| code.parse::<u32>().ok())
+            .and_then(char::from_u32)
+            .map(String::from),
+        None => None,
+    };
+    text(decoded)
+}
+
+/// The text of a string made only of `\uXXXX` escapes (UTF-16 code units).
+fn unicode_escapes(s: &str) -> Option<String> {
+    let units = s
+        .split("\\u")
+        .enumerate()
+        .map(|(i, unit)| match i {
+            0 if unit.is_empty() => Ok(None),
+            0 => Err(()),
+            _ if unit.len() == 4 => u16::from_str_radix(unit, 16).map(Some).map_err(|_| ()),
+            _ => Err(()),
+        })
+        .collect::<Result<Vec<_>, ()>>()
+        .ok()?;
+    let units: Vec<u16> = units.into_iter().flatten().collect();
+    if units.is_empty() {
+        return None;
+    }
+    String::from_utf16(&units).ok()
+}
+
+/// `ARRAY_JOIN(array[, delimiter])`: the elements' text joined by `delimiter` (`,` by
+/// default), a NULL element as `null`.
+fn array_join(args: &[ScalarValue]) -> ScalarValue {
+    let Some(ScalarValue::List(list)) = args.first() else {
+        return ScalarValue::Utf8(None);
+    };
+    let delimiter = arg(args, 1).unwrap_or_else(|| ",".into());
+    let values = list.value(0);
+    let Ok(texts) = arrow::compute::cast(&values, &DataType::Utf8) else {
+        return ScalarValue::Utf8(None);
+    };
+    let texts = texts.as_string::<i32>();
+    let items: Vec<&str> = (0..texts.len())
+        .map(|i| {
+            if texts.is_null(i) {
+                "null"
+            } else {
+                texts.value(i)
+            }
+        })
+        .collect();
+    text(Some(items.join(&delimiter)))
 }
 
 /// `SPLIT(s, delimiter)`: the parts between delimiters (every character for '').

@@ -166,8 +166,8 @@ impl<'a> ExprPlanner<'a> {
         }
     }
 
-    /// `SPLIT(s, delimiter)` of a string, or of bytes.
-    fn split(&self, args: &[SqlExpr]) -> Result<Expr> {
+    /// `SPLIT`, `LPAD` and `RPAD` of a string, or of bytes (`<NAME>_BYTES`).
+    fn string_or_bytes(&self, name: &str, args: &[SqlExpr]) -> Result<Expr> {
         let args = args
             .iter()
             .map(|a| self.lower(a))
@@ -176,9 +176,13 @@ impl<'a> ExprPlanner<'a> {
             Some(first) => self.data_type(first)? == DataType::Binary,
             None => false,
         };
-        let name = if bytes { "SPLIT_BYTES" } else { "SPLIT" };
-        let udf = crate::functions::rowwise::function(name)
-            .ok_or_else(|| PlanError::UnknownFunction(name.into()))?;
+        let name = if bytes {
+            format!("{name}_BYTES")
+        } else {
+            name.to_string()
+        };
+        let udf =
+            crate::functions::rowwise::function(&name).ok_or(PlanError::UnknownFunction(name))?;
         self.call(&udf, args)
     }
 
@@ -487,8 +491,9 @@ impl<'a> ExprPlanner<'a> {
         if super::temporal::is_temporal(&name) {
             return self.temporal(&name, &function_args(f)?);
         }
-        if name.eq_ignore_ascii_case("SPLIT") {
-            return self.split(&function_args(f)?);
+        let upper = name.to_ascii_uppercase();
+        if matches!(upper.as_str(), "SPLIT" | "LPAD" | "RPAD") {
+            return self.string_or_bytes(&upper, &function_args(f)?);
         }
         if name.eq_ignore_ascii_case("MAP") {
             return self.map_constructor(f);

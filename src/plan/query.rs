@@ -417,9 +417,24 @@ fn add_passthrough(
     if let Some((name, _)) = exprs.iter().find(|(n, _)| {
         [ROWTIME, WINDOWSTART, WINDOWEND, ROWPARTITION, ROWOFFSET].contains(&n.as_str())
     }) {
-        return Err(PlanError::Invalid(format!(
-            "`{name}` is a reserved column name. You cannot use it as an alias for a column."
-        )));
+        // Selecting the pseudo column itself, rather than naming another value after it.
+        let selected = items.iter().any(|(n, item)| {
+            n == name
+                && match item {
+                    SqlExpr::Identifier(id) => id.value.eq_ignore_ascii_case(name),
+                    SqlExpr::CompoundIdentifier(parts) => parts
+                        .last()
+                        .is_some_and(|id| id.value.eq_ignore_ascii_case(name)),
+                    _ => false,
+                }
+        });
+        return Err(PlanError::Invalid(if selected {
+            format!("Reserved column name in select: `{name}`. Please remove or alias the column.")
+        } else {
+            format!(
+                "`{name}` is a reserved column name. You cannot use it as an alias for a column."
+            )
+        }));
     }
     // `WITH (TIMESTAMP='col')` on the sink: the column's value is the records' timestamp.
     let stamp = match timestamp {
