@@ -4,12 +4,14 @@
 //! API ([`admin`]), and one consumer-group consumer per query whose records are handed, batch
 //! by batch and partition by partition, to that partition's [`crate::exec::task::Task`]; results go
 //! out through a producer placing records with Java's partitioner ([`partitioner`]).
-//! [`changelog`] writes and reads the changelog topics that make task state survive restarts.
+//! [`changelog`] writes and reads the changelog topics that make task state survive restarts;
+//! [`deliveries`] tells when a checkpoint's records are all written, so its offsets can be committed.
 //! [`print`] reads a topic for people (the quickstart's alert view). Everything here is I/O:
 //! no query logic.
 
 pub mod admin;
 pub mod changelog;
+pub mod deliveries;
 pub mod partitioner;
 pub mod print;
 pub mod runtime;

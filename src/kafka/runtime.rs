@@ -8,16 +8,18 @@
 //! topic goes to the same task: joined topics are co-partitioned), and produces the results
 //! to the partitions the encoder chose.
 //!
-//! Every [`COMMIT_INTERVAL`] (and when the query stops) a persistent query commits: each
+//! Every [`COMMIT_INTERVAL`] (and when the query stops) a persistent query checkpoints: each
 //! task's state changes go to the query's compacted changelog topic with a checkpoint marker
-//! ([`super::changelog`]), the producer flushes outputs and changelog, then the group's
-//! offsets are committed (at-least-once). A restarted query resumes from its committed
+//! ([`super::changelog`]), and the checkpoint's input offsets wait until every record sent
+//! before them (outputs and changelog) is acknowledged ([`super::deliveries`]); then they are
+//! committed (at-least-once). The thread goes on processing meanwhile; only stopping flushes
+//! the producer and waits. A restarted query resumes from its committed
 //! offsets and its tasks restore their state from the changelog before processing. A query
 //! whose state cannot be checkpointed yet (joins, aggregations over tables) never commits:
 //! it re-reads its input from the earliest offset on restart and rebuilds its state exactly,
 //! re-emitting results. Push queries never commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -30,6 +32,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::admin::Topics;
 use super::changelog;
+use super::deliveries::Deliveries;
 use super::{KafkaConfig, KafkaError};
 use crate::engine::{PersistentQuery, Runtime};
 use crate::error::Error;
@@ -151,7 +154,7 @@ impl Runtime for KafkaRuntime {
 
     async fn produce(&self, record: Record) -> Result<(), Error> {
         self.producer
-            .send(base_record(&record))
+            .send(base_record(&record, ()))
             .map_err(|(e, _)| KafkaError::from(e))?;
         self.producer
             .flush(Duration::from_secs(10))
@@ -225,7 +228,7 @@ impl Runtime for KafkaRuntime {
 fn clients(
     config: &KafkaConfig,
     query: &PersistentQuery,
-) -> Result<(BaseConsumer, BaseProducer), KafkaError> {
+) -> Result<(BaseConsumer, QueryProducer), KafkaError> {
     let consumer: BaseConsumer = config
         .client_config()
         .set("group.id", config.application_id(&query.id))
@@ -246,21 +249,28 @@ fn clients(
         .create()?;
     let topics: Vec<&str> = query.source_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    let producer: BaseProducer = config
+    let producer: QueryProducer = config
         .client_config()
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .create()?;
+        .create_with_context(Deliveries::default())?;
     Ok((consumer, producer))
 }
+
+/// A query's producer: delivery reports counted by commit epoch.
+type QueryProducer = BaseProducer<Deliveries>;
 
 /// The polling loop of one query.
 struct QueryLoop {
     query: PersistentQuery,
     consumer: BaseConsumer,
-    producer: BaseProducer,
+    producer: QueryProducer,
+    /// The checkpoint the records sent now belong to.
+    epoch: usize,
+    /// Checkpoints whose offsets wait for their records' acknowledgements, oldest first.
+    pending: VecDeque<(usize, rdkafka::TopicPartitionList)>,
     tasks: HashMap<i32, Task>,
     log: ProcessingLog,
     config: KafkaConfig,
@@ -280,7 +290,7 @@ struct QueryLoop {
 impl QueryLoop {
     fn new(
         query: PersistentQuery,
-        (consumer, producer): (BaseConsumer, BaseProducer),
+        (consumer, producer): (BaseConsumer, QueryProducer),
         (config, changelog): (KafkaConfig, Option<String>),
     ) -> Self {
         let log = query.log.clone();
@@ -289,6 +299,8 @@ impl QueryLoop {
             query,
             consumer,
             producer,
+            epoch: 0,
+            pending: VecDeque::new(),
             tasks: HashMap::new(),
             log,
             config,
@@ -317,19 +329,43 @@ impl QueryLoop {
                 }
             }
             self.producer.poll(Duration::ZERO);
+            self.commit_acknowledged(rdkafka::consumer::CommitMode::Async)?;
             if self.last_commit.elapsed() >= COMMIT_INTERVAL {
-                self.commit()?;
+                self.checkpoint()?;
             }
         }
-        self.commit()?;
+        self.checkpoint()?;
         self.producer
             .flush(Duration::from_secs(30))
             .map_err(KafkaError::from)?;
+        self.commit_acknowledged(rdkafka::consumer::CommitMode::Sync)
+    }
+
+    /// Commits the offsets of the checkpoints whose records are all acknowledged; fails if
+    /// a record could not be written.
+    fn commit_acknowledged(&mut self, mode: rdkafka::consumer::CommitMode) -> Result<(), Error> {
+        let deliveries = self.producer.context();
+        if let Some(why) = deliveries.failure() {
+            return Err(KafkaError::Unavailable(format!("a record was not written: {why}")).into());
+        }
+        let mut ready = None;
+        while let Some((epoch, _)) = self.pending.front()
+            && deliveries.done_through(*epoch)
+        {
+            ready = self.pending.pop_front().map(|(_, offsets)| offsets);
+        }
+        // The latest ready checkpoint's offsets cover the earlier ones'.
+        if let Some(offsets) = ready {
+            self.consumer
+                .commit(&offsets, mode)
+                .map_err(KafkaError::from)?;
+        }
         Ok(())
     }
 
-    /// Checkpoints every task's state to the changelog, flushes, and commits the offsets.
-    fn commit(&mut self) -> Result<(), Error> {
+    /// Checkpoints every task's state to the changelog and queues the offsets to commit once
+    /// everything sent so far is acknowledged.
+    fn checkpoint(&mut self) -> Result<(), Error> {
         self.last_commit = std::time::Instant::now();
         if !self.durable || !self.uncommitted {
             return Ok(());
@@ -363,18 +399,14 @@ impl QueryLoop {
         for record in &records {
             self.send(record)?;
         }
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(KafkaError::from)?;
         let mut offsets = rdkafka::TopicPartitionList::new();
         for ((topic, partition), offset) in &self.positions {
             offsets
                 .add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
                 .map_err(KafkaError::from)?;
         }
-        self.consumer
-            .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
-            .map_err(KafkaError::from)?;
+        self.pending.push_back((self.epoch, offsets));
+        self.epoch += 1;
         self.uncommitted = false;
         Ok(())
     }
@@ -464,11 +496,14 @@ impl QueryLoop {
         Ok(())
     }
 
-    /// Produces one record, waiting while the producer's queue is full.
+    /// Produces one record (of the current epoch), waiting while the producer's queue is full.
     fn send(&self, record: &Record) -> Result<(), Error> {
         loop {
-            match self.producer.send(base_record(record)) {
-                Ok(()) => return Ok(()),
+            match self.producer.send(base_record(record, self.epoch)) {
+                Ok(()) => {
+                    self.producer.context().sent(self.epoch);
+                    return Ok(());
+                }
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     self.producer.poll(Duration::from_millis(50));
                 }
@@ -536,9 +571,12 @@ pub fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
     }
 }
 
-/// A record as rdkafka sends it (a null key or value stays null).
-fn base_record(record: &Record) -> BaseRecord<'_, [u8], [u8]> {
-    let mut out = BaseRecord::to(&record.topic).timestamp(record.timestamp);
+/// A record as rdkafka sends it (a null key or value stays null), with its delivery opaque.
+fn base_record<D: rdkafka::util::IntoOpaque>(
+    record: &Record,
+    opaque: D,
+) -> BaseRecord<'_, [u8], [u8], D> {
+    let mut out = BaseRecord::with_opaque_to(&record.topic, opaque).timestamp(record.timestamp);
     if let Some(key) = &record.key {
         out = out.key(key.as_slice());
     }
