@@ -53,6 +53,9 @@ impl PlanError {
     pub fn in_clause(self, clause: &'static str) -> Self {
         match self {
             PlanError::UnknownColumn(column) => PlanError::UnknownColumnIn { clause, column },
+            PlanError::Invalid(message) if message.starts_with("Cannot compare") => {
+                PlanError::Invalid(format!("Error in {clause} expression: {message}"))
+            }
             other => other,
         }
     }

@@ -339,7 +339,7 @@ impl<'a> ExprPlanner<'a> {
             return self.struct_field(left, right);
         }
         let op = binary_operator(op)?;
-        let (l, r) = (self.lower(left)?, self.lower(right)?);
+        let (l, r) = self.operands(left, op, right)?;
         let (lt, rt) = (self.data_type(&l)?, self.data_type(&r)?);
         check_null_operand((left, &lt), op, (right, &rt))?;
         // ksqlDB's `+` concatenates strings.
@@ -365,7 +365,13 @@ impl<'a> ExprPlanner<'a> {
             op,
             Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
         );
-        if ordering && (nested(&lt) || nested(&rt)) {
+        // ksqlDB compares numbers with numbers only (a string is not read as a number here,
+        // unlike in IN lists).
+        let text_and_number =
+            |a: &DataType, b: &DataType| family(a) == Family::Number && matches!(b, DataType::Utf8);
+        let mismatched =
+            is_comparison(op) && (text_and_number(&lt, &rt) || text_and_number(&rt, &lt));
+        if mismatched || (ordering && (nested(&lt) || nested(&rt))) {
             return Err(PlanError::Invalid(format!(
                 "Cannot compare {} ({}) to {} ({}) with {}.",
                 normalize_expr(left),
@@ -386,6 +392,21 @@ impl<'a> ExprPlanner<'a> {
             );
         }
         Ok(datafusion_expr::binary_expr(l, op, r))
+    }
+
+    /// A binary operator's operands, lowered; a string compared with `ROWTIME`, `WINDOWSTART`
+    /// or `WINDOWEND` is read as a timestamp.
+    fn operands(&self, left: &SqlExpr, op: Operator, right: &SqlExpr) -> Result<(Expr, Expr)> {
+        let magic = |column: &SqlExpr, literal: &SqlExpr| {
+            is_comparison(op)
+                .then(|| super::temporal::magic_timestamp(column, literal))
+                .flatten()
+        };
+        Ok(match (magic(left, right), magic(right, left)) {
+            (Some(ts), _) => (self.lower(left)?, datafusion_expr::lit(ts)),
+            (_, Some(ts)) => (datafusion_expr::lit(ts), self.lower(right)?),
+            _ => (self.lower(left)?, self.lower(right)?),
+        })
     }
 
     /// `a IS [NOT] DISTINCT FROM b`: NULL-aware equality.
@@ -455,7 +476,11 @@ impl<'a> ExprPlanner<'a> {
     ) -> Result<Expr> {
         let e = self.lower(expr)?;
         let t = self.data_type(&e)?;
-        let (low, high) = (self.lower(low)?, self.lower(high)?);
+        let bound = |b: &SqlExpr| match super::temporal::magic_timestamp(expr, b) {
+            Some(ts) => Ok(datafusion_expr::lit(ts)),
+            None => self.lower(b),
+        };
+        let (low, high) = (bound(low)?, bound(high)?);
         let (lt, ht) = (self.data_type(&low)?, self.data_type(&high)?);
         Ok(Expr::Between(Between::new(
             Box::new(e),
@@ -735,10 +760,16 @@ impl<'a> ExprPlanner<'a> {
             .zip(fields.iter().zip(&coerced))
             .map(|(a, (from, to))| cast_to(a, from.data_type(), to.data_type()))
             .collect();
-        Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::clone(udf),
-            args,
-        )))
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(udf), args));
+        // ksqlDB's TIMESTAMP is milliseconds; DataFusion may coerce to another unit (GREATEST
+        // of timestamps and a date string gives nanoseconds).
+        let millis = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None);
+        match self.data_type(&call)? {
+            DataType::Timestamp(unit, _) if unit != arrow::datatypes::TimeUnit::Millisecond => {
+                Ok(datafusion_expr::cast(call, millis))
+            }
+            _ => Ok(call),
+        }
     }
 }
 
