@@ -152,6 +152,7 @@ impl<'a> ExprPlanner<'a> {
             }
             SqlExpr::CompoundFieldAccess { root, access_chain } => self.access(root, access_chain),
             SqlExpr::Array(array) => {
+                check_constructor_elements(&array.elem)?;
                 let elements = array
                     .elem
                     .iter()
@@ -673,8 +674,11 @@ impl<'a> ExprPlanner<'a> {
     /// `MAP(k1 := v1, ...)` (keys and values are expressions) or `MAP(keys, values)` (two
     /// arrays), as DataFusion's `map`.
     fn map_constructor(&self, f: &Function) -> Result<Expr> {
-        let FunctionArguments::List(list) = &f.args else {
-            return Err(PlanError::Invalid("MAP needs entries".into()));
+        let list = match &f.args {
+            FunctionArguments::List(list) if !list.args.is_empty() => list,
+            _ => return Err(PlanError::Invalid(
+                "Map constructor cannot be empty. Please supply at least one key value pair (see https://github.com/confluentinc/ksql/issues/4239).".into(),
+            )),
         };
         let (mut keys, mut values) = (Vec::new(), Vec::new());
         for arg in &list.args {
@@ -687,6 +691,13 @@ impl<'a> ExprPlanner<'a> {
                     Expr::Literal(ScalarValue::Utf8(Some(name.value.clone())), None),
                     value,
                 ),
+                FunctionArg::Named {
+                    name,
+                    arg: FunctionArgExpr::Expr(value),
+                    ..
+                } if name.value.eq_ignore_ascii_case("NULL") => {
+                    (Expr::Literal(ScalarValue::Null, None), value)
+                }
                 FunctionArg::Named {
                     name,
                     arg: FunctionArgExpr::Expr(value),
@@ -713,6 +724,7 @@ impl<'a> ExprPlanner<'a> {
             keys.push(key);
             values.push(self.lower(value)?);
         }
+        check_map_entries(&keys, &values)?;
         let array = datafusion_functions_nested::make_array::make_array_udf();
         let keys = self.call(&array, keys)?;
         let values = self.call(&array, values)?;
@@ -771,6 +783,40 @@ impl<'a> ExprPlanner<'a> {
             _ => Ok(call),
         }
     }
+}
+
+/// ksqlDB's checks of `MAP(k := v, ...)`: some key and some value must not be NULL.
+fn check_map_entries(keys: &[Expr], values: &[Expr]) -> Result<()> {
+    let all_null = |exprs: &[Expr]| {
+        exprs
+            .iter()
+            .all(|e| matches!(e, Expr::Literal(ScalarValue::Null, _)))
+    };
+    for (exprs, what) in [(keys, "keys"), (values, "values")] {
+        if all_null(exprs) {
+            return Err(PlanError::Invalid(format!(
+                "Cannot construct a map with all NULL {what}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// ksqlDB's checks of `ARRAY[...]`: not empty, not only NULLs (the type would be unknown).
+fn check_constructor_elements(elements: &[SqlExpr]) -> Result<()> {
+    let issue = "(see https://github.com/confluentinc/ksql/issues/4239)";
+    if elements.is_empty() {
+        return Err(PlanError::Invalid(format!(
+            "Array constructor cannot be empty. Please supply at least one element {issue}."
+        )));
+    }
+    let null = |e: &SqlExpr| matches!(e, SqlExpr::Value(v) if v.value == Value::Null);
+    if elements.iter().all(null) {
+        return Err(PlanError::Invalid(format!(
+            "Cannot construct an array with all NULL elements {issue}. As a workaround, you may cast a NULL value to the desired type."
+        )));
+    }
+    Ok(())
 }
 
 /// The plain argument expressions of a call; `*` yields none.
