@@ -103,6 +103,17 @@ impl Topics {
                 }
             }
         }
+        // The controller has the topic; the broker's metadata may lag a moment behind, and
+        // the next statement may ask it about the topic at once.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while self.partitions(topic).await?.is_none() {
+            if std::time::Instant::now() >= deadline {
+                return Err(KafkaError::Unavailable(format!(
+                    "topic {topic} was created but does not show in the metadata"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         tracing::info!(topic, partitions, "created topic");
         Ok(())
     }
