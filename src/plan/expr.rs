@@ -785,6 +785,15 @@ impl<'a> ExprPlanner<'a> {
     }
 }
 
+/// The name of the column an identifier (`c` or `alias.c`) refers to, as ksqlDB normalizes it.
+pub fn column_name(expr: &SqlExpr) -> Option<String> {
+    match expr {
+        SqlExpr::Identifier(id) => Some(normalize(id)),
+        SqlExpr::CompoundIdentifier(parts) => parts.last().map(normalize),
+        _ => None,
+    }
+}
+
 /// ksqlDB's checks of `MAP(k := v, ...)`: some key and some value must not be NULL.
 fn check_map_entries(keys: &[Expr], values: &[Expr]) -> Result<()> {
     let all_null = |exprs: &[Expr]| {

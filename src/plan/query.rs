@@ -419,14 +419,7 @@ fn add_passthrough(
     }) {
         // Selecting the pseudo column itself, rather than naming another value after it.
         let selected = items.iter().any(|(n, item)| {
-            n == name
-                && match item {
-                    SqlExpr::Identifier(id) => id.value.eq_ignore_ascii_case(name),
-                    SqlExpr::CompoundIdentifier(parts) => parts
-                        .last()
-                        .is_some_and(|id| id.value.eq_ignore_ascii_case(name)),
-                    _ => false,
-                }
+            n == name && super::expr::column_name(item).as_deref() == Some(name.as_str())
         });
         return Err(PlanError::Invalid(if selected {
             format!("Reserved column name in select: `{name}`. Please remove or alias the column.")

@@ -99,12 +99,8 @@ const MAGIC: [&str; 3] = ["ROWTIME", "WINDOWSTART", "WINDOWEND"];
 /// When `column` is `ROWTIME`, `WINDOWSTART` or `WINDOWEND` (qualified or not) and `literal` a
 /// string, the literal as epoch milliseconds; `None` otherwise (or when it is no timestamp).
 pub fn magic_timestamp(column: &SqlExpr, literal: &SqlExpr) -> Option<i64> {
-    let name = match column {
-        SqlExpr::Identifier(id) => &id.value,
-        SqlExpr::CompoundIdentifier(parts) => &parts.last()?.value,
-        _ => return None,
-    };
-    if !MAGIC.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+    let name = super::expr::column_name(column)?;
+    if !MAGIC.contains(&name.as_str()) {
         return None;
     }
     let SqlExpr::Value(v) = literal else {
