@@ -15,10 +15,13 @@ CREATE TABLE possible_fraud AS
 
 -- The same rule, one row per card and window, written once the window has closed (no grace
 -- period: a late authorization is dropped). Windows close as the partition's stream time
--- passes their end.
+-- passes their end. As in ksqlDB, a window is kept for its RETENTION (by default size plus
+-- grace): if a partition's stream time jumps further than that past a window before it is
+-- emitted (a quiet partition, then a burst), the window expires unseen. An hour keeps
+-- quiet spells from losing alerts.
 CREATE TABLE possible_fraud_final AS
   SELECT card_number, COUNT(*) AS attempts
-  FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES, GRACE PERIOD 0 SECONDS)
+  FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES, RETENTION 1 HOUR, GRACE PERIOD 0 SECONDS)
   GROUP BY card_number
   HAVING COUNT(*) > 3
   EMIT FINAL;

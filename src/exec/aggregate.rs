@@ -25,6 +25,7 @@ use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 
+use super::emit_final::FinalEmitter;
 use super::filter::evaluate_mask;
 use super::window::{TimeWindow, WindowSpec};
 use super::{Batch, ExecError, Operator, StateEntry};
@@ -63,6 +64,9 @@ pub struct AggregateSpec {
     pub source_keys: Option<Vec<Arc<dyn PhysicalExpr>>>,
     /// Per aggregate: what a NULL result is reported as (ksqlDB's SUM starts at 0).
     pub when_null: Vec<WhenNull>,
+    /// How long a window's state is kept (RETENTION, else size plus grace): with EMIT FINAL,
+    /// a window this far behind the latest one expires without output.
+    pub retention: i64,
 }
 
 impl AggregateSpec {
@@ -141,6 +145,8 @@ pub struct AggregateOp {
     source_converter: Option<RowConverter>,
     stream_time: i64,
     late_records: u64,
+    /// EMIT FINAL: what has been released so far.
+    finals: FinalEmitter,
 }
 
 impl std::fmt::Debug for AggregateOp {
@@ -200,6 +206,7 @@ impl AggregateOp {
             source_converter,
             stream_time: i64::MIN,
             late_records: 0,
+            finals: FinalEmitter::default(),
         })
     }
 
@@ -237,6 +244,7 @@ impl AggregateOp {
                         if spec.is_closed(&window, self.stream_time) {
                             self.late_records += 1;
                         } else {
+                            self.finals.stored(window.start);
                             touched.add((key.clone(), Some(window)), row as u32);
                         }
                     }
@@ -478,6 +486,9 @@ impl AggregateOp {
                 deleted.push(false);
             }
         }
+        if self.spec.emit == EmitMode::Final {
+            return Ok(());
+        }
         self.emit_rows_deleting(rows, &deleted, out)
     }
 
@@ -569,19 +580,36 @@ impl AggregateOp {
         let Some(spec) = self.spec.window else {
             return Ok(());
         };
-        let mut closed = self
-            .store
-            .remove_ending_by(spec.closed_up_to(self.stream_time));
-        if self.spec.emit != EmitMode::Final || closed.is_empty() {
+        if self.spec.emit != EmitMode::Final {
+            self.store
+                .remove_ending_by(spec.closed_up_to(self.stream_time));
             return Ok(());
         }
-        closed.sort_by(|(a, _), (b, _)| {
-            (a.1.map(|w| w.end), &a.0, a.1).cmp(&(b.1.map(|w| w.end), &b.0, b.1))
+        let Some(release) = self
+            .finals
+            .release(&spec, self.stream_time, self.spec.retention)
+        else {
+            return Ok(());
+        };
+        let mut closed = self.store.remove_ending_by(release.ending_by);
+        closed.retain(|(key, _)| key.1.is_some_and(|w| w.start >= release.visible_from));
+        // In the order Kafka Streams' stores give them: sessions by end; time windows by
+        // store segment, then key, then start.
+        let segment = (self.spec.retention / 2).max(60_000);
+        closed.sort_by_cached_key(|(key, _)| {
+            let w = key.1.unwrap_or(TimeWindow { start: 0, end: 0 });
+            match spec {
+                WindowSpec::Session { .. } => (w.end, key.0.clone(), w.start),
+                _ => (w.start.div_euclid(segment), key.0.clone(), w.start),
+            }
         });
         let mut finals = Vec::with_capacity(closed.len());
         for (key, mut state) in closed {
             let values = self.spec.evaluate(&mut state)?;
             finals.push((key, values, state.max_timestamp));
+        }
+        if finals.is_empty() {
+            return Ok(());
         }
         let batch = self.result_rows(finals.iter().map(|(k, v, t)| (k, v.clone(), *t)))?;
         let data = match &self.spec.having {
@@ -629,10 +657,13 @@ impl Operator for AggregateOp {
         if self.spec.source_keys.is_some() {
             return Ok(None);
         }
-        let mut entries = vec![(
-            STREAM_TIME.to_vec(),
-            Some(self.stream_time.to_be_bytes().to_vec()),
-        )];
+        let mut entries = vec![
+            (
+                STREAM_TIME.to_vec(),
+                Some(self.stream_time.to_be_bytes().to_vec()),
+            ),
+            (FINALS.to_vec(), Some(encode_finals(&self.finals))),
+        ];
         self.store.drain_changed(|key, state| {
             let mut k = GROUP.to_vec();
             k.extend(encode_key(key));
@@ -652,6 +683,10 @@ impl Operator for AggregateOp {
             self.stream_time = i64::from_be_bytes(bytes);
             return Ok(());
         }
+        if key == FINALS {
+            self.finals = decode_finals(value.unwrap_or_default());
+            return Ok(());
+        }
         let Some(group) = key.strip_prefix(GROUP).and_then(decode_key) else {
             return Err(ExecError::Internal("unknown changelog entry".into()));
         };
@@ -666,5 +701,29 @@ impl Operator for AggregateOp {
 
 /// Changelog key of an aggregation's stream time.
 const STREAM_TIME: &[u8] = b"t";
+/// Changelog key of EMIT FINAL's progress.
+const FINALS: &[u8] = b"f";
+
+/// EMIT FINAL's progress as bytes: last close time and latest window start, `i64::MIN`
+/// standing for none.
+fn encode_finals(finals: &FinalEmitter) -> Vec<u8> {
+    let mut bytes = finals.last_close.unwrap_or(i64::MIN).to_be_bytes().to_vec();
+    bytes.extend(finals.max_start.unwrap_or(i64::MIN).to_be_bytes());
+    bytes
+}
+
+fn decode_finals(bytes: &[u8]) -> FinalEmitter {
+    let field = |i: usize| {
+        bytes
+            .get(i * 8..i * 8 + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_be_bytes)
+            .filter(|v| *v != i64::MIN)
+    };
+    FinalEmitter {
+        last_close: field(0),
+        max_start: field(1),
+    }
+}
 /// Changelog key prefix of a group's state.
 const GROUP: &[u8] = b"g";

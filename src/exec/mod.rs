@@ -7,9 +7,10 @@
 //! an encoder for one input partition.
 //!
 //! Layout: [`filter`], [`project`], [`join`] (two-input joins), [`aggregate`] (grouped and windowed aggregation with
-//! HAVING and emit modes), [`unnest`] (EXPLODE), [`fold`] (per-key FOLD), [`window`] (window assignment), [`task`], [`error`].
+//! HAVING and emit modes; [`emit_final`] decides when EMIT FINAL releases a window), [`unnest`] (EXPLODE), [`fold`] (per-key FOLD), [`window`] (window assignment), [`task`], [`error`].
 
 pub mod aggregate;
+pub mod emit_final;
 pub mod error;
 pub mod filter;
 pub mod fold;

@@ -92,7 +92,10 @@ pub fn plan_aggregate(
         &key_names,
         &planner,
     );
-    let window = query.window.as_ref().map(window_spec).transpose()?;
+    let (window, retention) = (query.window.as_ref())
+        .map(|w| window_spec(w, emit))
+        .transpose()?
+        .unzip();
     let aggregates = calls
         .iter()
         .enumerate()
@@ -129,16 +132,19 @@ pub fn plan_aggregate(
         output_schema,
         input_rowtime: input.index_of(ROWTIME)?,
         source_keys,
-        when_null: calls
-            .iter()
-            .map(|c| aggregate_function(c).map_or(WhenNull::Null, |f| f.when_null))
-            .collect(),
+        retention: retention.unwrap_or(0),
+        when_null: calls.iter().map(when_null).collect(),
     };
     Ok(PlannedAggregate {
         spec: Arc::new(spec),
         key_names,
         projection,
     })
+}
+
+/// What a NULL result of the aggregate `call` is reported as.
+fn when_null(call: &SqlExpr) -> WhenNull {
+    aggregate_function(call).map_or(WhenNull::Null, |f| f.when_null)
 }
 
 /// SELECT items (named) and HAVING rewritten over the aggregation's output: aggregate calls
@@ -447,9 +453,19 @@ fn by_offset_options(
     }
 }
 
-/// The window of a `WINDOW` clause, with ksqlDB's 24-hour default grace period.
-fn window_spec(window: &WindowExpr) -> Result<WindowSpec> {
-    let grace = |g: &Option<crate::sql::ast::Duration>| g.map_or(DEFAULT_GRACE_MS, |d| d.millis());
+/// The window of a `WINDOW` clause, with ksqlDB's default grace period: 24 hours, but none
+/// with EMIT FINAL (whose results would otherwise wait a day); and its retention.
+fn window_spec(window: &WindowExpr, emit: EmitMode) -> Result<(WindowSpec, i64)> {
+    let spec = time_window(window, emit)?;
+    Ok((spec, retention(&spec, window)))
+}
+
+fn time_window(window: &WindowExpr, emit: EmitMode) -> Result<WindowSpec> {
+    let default = match emit {
+        EmitMode::Final => 0,
+        EmitMode::Changes => DEFAULT_GRACE_MS,
+    };
+    let grace = |g: &Option<crate::sql::ast::Duration>| g.map_or(default, |d| d.millis());
     match window {
         WindowExpr::Tumbling { size, grace: g, .. } => Ok(WindowSpec::Tumbling {
             size: positive(size.millis())?,
@@ -478,6 +494,16 @@ fn window_spec(window: &WindowExpr) -> Result<WindowSpec> {
             grace: grace(g),
         }),
     }
+}
+
+/// How long a window's state is kept: RETENTION, else (as Kafka Streams) size plus grace.
+fn retention(spec: &WindowSpec, window: &WindowExpr) -> i64 {
+    let given = match window {
+        WindowExpr::Tumbling { retention, .. }
+        | WindowExpr::Hopping { retention, .. }
+        | WindowExpr::Session { retention, .. } => retention,
+    };
+    given.map_or(spec.size().saturating_add(spec.grace()), |d| d.millis())
 }
 
 fn positive(ms: i64) -> Result<i64> {
