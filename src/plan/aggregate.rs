@@ -18,6 +18,7 @@ use sqlparser::ast::{Expr as SqlExpr, SelectItem};
 use super::error::PlanError;
 use super::expr::{ExprPlanner, function_args};
 use super::rewrite::{column_ref, rewrite};
+use super::text::ksql_text;
 use crate::catalog::Source;
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
 use crate::exec::aggregate::{AggregateSpec, EmitMode};
@@ -611,28 +612,4 @@ fn check_grouped(
         "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.",
         bad.join(", ")
     )))
-}
-
-/// An expression as ksqlDB prints it in messages: names upper-cased, operations in
-/// parentheses.
-pub fn ksql_text(expr: &SqlExpr) -> String {
-    match expr {
-        SqlExpr::Identifier(id) => crate::sql::ast::normalize(id),
-        SqlExpr::CompoundIdentifier(parts) => parts
-            .iter()
-            .map(crate::sql::ast::normalize)
-            .collect::<Vec<_>>()
-            .join("."),
-        SqlExpr::Nested(inner) => ksql_text(inner),
-        SqlExpr::BinaryOp { left, op, right } => {
-            format!("({} {op} {})", ksql_text(left), ksql_text(right))
-        }
-        SqlExpr::Function(f) => {
-            let args = function_args(f)
-                .map(|args| args.iter().map(ksql_text).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default();
-            format!("{}({args})", f.name.to_string().to_ascii_uppercase())
-        }
-        other => other.to_string(),
-    }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::datatypes::DataType;
 use datafusion_common::{Column, DFSchema, ScalarValue};
 use datafusion_expr::execution_props::ExecutionProps;
-use datafusion_expr::expr::{Between, Case, InList, Like, ScalarFunction};
+use datafusion_expr::expr::{Between, Case, Like, ScalarFunction};
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::type_coercion::binary::BinaryTypeCoercer;
 use datafusion_expr::type_coercion::functions::fields_with_udf;
@@ -491,21 +491,6 @@ impl<'a> ExprPlanner<'a> {
         )))
     }
 
-    fn in_list(&self, expr: &SqlExpr, list: &[SqlExpr], negated: bool) -> Result<Expr> {
-        let e = self.lower(expr)?;
-        let t = self.data_type(&e)?;
-        let list = list
-            .iter()
-            .map(|item| {
-                let lowered = self.lower(item)?;
-                let it = self.data_type(&lowered)?;
-                check_comparable(&t, &it, item)?;
-                Ok(cast_to(lowered, &it, &t))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Expr::InList(InList::new(Box::new(e), list, negated)))
-    }
-
     fn function(&self, f: &Function) -> Result<Expr> {
         let name = f.name.to_string();
         if name.eq_ignore_ascii_case("COALESCE") || name.eq_ignore_ascii_case("IFNULL") {
@@ -780,6 +765,10 @@ impl<'a> ExprPlanner<'a> {
             DataType::Timestamp(unit, _) if unit != arrow::datatypes::TimeUnit::Millisecond => {
                 Ok(datafusion_expr::cast(call, millis))
             }
+            // ksqlDB has no unsigned types: DataFusion's counts and lengths are INTEGERs.
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                Ok(datafusion_expr::cast(call, DataType::Int32))
+            }
             _ => Ok(call),
         }
     }
@@ -845,43 +834,9 @@ pub fn function_args(f: &Function) -> Result<Vec<SqlExpr>> {
         .collect()
 }
 
-/// ksqlDB's rule for comparing a value of type `left` with `item` of type `right`: numbers
-/// with numbers, strings with strings, booleans with booleans; a string literal compared with
-/// a number must hold one.
-fn check_comparable(left: &DataType, right: &DataType, item: &SqlExpr) -> Result<()> {
-    if right.is_null() || family(left) == family(right) {
-        return Ok(());
-    }
-    let left_name = crate::types::sql_name(left);
-    if let SqlExpr::Value(v) = item
-        && let Value::SingleQuotedString(s) = &v.value
-        && matches!(family(left), Family::Number | Family::Boolean)
-    {
-        let ok = match family(left) {
-            Family::Boolean => s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false"),
-            _ => s.trim().parse::<f64>().is_ok(),
-        };
-        if ok {
-            return Ok(());
-        }
-        return Err(PlanError::Invalid(format!(
-            "Invalid Predicate: invalid input syntax for type {}: \"{s}\".",
-            left_name.split('(').next().unwrap_or(&left_name)
-        )));
-    }
-    let shown = match item {
-        SqlExpr::Identifier(id) => normalize(id),
-        other => other.to_string(),
-    };
-    Err(PlanError::Invalid(format!(
-        "Invalid Predicate: operator does not exist: {left_name} = {} ({shown})\nHint: You might need to add explicit type casts.",
-        crate::types::sql_name(right)
-    )))
-}
-
 /// Kinds of values that compare with each other.
 #[derive(Debug, PartialEq, Eq)]
-enum Family {
+pub(super) enum Family {
     Number,
     Text,
     Boolean,
@@ -891,7 +846,7 @@ enum Family {
     Other(DataType),
 }
 
-fn family(t: &DataType) -> Family {
+pub(super) fn family(t: &DataType) -> Family {
     match t {
         t if t.is_numeric() => Family::Number,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Family::Text,

@@ -2,8 +2,9 @@
 //!
 //! [`ddl`] plans `CREATE STREAM/TABLE`; [`query`] plans `CREATE ... AS SELECT` (with [`from`]
 //! for the `FROM` clause, [`join`] for joins and [`repartition`] for re-keying,
-//! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY, [`table_functions`] for EXPLODE, [`fold`] for Eddy's per-key FOLD); [`expr`] lowers expressions to DataFusion and
-//! [`rewrite`] rewrites them. Nothing here runs a query or talks to Kafka.
+//! [`aggregate`] for GROUP BY and windows, [`partition`] for PARTITION BY, [`table_functions`] for EXPLODE, [`fold`] for Eddy's per-key FOLD); [`expr`] lowers expressions to DataFusion (with [`in_list`] for
+//! ksqlDB's IN coercion), [`rewrite`] rewrites them and [`text`] prints them as ksqlDB's
+//! messages do. Nothing here runs a query or talks to Kafka.
 
 pub mod aggregate;
 pub mod ddl;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod expr;
 pub mod fold;
 pub mod from;
+pub mod in_list;
 pub mod join;
 pub mod partition;
 pub mod query;
@@ -18,5 +20,6 @@ pub mod repartition;
 pub mod rewrite;
 pub mod table_functions;
 pub mod temporal;
+pub mod text;
 
 pub use error::PlanError;
