@@ -872,10 +872,13 @@ fn cast_to(expr: Expr, from: &DataType, to: &DataType) -> Expr {
 fn literal(value: &Value, at: sqlparser::tokenizer::Location) -> Result<Expr> {
     Ok(Expr::Literal(
         match value {
+            // ksqlDB reports these one column past the literal's first character (its AST
+            // builder adds one to a position that already counts from one).
             Value::Number(n, _) => number(n).map_err(|e| {
                 PlanError::Invalid(format!(
                     "Failed to prepare statement: line {}:{}: {e}",
-                    at.line, at.column
+                    at.line,
+                    at.column + 1
                 ))
             })?,
             Value::SingleQuotedString(s) => ScalarValue::Utf8(Some(s.clone())),

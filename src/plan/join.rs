@@ -963,6 +963,10 @@ fn show(expr: &SqlExpr, scope: &[&Side]) -> String {
         SqlExpr::CompoundIdentifier(parts) => Some(SqlExpr::CompoundIdentifier(
             parts.iter().map(|p| Ident::new(normalize(p))).collect(),
         )),
+        // ksqlDB prints the NULL literal in lower case.
+        SqlExpr::Value(v) if v.value == sqlparser::ast::Value::Null => {
+            Some(SqlExpr::Identifier(Ident::new("null")))
+        }
         _ => None,
     })
     .to_string()

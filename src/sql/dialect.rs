@@ -169,6 +169,15 @@ fn parse_cast(parser: &mut Parser) -> Result<Expr, ParserError> {
     if !is_word(&as_token.token, "AS") {
         return parser.expected("AS", as_token);
     }
+    let next = parser.peek_token();
+    if is_word(&next.token, "NULL") {
+        // ksqlDB's wording for a cast to NULL.
+        let at = next.span.start;
+        return Err(ParserError::ParserError(format!(
+            "Syntax error at or near 'NULL' at line {}:{}{at}",
+            at.line, at.column
+        )));
+    }
     let sql_type = super::types::parse_sql_type(parser)?;
     parser.expect_token(&Token::RParen)?;
     Ok(Expr::Cast {

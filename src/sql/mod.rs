@@ -52,7 +52,15 @@ pub fn parse_piece(
         "\n".repeat(piece.start.line.saturating_sub(1) as usize),
         " ".repeat(piece.start.column.saturating_sub(1) as usize)
     );
-    let statements = parser::KsqlParser::new(&dialect, &padded)?.parse_statements()?;
+    let statements = parser::KsqlParser::new(&dialect, &padded)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|mut e| {
+            // ksqlDB's grammar errors quote the statement they are in.
+            if e.message.starts_with("Syntax Error\n") {
+                e.message = format!("{}\nStatement: {}", e.message, text.trim());
+            }
+            e
+        })?;
     for statement in &statements {
         match statement {
             Statement::Define { name, value } => {

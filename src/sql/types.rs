@@ -43,19 +43,30 @@ impl TypeParser<'_, '_> {
         if word.quote_style.is_some() {
             return Ok(SqlType::Custom(ident));
         }
-        Ok(match word.value.to_ascii_uppercase().as_str() {
-            "BOOLEAN" => SqlType::Boolean,
-            "INT" | "INTEGER" => SqlType::Int,
-            "BIGINT" => SqlType::Bigint,
-            "DOUBLE" => SqlType::Double,
-            "STRING" | "VARCHAR" => {
-                self.skip_parameters()?;
-                SqlType::String
+        let upper = word.value.to_ascii_uppercase();
+        let base = match upper.as_str() {
+            "BOOLEAN" => Some(SqlType::Boolean),
+            "INT" | "INTEGER" => Some(SqlType::Int),
+            "BIGINT" => Some(SqlType::Bigint),
+            "DOUBLE" => Some(SqlType::Double),
+            "STRING" | "VARCHAR" => Some(SqlType::String),
+            "BYTES" => Some(SqlType::Bytes),
+            "TIMESTAMP" => Some(SqlType::Timestamp),
+            "DATE" => Some(SqlType::Date),
+            "TIME" => Some(SqlType::Time),
+            _ => None,
+        };
+        if let Some(base) = base {
+            let at = self.parser.peek_token().span.start;
+            // ksqlDB accepts and ignores parameters on STRING types, e.g. `VARCHAR(STRING)`.
+            if self.parameters()? && base != SqlType::String {
+                return Err(ParserError::ParserError(format!(
+                    "{upper} takes no type parameters{at}"
+                )));
             }
-            "BYTES" => SqlType::Bytes,
-            "TIMESTAMP" => SqlType::Timestamp,
-            "DATE" => SqlType::Date,
-            "TIME" => SqlType::Time,
+            return Ok(base);
+        }
+        Ok(match upper.as_str() {
             "DECIMAL" => self.decimal()?,
             "ARRAY" => {
                 self.parser.expect_token(&Token::Lt)?;
@@ -100,7 +111,8 @@ impl TypeParser<'_, '_> {
             let name = self.parser.parse_identifier()?;
             let field_type = self.parse()?;
             fields.push((name, field_type));
-            if !self.parser.consume_token(&Token::Comma) {
+            // A `>>` that closed a nested type also closes this one.
+            if self.pending_gt || !self.parser.consume_token(&Token::Comma) {
                 break;
             }
         }
@@ -108,23 +120,29 @@ impl TypeParser<'_, '_> {
         Ok(SqlType::Struct(fields))
     }
 
-    /// ksqlDB accepts and ignores parameters on STRING types, e.g. `VARCHAR(STRING)`.
-    fn skip_parameters(&mut self) -> Result<(), ParserError> {
+    /// Type parameters `(p, ...)`, which ksqlDB's grammar allows after a base type: integers
+    /// or `STRING`, anything else being its syntax error. Whether there were any.
+    fn parameters(&mut self) -> Result<bool, ParserError> {
         if !self.parser.consume_token(&Token::LParen) {
-            return Ok(());
+            return Ok(false);
         }
-        let mut depth = 1;
-        while depth > 0 {
-            match self.parser.next_token().token {
-                Token::LParen => depth += 1,
-                Token::RParen => depth -= 1,
-                Token::EOF => {
-                    return Err(ParserError::ParserError("unclosed type parameters".into()));
+        loop {
+            let next = self.parser.next_token();
+            match &next.token {
+                Token::Number(n, _) if n.bytes().all(|b| b.is_ascii_digit()) => {}
+                Token::Word(w) if w.value.eq_ignore_ascii_case("STRING") => {}
+                _ => {
+                    return Err(ParserError::ParserError(format!(
+                        "Syntax Error\nExpecting {{'STRING', INTEGER_VALUE}}{}",
+                        next.span.start
+                    )));
                 }
-                _ => {}
             }
+            if self.parser.consume_token(&Token::RParen) {
+                return Ok(true);
+            }
+            self.parser.expect_token(&Token::Comma)?;
         }
-        Ok(())
     }
 
     /// `>` closing type parameters; a `>>` token closes two.

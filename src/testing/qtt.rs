@@ -268,24 +268,25 @@ pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
 /// Executes the statements in order; the first error ends the case.
 async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
     let mut variables = crate::sql::variables::Variables::new();
-    for text in &case.statements {
-        let statements =
-            crate::sql::parse_script(text, &mut variables).map_err(|e| e.to_string())?;
-        for (_, statement) in statements {
-            if matches!(
-                statement,
-                Statement::SetProperty { .. }
-                    | Statement::UnsetProperty(_)
-                    | Statement::Define { .. }
-                    | Statement::Undefine(_)
-            ) {
-                continue;
-            }
-            engine
-                .execute(&statement)
-                .await
-                .map_err(|e| e.to_string())?;
+    // As ksqlDB's test runner: the statements are one script (positions in errors count
+    // lines across it), parsed before any runs.
+    let script = case.statements.join("\n");
+    let statements =
+        crate::sql::parse_script(&script, &mut variables).map_err(|e| e.to_string())?;
+    for (_, statement) in statements {
+        if matches!(
+            statement,
+            Statement::SetProperty { .. }
+                | Statement::UnsetProperty(_)
+                | Statement::Define { .. }
+                | Statement::Undefine(_)
+        ) {
+            continue;
         }
+        engine
+            .execute(&statement)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
