@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 pub mod attr;
+pub mod cast;
 pub mod collect;
 pub mod json;
 pub mod lambda;

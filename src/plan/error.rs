@@ -34,6 +34,10 @@ pub enum PlanError {
     /// Valid SQL that breaks one of ksqlDB's semantic rules.
     #[error("{0}")]
     Invalid(String),
+    /// An expression whose types ksqlDB refuses; reported with the clause it is in
+    /// (`Invalid Predicate: ...` in WHERE, `Invalid Select: ...` in SELECT).
+    #[error("{0}")]
+    Type(String),
     /// Valid ksqlDB that Eddy does not implement yet.
     #[error("not supported yet: {0}")]
     Unsupported(String),
@@ -56,6 +60,11 @@ impl PlanError {
             PlanError::Invalid(message) if message.starts_with("Cannot compare") => {
                 PlanError::Invalid(format!("Error in {clause} expression: {message}"))
             }
+            PlanError::Type(message) => match clause {
+                "WHERE" => PlanError::Invalid(format!("Invalid Predicate: {message}")),
+                "SELECT" => PlanError::Invalid(format!("Invalid Select: {message}")),
+                _ => PlanError::Type(message),
+            },
             other => other,
         }
     }

@@ -129,10 +129,7 @@ impl<'a> ExprPlanner<'a> {
                 expr,
                 data_type,
                 ..
-            } => {
-                let target = cast_type(data_type)?;
-                Ok(datafusion_expr::cast(self.lower(expr)?, target))
-            }
+            } => self.cast(expr, cast_type(data_type)?),
             SqlExpr::Substring {
                 expr,
                 substring_from,
@@ -165,6 +162,29 @@ impl<'a> ExprPlanner<'a> {
             }
             other => Err(PlanError::Unsupported(format!("expression {other}"))),
         }
+    }
+
+    /// `CAST(expr AS target)`: Arrow's cast, or ksqlDB's where they differ
+    /// ([`crate::functions::cast`]); a string never casts to a collection or struct.
+    fn cast(&self, expr: &SqlExpr, target: DataType) -> Result<Expr> {
+        let e = self.lower(expr)?;
+        let from = self.data_type(&e)?;
+        if family(&from) == Family::Text
+            && matches!(
+                family(&target),
+                Family::Array | Family::Map | Family::Struct
+            )
+        {
+            return Err(PlanError::Type(format!(
+                "Cast of {} to {} is not supported",
+                crate::types::sql_name(&from),
+                crate::types::sql_name(&target)
+            )));
+        }
+        if crate::functions::cast::needed(&from, &target) {
+            return Ok(crate::functions::cast::KsqlCast::udf(target).call(vec![e]));
+        }
+        Ok(datafusion_expr::cast(e, target))
     }
 
     /// `SPLIT`, `LPAD` and `RPAD` of a string, or of bytes (`<NAME>_BYTES`).

@@ -281,8 +281,8 @@ fn literal_as(s: &str, target: &DataType) -> Result<Option<SqlExpr>> {
         Some(v) => Ok(Some(SqlExpr::Value(v.into()))),
         None => {
             let name = crate::types::sql_name(target);
-            Err(PlanError::Invalid(format!(
-                "Invalid Predicate: invalid input syntax for type {}: \"{s}\".",
+            Err(PlanError::Type(format!(
+                "invalid input syntax for type {}: \"{s}\".",
                 name.split('(').next().unwrap_or(&name)
             )))
         }
@@ -305,8 +305,8 @@ fn ksql_boolean(s: &str) -> Option<bool> {
 }
 
 fn incomparable(common: &DataType, item: &DataType, expr: &SqlExpr) -> PlanError {
-    PlanError::Invalid(format!(
-        "Invalid Predicate: operator does not exist: {} = {} ({})\nHint: You might need to add explicit type casts.",
+    PlanError::Type(format!(
+        "operator does not exist: {} = {} ({})\nHint: You might need to add explicit type casts.",
         crate::types::sql_name(common),
         crate::types::sql_name(item),
         ksql_text(expr)
