@@ -404,13 +404,22 @@ impl<'a> ExprPlanner<'a> {
         }
         let (l, r) = (cast_to(l, &lt, &lc), cast_to(r, &rt, &rc));
         if is_comparison(op) {
-            // ksqlDB: a comparison with a NULL operand is false, not NULL.
-            let either_null =
-                Expr::IsNull(Box::new(l.clone())).or(Expr::IsNull(Box::new(r.clone())));
-            return Ok(
-                datafusion_expr::when(either_null, datafusion_expr::lit(false))
-                    .otherwise(datafusion_expr::binary_expr(l, op, r))?,
-            );
+            // ksqlDB: a comparison with a NULL operand is false, not NULL. Arithmetic on a
+            // NULL fails in ksqlDB (Java unboxing) and fails the whole expression, giving
+            // NULL: such an operand is left to make the comparison NULL.
+            let null_checks: Vec<Expr> = [(left, &l), (right, &r)]
+                .into_iter()
+                .filter(|(sql, _)| !is_arithmetic(sql))
+                .map(|(_, e)| Expr::IsNull(Box::new(e.clone())))
+                .collect();
+            let compared = datafusion_expr::binary_expr(l, op, r);
+            return Ok(match null_checks.into_iter().reduce(Expr::or) {
+                Some(either_null) => {
+                    datafusion_expr::when(either_null, datafusion_expr::lit(false))
+                        .otherwise(compared)?
+                }
+                None => compared,
+            });
         }
         Ok(datafusion_expr::binary_expr(l, op, r))
     }
@@ -791,6 +800,22 @@ impl<'a> ExprPlanner<'a> {
             }
             _ => Ok(call),
         }
+    }
+}
+
+/// Whether `expr` is arithmetic (`+ - * / %`, possibly in parentheses).
+fn is_arithmetic(expr: &SqlExpr) -> bool {
+    match expr {
+        SqlExpr::Nested(inner) => is_arithmetic(inner),
+        SqlExpr::BinaryOp { op, .. } => matches!(
+            op,
+            BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::Divide
+                | BinaryOperator::Modulo
+        ),
+        _ => false,
     }
 }
 
