@@ -175,6 +175,8 @@ pub struct Engine<R> {
     stores: BTreeMap<String, Arc<TableStore>>,
     /// Running push queries and their repartition stages.
     transients: BTreeMap<String, Vec<String>>,
+    /// Properties set for the statements that follow (`SET`, a test case's `properties`).
+    properties: BTreeMap<String, String>,
 }
 
 impl<R: Runtime> Engine<R> {
@@ -188,7 +190,26 @@ impl<R: Runtime> Engine<R> {
             queries: BTreeMap::new(),
             stores: BTreeMap::new(),
             transients: BTreeMap::new(),
+            properties: BTreeMap::new(),
         }
+    }
+
+    /// Sets a property for the statements that follow (`None` unsets it). The planner reads
+    /// `ksql.new.query.planner.enabled`; other properties are kept but have no effect.
+    pub fn set_property(&mut self, name: &str, value: Option<&str>) {
+        match value {
+            Some(v) => self
+                .properties
+                .insert(name.to_ascii_lowercase(), v.to_string()),
+            None => self.properties.remove(&name.to_ascii_lowercase()),
+        };
+    }
+
+    /// Whether `ksql.new.query.planner.enabled` is set to true.
+    fn new_planner(&self) -> bool {
+        self.properties
+            .get("ksql.new.query.planner.enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     /// The catalog.
@@ -390,6 +411,7 @@ impl<R: Runtime> Engine<R> {
             properties: &stmt.properties,
             query_id: id.clone(),
             transient: false,
+            new_planner: self.new_planner(),
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
         crate::format::validate::validate(&plan.sink)?;
@@ -477,6 +499,7 @@ impl<R: Runtime> Engine<R> {
             properties: &stmt.properties,
             query_id: id.clone(),
             transient: false,
+            new_planner: self.new_planner(),
         };
         let mut plan = plan_query(&stmt.query, &self.catalog, sink)?;
         if plan.sink.schema != target.schema {

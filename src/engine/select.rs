@@ -169,6 +169,7 @@ impl<R: Runtime> Engine<R> {
             properties: &properties,
             query_id: id.to_string(),
             transient: true,
+            new_planner: self.new_planner(),
         };
         let plan = plan_query(query, &self.catalog, sink)?;
         let input = plan.inputs.first().map(|i| &i.source);

@@ -46,6 +46,9 @@ pub struct SinkRequest<'a> {
     /// select list is the output as written (key columns optional, system columns allowed,
     /// `*` of a windowed source includes the window bounds).
     pub transient: bool,
+    /// `ksql.new.query.planner.enabled`: key columns come in the projection's order (else
+    /// the source's), and a stream's query may leave its key out (the rows lose their key).
+    pub new_planner: bool,
 }
 
 /// A planned persistent query.
@@ -112,13 +115,15 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         .properties
         .get_str("TIMESTAMP")
         .map(|t| t.to_ascii_uppercase());
-    let (project, output_schema, key_names) = plan_projection(
-        &projection,
-        &keys,
-        &after,
-        (aggregated, window.is_some(), sink.transient),
-        timestamp.as_deref(),
-    )?;
+    let mode = ProjectionMode {
+        aggregated,
+        windowed: window.is_some(),
+        transient: sink.transient,
+        new_planner: sink.new_planner,
+        stream: sink.kind == SourceKind::Stream,
+    };
+    let (project, output_schema, key_names) =
+        plan_projection(&projection, &keys, &after, mode, timestamp.as_deref())?;
     operators.push((OperatorSpec::Project(project), after));
     let sink_source = sink_source(&sink, source, &output_schema, &key_names, window)?;
     Ok(QueryPlan {
@@ -323,14 +328,33 @@ fn choose_keys<'k>(
         .collect()
 }
 
+/// How a select list is planned.
+#[derive(Debug, Clone, Copy)]
+struct ProjectionMode {
+    aggregated: bool,
+    windowed: bool,
+    /// A client's query: key columns are optional.
+    transient: bool,
+    /// See [`SinkRequest::new_planner`].
+    new_planner: bool,
+    /// The sink is a stream.
+    stream: bool,
+}
+
 /// Plans the select list over `input`; key columns must be selected (possibly renamed).
 fn plan_projection(
     items: &[(String, SqlExpr)],
     keys: &[KeyColumn],
     input: &SchemaRef,
-    (aggregated, windowed, transient): (bool, bool, bool),
+    mode: ProjectionMode,
     timestamp: Option<&str>,
 ) -> Result<Projection> {
+    let ProjectionMode {
+        aggregated,
+        windowed,
+        transient,
+        ..
+    } = mode;
     let df = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df);
     let mut exprs = Vec::new();
@@ -373,15 +397,7 @@ fn plan_projection(
         }
         exprs.push((name.clone(), planner.physical(&lowered)?));
     }
-    let mut key_names = if transient {
-        out_keys.into_iter().flatten().collect()
-    } else {
-        selected_keys(out_keys, keys)?
-    };
-    if !aggregated {
-        // Carried keys come in the projection's order; GROUP BY keys in the GROUP BY's.
-        key_names.sort_by_key(|k| exprs.iter().position(|(n, _)| n == k));
-    }
+    let key_names = output_keys(out_keys, keys, &exprs, mode)?;
     if !transient {
         add_passthrough(&mut exprs, items, &planner, (windowed, timestamp))?;
     }
@@ -390,6 +406,27 @@ fn plan_projection(
         .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))
         .collect::<Result<Vec<_>>>()?;
     Ok((exprs, Arc::new(Schema::new(fields)), key_names))
+}
+
+/// The output's key columns, from the output name each key got (`None`: not selected).
+fn output_keys(
+    out_keys: Vec<Option<String>>,
+    keys: &[KeyColumn],
+    exprs: &[(String, Arc<dyn PhysicalExpr>)],
+    mode: ProjectionMode,
+) -> Result<Vec<String>> {
+    let keys_optional = mode.transient || (mode.new_planner && mode.stream && !mode.aggregated);
+    let mut key_names = if keys_optional {
+        out_keys.into_iter().flatten().collect()
+    } else {
+        selected_keys(out_keys, keys)?
+    };
+    if !mode.aggregated && (mode.transient || mode.new_planner) {
+        // Carried keys come in the projection's order (else the source's); GROUP BY keys in
+        // the GROUP BY's.
+        key_names.sort_by_key(|k| exprs.iter().position(|(n, _)| n == k));
+    }
+    Ok(key_names)
 }
 
 /// A bare `NULL` has no type a sink could hold.

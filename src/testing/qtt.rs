@@ -273,20 +273,26 @@ async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), St
     let script = case.statements.join("\n");
     let statements =
         crate::sql::parse_script(&script, &mut variables).map_err(|e| e.to_string())?;
+    for (name, value) in case.spec["properties"].as_object().into_iter().flatten() {
+        let value = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        engine.set_property(name, Some(&value));
+    }
     for (_, statement) in statements {
-        if matches!(
-            statement,
-            Statement::SetProperty { .. }
-                | Statement::UnsetProperty(_)
-                | Statement::Define { .. }
-                | Statement::Undefine(_)
-        ) {
-            continue;
+        match &statement {
+            Statement::SetProperty { name, value } => engine.set_property(name, Some(value)),
+            Statement::UnsetProperty(name) => engine.set_property(name, None),
+            // Substituted while parsing.
+            Statement::Define { .. } | Statement::Undefine(_) => {}
+            _ => {
+                engine
+                    .execute(&statement)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
-        engine
-            .execute(&statement)
-            .await
-            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
