@@ -1,5 +1,6 @@
 //! The engine on the in-memory driver: the talk's fraud query, HAVING tombstones, EMIT FINAL,
-//! and a malformed record, checked record by record without a broker.
+//! a malformed record and an expression failing on a record, checked record by record
+//! without a broker.
 
 // Test helpers outside #[test] functions: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -155,6 +156,31 @@ async fn malformed_records_are_skipped_and_counted() {
         .map(|o| o.2.unwrap())
         .collect();
     assert_eq!(values, vec![r#"{"N":1}"#, r#"{"N":2}"#]);
+    let id = engine.queries().keys().next().unwrap().clone();
+    assert_eq!(engine.runtime().processing_errors(&id), 1);
+}
+
+#[tokio::test]
+async fn an_expression_failing_on_a_record_gives_null_and_the_query_goes_on() {
+    let mut engine = engine_with(
+        "CREATE STREAM shares AS SELECT card_number, CAST(amount AS INT) / CAST(merchant AS INT) AS share
+           FROM authorizations;",
+    )
+    .await;
+    let kafka = engine_runtime(&mut engine);
+    for (merchant, ts) in [("0", 0), ("5", 1)] {
+        let mut record = auth("k", ts);
+        record.value =
+            Some(format!(r#"{{"amount": 10.5, "merchant": "{merchant}"}}"#).into_bytes());
+        kafka.produce(record).unwrap();
+    }
+    kafka.run_until_idle().unwrap();
+    let values: Vec<_> = kafka
+        .records("SHARES")
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+        .collect();
+    assert_eq!(values, vec![r#"{"SHARE":null}"#, r#"{"SHARE":2}"#]);
     let id = engine.queries().keys().next().unwrap().clone();
     assert_eq!(engine.runtime().processing_errors(&id), 1);
 }

@@ -378,7 +378,7 @@ impl AggregateOp {
         }
         let batch = self.result_rows(rows.iter().map(|(k, v, t)| (k, v.clone(), *t)))?;
         let mask = match &self.spec.having {
-            Some(having) => evaluate_mask(having.as_ref(), &batch)?,
+            Some(having) => evaluate_mask(having, &batch)?,
             None => BooleanArray::from(vec![true; rows.len()]),
         };
         let (mut keep, mut tombstones) = (Vec::new(), Vec::new());
@@ -613,10 +613,9 @@ impl AggregateOp {
         }
         let batch = self.result_rows(finals.iter().map(|(k, v, t)| (k, v.clone(), *t)))?;
         let data = match &self.spec.having {
-            Some(having) => arrow::compute::filter_record_batch(
-                &batch,
-                &evaluate_mask(having.as_ref(), &batch)?,
-            )?,
+            Some(having) => {
+                arrow::compute::filter_record_batch(&batch, &evaluate_mask(having, &batch)?)?
+            }
             None => batch,
         };
         if data.num_rows() > 0 {

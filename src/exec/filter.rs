@@ -33,10 +33,10 @@ impl FilterOp {
 
 /// Evaluates a boolean predicate over a batch, with NULL as false.
 pub fn evaluate_mask(
-    predicate: &dyn PhysicalExpr,
+    predicate: &Arc<dyn PhysicalExpr>,
     batch: &arrow::array::RecordBatch,
 ) -> Result<BooleanArray, ExecError> {
-    let value = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
+    let value = super::row_errors::evaluate(predicate, batch)?;
     let mask = value
         .as_any()
         .downcast_ref::<BooleanArray>()
@@ -50,7 +50,7 @@ impl Operator for FilterOp {
     }
 
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
-        let mask = evaluate_mask(self.predicate.as_ref(), &batch.data)?;
+        let mask = evaluate_mask(&self.predicate, &batch.data)?;
         match batch.tombstones {
             None => {
                 let kept = filter_record_batch(&batch.data, &mask)?;

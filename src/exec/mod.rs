@@ -7,7 +7,7 @@
 //! an encoder for one input partition.
 //!
 //! Layout: [`filter`], [`project`], [`join`] (two-input joins), [`aggregate`] (grouped and windowed aggregation with
-//! HAVING and emit modes; [`emit_final`] decides when EMIT FINAL releases a window), [`unnest`] (EXPLODE), [`fold`] (per-key FOLD), [`window`] (window assignment), [`task`], [`error`].
+//! HAVING and emit modes; [`emit_final`] decides when EMIT FINAL releases a window), [`unnest`] (EXPLODE), [`fold`] (per-key FOLD), [`window`] (window assignment), [`row_errors`] (expressions failing on some rows), [`task`], [`error`].
 
 pub mod aggregate;
 pub mod emit_final;
@@ -18,6 +18,7 @@ pub mod join;
 pub mod output;
 pub mod processing_log;
 pub mod project;
+pub mod row_errors;
 pub mod task;
 pub mod unnest;
 pub mod window;
@@ -29,15 +30,15 @@ use datafusion_physical_expr::PhysicalExpr;
 
 pub use error::ExecError;
 
-/// Evaluates each of `exprs` over `batch`, as arrays of its length.
+/// Evaluates each of `exprs` over `batch`, as arrays of its length; a row on which an
+/// expression fails gets NULL there ([`row_errors`]).
 pub fn evaluate_all(
     exprs: &[Arc<dyn PhysicalExpr>],
     batch: &RecordBatch,
 ) -> Result<Vec<ArrayRef>, ExecError> {
-    let rows = batch.num_rows();
     exprs
         .iter()
-        .map(|e| Ok(e.evaluate(batch)?.into_array(rows)?))
+        .map(|e| row_errors::evaluate(e, batch))
         .collect()
 }
 

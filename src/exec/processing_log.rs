@@ -44,6 +44,16 @@ impl ProcessingLog {
         );
     }
 
+    /// Reports an expression that failed on a record (its value became NULL).
+    pub fn expression_failed(&self, error: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            target: "processing_log",
+            query = %self.query_id,
+            "an expression failed on a record, giving NULL: {error}"
+        );
+    }
+
     /// Counts `n` records read (skipped ones included).
     pub fn record_processed(&self, n: usize) {
         self.processed.fetch_add(n as u64, Ordering::Relaxed);

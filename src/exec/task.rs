@@ -222,10 +222,14 @@ impl Task {
     /// A panic inside an operator (a library function meeting an input it cannot handle) is
     /// turned into an internal error of this task, so it stops this query, not the server.
     pub fn process(&mut self, input: usize, records: &[Record]) -> Result<Vec<Record>, ExecError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        super::row_errors::take();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.process_unguarded(input, records)
-        }))
-        .unwrap_or_else(|panic| {
+        }));
+        for failure in super::row_errors::take() {
+            self.log.expression_failed(&failure);
+        }
+        result.unwrap_or_else(|panic| {
             let why = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())

@@ -267,6 +267,8 @@ pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
 
 /// Executes the statements in order; the first error ends the case.
 async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
+    // ksqlDB's harness adds its test functions (WHENCONDITION, ...).
+    crate::functions::test_udfs::enable();
     let mut variables = crate::sql::variables::Variables::new();
     // As ksqlDB's test runner: the statements are one script (positions in errors count
     // lines across it), parsed before any runs.
