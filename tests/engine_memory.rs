@@ -138,6 +138,35 @@ async fn emit_final_waits_for_the_window_to_close() {
 }
 
 #[tokio::test]
+async fn emit_final_does_not_depend_on_how_records_are_batched() {
+    let mut engine = engine_with(
+        "CREATE TABLE finals AS SELECT card_number, COUNT(*) AS n
+           FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES, GRACE PERIOD 0 MILLISECONDS)
+           GROUP BY card_number EMIT FINAL;",
+    )
+    .await;
+    let kafka = engine_runtime(&mut engine);
+    kafka.set_batch_size(100);
+    // One batch whose stream time moves two windows on: each window is released by the
+    // record that closes it, before the next one moves the store past its retention.
+    for ts in [0, MIN, 6 * MIN, 12 * MIN] {
+        kafka.produce(auth("k", ts)).unwrap();
+    }
+    kafka.run_until_idle().unwrap();
+    let got: Vec<_> = outputs(kafka, "FINALS")
+        .into_iter()
+        .map(|(_, start, value)| (start, value.unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, r#"{"N":2}"#.to_string()),
+            (5 * MIN, r#"{"N":1}"#.to_string())
+        ]
+    );
+}
+
+#[tokio::test]
 async fn malformed_records_are_skipped_and_counted() {
     let mut engine = engine_with(
         "CREATE TABLE counts AS SELECT card_number, COUNT(*) AS n

@@ -25,7 +25,7 @@ use datafusion_common::ScalarValue;
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 
-use super::emit_final::FinalEmitter;
+use super::emit_final::{FinalEmitter, Release};
 use super::filter::evaluate_mask;
 use super::window::{TimeWindow, WindowSpec};
 use super::{Batch, ExecError, Operator, StateEntry};
@@ -147,6 +147,8 @@ pub struct AggregateOp {
     late_records: u64,
     /// EMIT FINAL: what has been released so far.
     finals: FinalEmitter,
+    /// EMIT FINAL: releases decided by the current batch's records, in order.
+    releases: Vec<Release>,
 }
 
 impl std::fmt::Debug for AggregateOp {
@@ -207,6 +209,7 @@ impl AggregateOp {
             stream_time: i64::MIN,
             late_records: 0,
             finals: FinalEmitter::default(),
+            releases: Vec::new(),
         })
     }
 
@@ -250,6 +253,7 @@ impl AggregateOp {
                     }
                 }
             }
+            self.note_release();
         }
         Ok(touched)
     }
@@ -485,6 +489,7 @@ impl AggregateOp {
                 rows.extend(self.snapshot(&merged)?);
                 deleted.push(false);
             }
+            self.note_release();
         }
         if self.spec.emit == EmitMode::Final {
             return Ok(());
@@ -575,7 +580,23 @@ impl AggregateOp {
         Ok(())
     }
 
-    /// Drops windows that can no longer change; with EMIT FINAL, emits them first.
+    /// With EMIT FINAL, notes whether the record just seen releases windows: decided record
+    /// by record, as Kafka Streams does, so that how records are batched changes nothing.
+    fn note_release(&mut self) {
+        if self.spec.emit != EmitMode::Final {
+            return;
+        }
+        if let Some(spec) = self.spec.window
+            && let Some(release) = self
+                .finals
+                .release(&spec, self.stream_time, self.spec.retention)
+        {
+            self.releases.push(release);
+        }
+    }
+
+    /// Drops windows that can no longer change; with EMIT FINAL, emits the windows the
+    /// batch's records released.
     fn close_windows(&mut self, out: &mut Vec<Batch>) -> Result<(), ExecError> {
         let Some(spec) = self.spec.window else {
             return Ok(());
@@ -585,12 +606,19 @@ impl AggregateOp {
                 .remove_ending_by(spec.closed_up_to(self.stream_time));
             return Ok(());
         }
-        let Some(release) = self
-            .finals
-            .release(&spec, self.stream_time, self.spec.retention)
-        else {
-            return Ok(());
-        };
+        for release in std::mem::take(&mut self.releases) {
+            self.emit_released(spec, release, out)?;
+        }
+        Ok(())
+    }
+
+    /// Emits (EMIT FINAL) the windows `release` makes final, in Kafka Streams' order.
+    fn emit_released(
+        &mut self,
+        spec: WindowSpec,
+        release: Release,
+        out: &mut Vec<Batch>,
+    ) -> Result<(), ExecError> {
         let mut closed = self.store.remove_ending_by(release.ending_by);
         closed.retain(|(key, _)| key.1.is_some_and(|w| w.start >= release.visible_from));
         // In the order Kafka Streams' stores give them: sessions by end; time windows by

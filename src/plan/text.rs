@@ -33,6 +33,25 @@ pub fn ksql_text(expr: &SqlExpr) -> String {
             };
             format!("{}({args})", f.name.to_string().to_ascii_uppercase())
         }
+        SqlExpr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let args: Vec<String> = std::iter::once(expr)
+                .chain(substring_from)
+                .chain(substring_for)
+                .map(|e| ksql_text(e))
+                .collect();
+            format!("SUBSTRING({})", args.join(", "))
+        }
+        SqlExpr::Trim {
+            expr,
+            trim_where: None,
+            trim_what: None,
+            trim_characters: None,
+        } => format!("TRIM({})", ksql_text(expr)),
         other => other.to_string(),
     }
 }
@@ -72,5 +91,7 @@ mod tests {
         assert_eq!(text("array_length(val0)"), "ARRAY_LENGTH(VAL0)");
         assert_eq!(text("MAP('a' := val1)"), "MAP('a':=VAL1)");
         assert_eq!(text("STRUCT(f0 := val1)"), "STRUCT(F0:=VAL1)");
+        assert_eq!(text("substring(source, 0, 1)"), "SUBSTRING(SOURCE, 0, 1)");
+        assert_eq!(text("trim(col3)"), "TRIM(COL3)");
     }
 }

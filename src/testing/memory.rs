@@ -2,7 +2,8 @@
 //!
 //! Records produced to a topic get offsets per partition (a keyed record's partition comes
 //! from Java's partitioner, as on Kafka). [`MemoryKafka::run_until_idle`] feeds every query
-//! the records it has not seen, one record per batch, appending their outputs to the sink
+//! the records it has not seen, one record per batch (ksqlDB's test mode; see
+//! [`MemoryKafka::set_batch_size`] for batches as a poll returns them), appending their outputs to the sink
 //! topics, until no query has anything left to read. As in Kafka Streams' test driver, one
 //! task per query sees every partition. No threads, no clocks.
 
@@ -36,6 +37,8 @@ pub struct MemoryKafka {
     /// Per topic, (partition, offset) of every record in the order they were produced.
     produced: Mutex<BTreeMap<String, Vec<(usize, usize)>>>,
     queries: Vec<MemoryQuery>,
+    /// Records per batch (0 counts as 1).
+    batch_size: usize,
 }
 
 impl std::fmt::Debug for MemoryKafka {
@@ -47,6 +50,13 @@ impl std::fmt::Debug for MemoryKafka {
 }
 
 impl MemoryKafka {
+    /// Feeds queries up to `n` records of a partition per batch, as a Kafka poll delivers
+    /// them, instead of one (ksqlDB's test mode). Updates to one key within a batch may then
+    /// coalesce; nothing else may change.
+    pub fn set_batch_size(&mut self, n: usize) {
+        self.batch_size = n;
+    }
+
     fn topics(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<Vec<Record>>>> {
         self.topics
             .lock()
@@ -141,10 +151,13 @@ impl MemoryKafka {
         loop {
             let q = &mut self.queries[i];
             let position = q.positions.entry((input, partition)).or_insert(0);
-            let Some(record) = records.get(*position) else {
+            let start = *position;
+            let end = (start + self.batch_size.max(1)).min(records.len());
+            if start >= end {
                 return Ok(progressed);
-            };
-            *position += 1;
+            }
+            *position = end;
+            let batch = &records[start..end];
             let task = match &mut q.task {
                 Some(task) => task,
                 slot => {
@@ -160,10 +173,8 @@ impl MemoryKafka {
                 query: q.query.id.clone(),
                 source,
             };
-            let outputs = task
-                .process(input, std::slice::from_ref(record))
-                .map_err(query_error)?;
-            // A checkpoint after every record, as a commit would write it.
+            let outputs = task.process(input, batch).map_err(query_error)?;
+            // A checkpoint after every batch, as a commit would write it.
             match (task.checkpoint().map_err(query_error)?, &mut q.changelog) {
                 (Some(entries), Some(changelog)) => changelog.extend(entries),
                 _ => q.changelog = None,
