@@ -108,14 +108,20 @@ async fn having_that_stops_matching_emits_a_tombstone() {
     );
 }
 
+/// An engine counting authorizations per card in tumbling windows of `size`, EMIT FINAL
+/// with no grace, into `FINALS`.
+async fn final_counts(size: &str) -> Engine<MemoryKafka> {
+    engine_with(&format!(
+        "CREATE TABLE finals AS SELECT card_number, COUNT(*) AS n
+           FROM authorizations WINDOW TUMBLING (SIZE {size}, GRACE PERIOD 0 MILLISECONDS)
+           GROUP BY card_number EMIT FINAL;"
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn emit_final_waits_for_the_window_to_close() {
-    let mut engine = engine_with(
-        "CREATE TABLE finals AS SELECT card_number, COUNT(*) AS n
-           FROM authorizations WINDOW TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)
-           GROUP BY card_number EMIT FINAL;",
-    )
-    .await;
+    let mut engine = final_counts("2 MILLISECONDS").await;
     let kafka = engine_runtime(&mut engine);
     // One card, so every record lands in one partition and drives its stream time.
     for ts in [0, 1] {
@@ -139,12 +145,7 @@ async fn emit_final_waits_for_the_window_to_close() {
 
 #[tokio::test]
 async fn emit_final_does_not_depend_on_how_records_are_batched() {
-    let mut engine = engine_with(
-        "CREATE TABLE finals AS SELECT card_number, COUNT(*) AS n
-           FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES, GRACE PERIOD 0 MILLISECONDS)
-           GROUP BY card_number EMIT FINAL;",
-    )
-    .await;
+    let mut engine = final_counts("5 MINUTES").await;
     let kafka = engine_runtime(&mut engine);
     kafka.set_batch_size(100);
     // One batch whose stream time moves two windows on: each window is released by the
