@@ -381,6 +381,12 @@ fn aggregate_call(
     let SqlExpr::Function(f) = call else {
         return Err(PlanError::Invalid(format!("not an aggregate call: {call}")));
     };
+    if function_args(f)?.iter().any(contains_aggregate) {
+        return Err(PlanError::Invalid(format!(
+            "Aggregate functions can not be nested: {}",
+            ksql_text(call)
+        )));
+    }
     let function_name = f.name.to_string();
     let function = crate::functions::aggregate(&function_name)
         .ok_or_else(|| PlanError::UnknownFunction(function_name.clone()))?;
@@ -513,6 +519,33 @@ fn positive(ms: i64) -> Result<i64> {
     } else {
         Err(PlanError::Invalid("Window size must be positive".into()))
     }
+}
+
+/// The aggregate calls of a select list as ksqlDB lists them in messages (`COUNT(*)` is
+/// `COUNT(ROWTIME)`), comma-separated.
+pub fn aggregate_calls_text(projection: &[ProjectionItem]) -> String {
+    let mut calls = Vec::new();
+    for item in projection {
+        let (ProjectionItem::Item(
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. },
+        )
+        | ProjectionItem::StructAll(e)) = item
+        else {
+            continue;
+        };
+        rewrite(e, &mut |node| match node {
+            SqlExpr::Function(f) if crate::functions::is_aggregate(&f.name.to_string()) => {
+                let text = ksql_text(node);
+                calls.push(match text.strip_suffix("()") {
+                    Some("COUNT") => "COUNT(ROWTIME)".to_string(),
+                    _ => text,
+                });
+                Some(node.clone())
+            }
+            _ => None,
+        });
+    }
+    calls.join(", ")
 }
 
 /// Whether `expr` calls an aggregate function anywhere.

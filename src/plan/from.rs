@@ -108,6 +108,16 @@ pub struct KeyColumn {
 }
 
 impl KeyColumn {
+    /// A GROUP BY key, which must be selected by its own name.
+    pub fn grouping(name: &str, sink: &str) -> Self {
+        Self {
+            missing: format!(
+                "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the grouping expression {name} in its projection (eg, SELECT {name}...)."
+            ),
+            ..Self::plain(name, sink)
+        }
+    }
+
     /// A key that must be selected by its own name.
     pub fn plain(name: &str, sink: &str) -> Self {
         Self {

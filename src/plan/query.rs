@@ -185,7 +185,10 @@ fn plan_body(
             OperatorSpec::Aggregate(Arc::clone(&planned.spec)),
             Arc::clone(input),
         ));
-        (planned.projection, plain(planned.key_names), output, window)
+        let keys = (planned.key_names.iter())
+            .map(|k| KeyColumn::grouping(k, sink))
+            .collect();
+        (planned.projection, keys, output, window)
     } else if !query.partition_by.is_empty() {
         if source.kind == SourceKind::Table {
             return Err(PlanError::Invalid(
@@ -251,6 +254,12 @@ fn check_shape(
         return Err(PlanError::Invalid(
             "Windowed aggregations are only supported on streams.".into(),
         ));
+    }
+    if aggregated && query.group_by.is_empty() && kind == Some(SourceKind::Table) {
+        return Err(PlanError::Invalid(format!(
+            "CREATE TABLE AS SELECT statement does not support aggregate function [{}] without a GROUP BY clause.",
+            super::aggregate::aggregate_calls_text(&query.projection)
+        )));
     }
     let produces = if aggregated || source.kind == SourceKind::Table {
         SourceKind::Table
@@ -362,11 +371,6 @@ fn plan_projection(
     let mut out_keys: Vec<Option<String>> = vec![None; keys.len()];
     let chosen = choose_keys(items, keys, &planner);
     for (name, item) in items {
-        if exprs.iter().any(|(n, _)| n == name) {
-            return Err(PlanError::Invalid(format!(
-                "Duplicate column names: {name}"
-            )));
-        }
         check_typed(item)?;
         let mut lowered = planner.lower(item).map_err(|e| {
             if aggregated {
@@ -375,18 +379,17 @@ fn plan_projection(
                 e.in_clause("SELECT")
             }
         })?;
+        if exprs.iter().any(|(n, _)| n == name) {
+            return Err(PlanError::Invalid(format!(
+                "Duplicate value columns found in schema: `{name}` {}",
+                crate::types::sql_name(&planner.data_type(&lowered)?)
+            )));
+        }
         if let Expr::Column(c) = &lowered
             && let Some(i) = chosen.iter().position(|k| *k == Some(&c.name))
         {
             match &out_keys[i] {
-                Some(first) => {
-                    let mut aliases = [first.clone(), name.clone()];
-                    aliases.sort();
-                    return Err(PlanError::Invalid(format!(
-                        "The projection contains a key column (`{}`) more than once, aliased as: {} and {}.",
-                        c.name, aliases[0], aliases[1]
-                    )));
-                }
+                Some(first) => return Err(key_twice(aggregated, &c.name, first, name)),
                 None => {
                     out_keys[i] = Some(name.clone());
                     if let Some(read) = &keys[i].read {
@@ -398,6 +401,11 @@ fn plan_projection(
         exprs.push((name.clone(), planner.physical(&lowered)?));
     }
     let key_names = output_keys(out_keys, keys, &exprs, mode)?;
+    if aggregated && !transient && exprs.len() == key_names.len() {
+        return Err(PlanError::Invalid(
+            "The projection contains no value columns.".into(),
+        ));
+    }
     if !transient {
         add_passthrough(&mut exprs, items, &planner, (windowed, timestamp))?;
     }
@@ -406,6 +414,21 @@ fn plan_projection(
         .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))
         .collect::<Result<Vec<_>>>()?;
     Ok((exprs, Arc::new(Schema::new(fields)), key_names))
+}
+
+/// ksqlDB's error for key column `key` selected twice, as `first` and then `second`.
+fn key_twice(grouped: bool, key: &str, first: &str, second: &str) -> PlanError {
+    if grouped {
+        return PlanError::Invalid(format!(
+            "The projection contains a key column more than once: `{first}` and `{second}`."
+        ));
+    }
+    let mut aliases = [first, second];
+    aliases.sort();
+    PlanError::Invalid(format!(
+        "The projection contains a key column (`{key}`) more than once, aliased as: {} and {}.",
+        aliases[0], aliases[1]
+    ))
 }
 
 /// The output's key columns, from the output name each key got (`None`: not selected).

@@ -72,16 +72,19 @@ pub fn rewrite(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
         }
         Expr::Like { .. } => rewrite_like(expr, f),
         Expr::Cast { .. } | Expr::Case { .. } => rewrite_cast_or_case(expr, f),
-        Expr::Substring { .. } | Expr::CompoundFieldAccess { .. } | Expr::Array(_) => {
-            rewrite_access(expr, f)
-        }
+        Expr::Substring { .. }
+        | Expr::Trim { .. }
+        | Expr::CompoundFieldAccess { .. }
+        | Expr::Array(_) => rewrite_access(expr, f),
+        Expr::IsDistinctFrom(a, b) => Expr::IsDistinctFrom(go(a), go(b)),
+        Expr::IsNotDistinctFrom(a, b) => Expr::IsNotDistinctFrom(go(a), go(b)),
         Expr::Function(func) => Expr::Function(rewrite_function(func, f)),
         Expr::Lambda(lambda) => Expr::Lambda(rewrite_lambda(lambda, f)),
         other => other.clone(),
     }
 }
 
-/// SUBSTRING, subscripts and array constructors.
+/// SUBSTRING, TRIM, subscripts and array constructors.
 fn rewrite_access(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr {
     let mut go = |e: &Expr| Box::new(rewrite(e, f));
     match expr {
@@ -97,6 +100,17 @@ fn rewrite_access(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Expr
             substring_for: substring_for.as_deref().map(|e| Box::new(rewrite(e, f))),
             special: *special,
             shorthand: *shorthand,
+        },
+        Expr::Trim {
+            expr: inner,
+            trim_where,
+            trim_what,
+            trim_characters,
+        } => Expr::Trim {
+            expr: go(inner),
+            trim_where: *trim_where,
+            trim_what: trim_what.as_deref().map(|e| Box::new(rewrite(e, f))),
+            trim_characters: trim_characters.clone(),
         },
         Expr::CompoundFieldAccess { root, access_chain } => Expr::CompoundFieldAccess {
             root: go(root),
