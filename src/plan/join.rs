@@ -799,41 +799,49 @@ fn resolve_column(e: &SqlExpr, scope: &[&Side]) -> Option<(usize, String)> {
     }
 }
 
-/// ksqlDB's errors for names that do not resolve: an unknown alias, a column of two sources.
+/// ksqlDB's errors for names that do not resolve: an unknown alias (anywhere in `expr`
+/// first), then a column of two sources.
 fn check_names(expr: &SqlExpr, scope: &[&Side]) -> Result<()> {
     let mut error = None;
     rewrite(expr, &mut |e| {
-        match e {
-            SqlExpr::CompoundIdentifier(parts) if parts.len() == 2 && error.is_none() => {
-                let alias = normalize(&parts[0]);
-                if !scope.iter().any(|s| s.alias == alias) {
-                    error = Some(format!(
-                        "'{alias}' is not a valid stream/table name or alias."
-                    ));
-                }
+        if let SqlExpr::CompoundIdentifier(parts) = e
+            && parts.len() == 2
+            && !scope.iter().any(|s| s.alias == normalize(&parts[0]))
+        {
+            error.get_or_insert(format!(
+                "Failed to prepare statement: '{}' is not a valid stream/table name or alias.",
+                normalize(&parts[0])
+            ));
+        }
+        None
+    });
+    rewrite(expr, &mut |e| {
+        if let SqlExpr::Identifier(id) = e {
+            let column = normalize(id);
+            let could: Vec<String> = (scope.iter())
+                .filter(|s| s.source.schema.column(&column).is_some())
+                .map(|s| format!("{}.{column}", s.alias))
+                .collect();
+            if could.len() > 1 {
+                error.get_or_insert(format!(
+                    "Exception while preparing statement: {}Column '{column}' is ambiguous. Could be {}.",
+                    position(id),
+                    could.join(" or ")
+                ));
             }
-            SqlExpr::Identifier(id) if error.is_none() => {
-                let column = normalize(id);
-                let owners: Vec<&&Side> = scope
-                    .iter()
-                    .filter(|s| s.source.schema.column(&column).is_some())
-                    .collect();
-                if owners.len() > 1 {
-                    let could: Vec<String> = owners
-                        .iter()
-                        .map(|s| format!("{}.{column}", s.alias))
-                        .collect();
-                    error = Some(format!(
-                        "Column '{column}' is ambiguous. Could be {}.",
-                        could.join(" or ")
-                    ));
-                }
-            }
-            _ => {}
         }
         None
     });
     error.map_or(Ok(()), |e| Err(PlanError::Invalid(e)))
+}
+
+/// Where a name stands in the script, as ksqlDB prefixes some errors: `Line: 3, Col: 70: `.
+fn position(id: &Ident) -> String {
+    let at = id.span.start;
+    if at.line == 0 {
+        return String::new();
+    }
+    format!("Line: {}, Col: {}: ", at.line, at.column)
 }
 
 /// The column a qualified name in `ON` refers to must exist.
@@ -846,7 +854,8 @@ fn check_on_columns(expr: &SqlExpr, scope: &[&Side]) -> Result<()> {
             && !side.has(&normalize(&parts[1]))
         {
             error.get_or_insert(format!(
-                "JOIN ON column '{}.{}' cannot be resolved.",
+                "{}JOIN ON column '{}.{}' cannot be resolved.",
+                position(&parts[0]),
                 side.alias,
                 normalize(&parts[1])
             ));
