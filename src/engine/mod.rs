@@ -478,11 +478,10 @@ impl<R: Runtime> Engine<R> {
     /// its results must match.
     async fn insert_into(&mut self, stmt: &InsertInto, text: &str) -> Result<Outcome, Error> {
         let name = normalize(&stmt.target);
-        let target = self
-            .catalog
-            .get(&name)
-            .map(Arc::clone)
-            .ok_or_else(|| PlanError::UnknownSource(format!("Source `{name}`")))?;
+        let target = self.catalog.get(&name).map(Arc::clone).ok_or_else(|| {
+            let at = crate::plan::text::position(&stmt.target);
+            PlanError::UnknownSource(format!("{at}Source `{name}`"))
+        })?;
         if target.kind != SourceKind::Stream {
             return Err(PlanError::Invalid(format!(
                 "INSERT INTO can only be used to insert into a stream. {name} is a table."

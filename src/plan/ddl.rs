@@ -134,7 +134,8 @@ fn columns(stmt: &CreateSource) -> Result<Vec<Column>> {
                 None => ColumnKind::Value,
                 Some(ColumnConstraint::Key) if stmt.kind == SourceKind::Table => {
                     return Err(PlanError::Invalid(format!(
-                        "Column `{name}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NULL constraints."
+                        "{}Column `{name}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.\nTables have PRIMARY KEYs, which are unique and NON NULL.\nStreams have KEYs, which have no uniqueness or NULL constraints.",
+                        super::text::position(&c.name)
                     )));
                 }
                 Some(ColumnConstraint::PrimaryKey) if stmt.kind == SourceKind::Stream => {

@@ -26,6 +26,7 @@ use super::error::PlanError;
 use super::expr::ExprPlanner;
 use super::from::{FromPlan, InputPlan, KeyColumn, RepartitionPlan};
 use super::rewrite::{column_ref, rewrite};
+use super::text::position;
 use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::catalog::{Catalog, LogicalSchema, Source};
 use crate::exec::join::{JoinSpec, JoinType};
@@ -833,15 +834,6 @@ fn check_names(expr: &SqlExpr, scope: &[&Side]) -> Result<()> {
         None
     });
     error.map_or(Ok(()), |e| Err(PlanError::Invalid(e)))
-}
-
-/// Where a name stands in the script, as ksqlDB prefixes some errors: `Line: 3, Col: 70: `.
-fn position(id: &Ident) -> String {
-    let at = id.span.start;
-    if at.line == 0 {
-        return String::new();
-    }
-    format!("Line: {}, Col: {}: ", at.line, at.column)
 }
 
 /// The column a qualified name in `ON` refers to must exist.

@@ -3,11 +3,21 @@
 //! ksqlDB's error messages quote expressions in its own format: names upper-cased,
 //! operations in parentheses, `NULL` as `null`, named constructor arguments as `k:=v`
 //! (`MAP('a':=VAL1)`, `STRUCT(F0:=VAL1)`). Only used to word errors; planning never parses
-//! this text back.
+//! this text back. Also [`position`], the `Line: l, Col: c: ` some errors start with.
 
 use sqlparser::ast::{Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Value};
 
 use crate::sql::ast::normalize;
+
+/// Where a name stands in the script, as ksqlDB prefixes some errors: `Line: 3, Col: 70: `
+/// (nothing when the name has no position).
+pub fn position(id: &sqlparser::ast::Ident) -> String {
+    let at = id.span.start;
+    if at.line == 0 {
+        return String::new();
+    }
+    format!("Line: {}, Col: {}: ", at.line, at.column)
+}
 
 /// `expr` as ksqlDB prints it in messages.
 pub fn ksql_text(expr: &SqlExpr) -> String {
