@@ -40,12 +40,22 @@ pub struct PlannedAggregate {
 }
 
 /// Names select items the way ksqlDB does; generated names count up from `KSQL_COL_0`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Namer {
     generated: usize,
+    /// Names a generated name must not take (the source's columns).
+    taken: Vec<String>,
 }
 
 impl Namer {
+    /// A namer whose generated names (`KSQL_COL_n`) skip `taken`, as ksqlDB's do.
+    pub fn avoiding(taken: &[String]) -> Self {
+        Self {
+            generated: 0,
+            taken: taken.to_vec(),
+        }
+    }
+
     /// The output name of a select item's expression (`alias` when given).
     pub fn name(&mut self, expr: &SqlExpr, alias: Option<&sqlparser::ast::Ident>) -> String {
         if let Some(alias) = alias {
@@ -64,11 +74,13 @@ impl Namer {
             SqlExpr::CompoundIdentifier(parts) if !parts.is_empty() => {
                 crate::sql::ast::normalize(&parts[parts.len() - 1])
             }
-            _ => {
+            _ => loop {
                 let name = format!("KSQL_COL_{}", self.generated);
                 self.generated += 1;
-                name
-            }
+                if !self.taken.contains(&name) {
+                    break name;
+                }
+            },
         }
     }
 }
@@ -177,7 +189,7 @@ fn rewrite_over_aggregation(
                 .map(|i| column_ref(&key_names[i]))
         })
     };
-    let mut namer = Namer::default();
+    let mut namer = Namer::avoiding(&planner.column_names());
     let projection = items
         .iter()
         .map(|(e, alias)| (namer.name(e, alias.as_ref()), rewrite_item(e)))
@@ -350,7 +362,7 @@ fn key_names(
     group_exprs: &[Expr],
     planner: &ExprPlanner<'_>,
 ) -> Vec<String> {
-    let mut namer = Namer::default();
+    let mut namer = Namer::avoiding(&planner.column_names());
     let item_names: Vec<(String, Option<Expr>)> = items
         .iter()
         .map(|(e, alias)| (namer.name(e, alias.as_ref()), planner.lower(e).ok()))

@@ -22,6 +22,39 @@ pub struct PlannedSource {
     pub partitions: Option<i32>,
 }
 
+/// ksqlDB's rules on leaving columns to the schema registry: only formats with a registry
+/// can infer them, and a `*_SCHEMA_ID` replaces the declared columns it covers.
+fn check_inference(stmt: &CreateSource, key: Format, value: Format) -> Result<()> {
+    let declared = |key_part: bool| {
+        stmt.columns.iter().any(|c| {
+            let is_key = matches!(
+                c.constraint,
+                Some(ColumnConstraint::Key | ColumnConstraint::PrimaryKey)
+            );
+            is_key == key_part
+        })
+    };
+    for (part, format, is_key) in [("KEY", key, true), ("VALUE", value, false)] {
+        if stmt.properties.get(&format!("{part}_SCHEMA_ID")).is_none() {
+            continue;
+        }
+        if !format.uses_registry() {
+            return Err(PlanError::Invalid(format!(
+                "{part}_FORMAT should support schema inference when {part}_SCHEMA_ID is provided. Current format is {format}."
+            )));
+        }
+        if declared(is_key) {
+            return Err(PlanError::Invalid(format!(
+                "Table elements and {part}_SCHEMA_ID cannot both exist for create statement."
+            )));
+        }
+    }
+    if stmt.columns.is_empty() && !value.uses_registry() {
+        return Err(PlanError::Invalid("No columns supplied.".into()));
+    }
+    Ok(())
+}
+
 /// Plans `CREATE [SOURCE] STREAM/TABLE name (columns) WITH (...)`.
 pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
     let name = normalize(&stmt.name);
@@ -32,6 +65,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
         )
     })?;
     let (key_format, value_format) = formats(props, None)?;
+    check_inference(stmt, key_format, value_format)?;
     let schema = LogicalSchema::new(columns(stmt)?);
     // Schema formats may take the key from the registry: the engine checks after inferring.
     if !key_format.uses_registry() {

@@ -55,6 +55,15 @@ impl<'a> ExprPlanner<'a> {
         )?)
     }
 
+    /// The names of the columns expressions are planned over.
+    pub fn column_names(&self) -> Vec<String> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
     /// The Arrow schema expressions are planned over.
     pub fn arrow_schema(&self) -> &arrow::datatypes::Schema {
         self.schema.as_arrow()

@@ -906,10 +906,11 @@ fn qualify_item(item: &ProjectionItem, sides: &[Side]) -> Result<Vec<ProjectionI
     Ok(match item {
         ProjectionItem::Item(SelectItem::QualifiedWildcard(kind, _)) => {
             let alias = kind.to_string().trim_end_matches(".*").to_ascii_uppercase();
-            let side = sides
-                .iter()
-                .find(|s| s.alias == alias)
-                .ok_or_else(|| PlanError::UnknownSource(alias.clone()))?;
+            let side = sides.iter().find(|s| s.alias == alias).ok_or_else(|| {
+                PlanError::Invalid(format!(
+                    "'{alias}' is not a valid stream/table name or alias."
+                ))
+            })?;
             side.visible()
                 .into_iter()
                 .map(|c| ProjectionItem::Item(SelectItem::UnnamedExpr(column_ref(&c))))

@@ -33,11 +33,11 @@ pub type Partitioned = (Vec<(String, SqlExpr)>, Vec<String>, SchemaRef);
 pub fn plan_partition_by(
     partition_by: &[SqlExpr],
     projection: &[ProjectionItem],
-    (source, star): (&Source, &[String]),
+    (source, original): (&Source, &[String]),
     input: &SchemaRef,
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<Partitioned> {
-    let items = expand_items(projection, star)?;
+    let items = expand_items(projection, original, original)?;
     if let [SqlExpr::Value(v)] = partition_by
         && v.value == Value::Null
     {
@@ -60,7 +60,8 @@ pub fn plan_partition_by(
                 .filter(|c| !names.contains(c)),
         )
         .collect();
-    let items = expand_items(projection, &star)?;
+    // Generated names avoid the source's columns, not the new keys.
+    let items = expand_items(projection, &star, original)?;
     let (exprs, fields) = rekeyed_row(&keys, &names, input, &planner)?;
     operators.push((OperatorSpec::Project(exprs), Arc::clone(input)));
     let items = items
@@ -106,7 +107,7 @@ fn rekeyed_row(
 }
 
 fn key_names(keys: &[Expr], items: &[(String, SqlExpr)], planner: &ExprPlanner<'_>) -> Vec<String> {
-    let mut namer = Namer::default();
+    let mut namer = Namer::avoiding(&[]);
     keys.iter()
         .map(|key| {
             if let Expr::Column(c) = key {

@@ -27,7 +27,7 @@ use crate::catalog::{Catalog, LogicalSchema, Source, WindowInfo};
 use crate::exec::aggregate::EmitMode;
 use crate::exec::task::{JoinStageSpec, OperatorSpec};
 use crate::exec::window::WindowSpec;
-use crate::sql::ast::{Emit, ProjectionItem, Query, SourceKind, WithProperties};
+use crate::sql::ast::{Emit, ProjectionItem, Query, SourceKind, WithProperties, normalize};
 
 type Result<T> = std::result::Result<T, PlanError>;
 
@@ -204,7 +204,7 @@ fn plan_body(
         )?;
         (items, plain(keys), rekeyed, None)
     } else {
-        let items = expand_items(&query.projection, &from.star)?;
+        let items = expand_items(&query.projection, &from.star, &from.star)?;
         let (items, exploded) = plan_table_functions(items, input, operators)?;
         let (items, exploded) = plan_folds(items, &exploded, &from.keys, operators)?;
         // A windowed source's rows keep their windows (its sink is windowed the same way).
@@ -228,6 +228,29 @@ pub fn item_has_aggregate(item: &ProjectionItem) -> bool {
     }
 }
 
+/// `alias.*` must name the source (joins check their own sides).
+fn check_star_qualifiers(query: &Query) -> Result<()> {
+    if !query.from.joins.is_empty() {
+        return Ok(());
+    }
+    let base = &query.from.base;
+    let known: Vec<String> = std::iter::once(&base.name)
+        .chain(&base.alias)
+        .map(normalize)
+        .collect();
+    for item in &query.projection {
+        if let ProjectionItem::Item(SelectItem::QualifiedWildcard(kind, _)) = item {
+            let alias = kind.to_string().trim_end_matches(".*").to_ascii_uppercase();
+            if !known.contains(&alias) {
+                return Err(PlanError::Invalid(format!(
+                    "'{alias}' is not a valid stream/table name or alias."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// ksqlDB's rules on which statement may hold which query.
 fn check_shape(
     query: &Query,
@@ -235,6 +258,7 @@ fn check_shape(
     kind: Option<SourceKind>,
     aggregated: bool,
 ) -> Result<()> {
+    check_star_qualifiers(query)?;
     if query.window.is_some() && query.group_by.is_empty() {
         return Err(PlanError::Invalid(
             "WINDOW clause requires a GROUP BY clause.".into(),
@@ -278,12 +302,14 @@ fn check_shape(
     Ok(())
 }
 
-/// Select items as `(name, expression)`, with `*` expanded to `star`.
+/// Select items as `(name, expression)`, with `*` expanded to `star`; generated names skip
+/// `taken` (the source's columns).
 pub fn expand_items(
     projection: &[ProjectionItem],
     star: &[String],
+    taken: &[String],
 ) -> Result<Vec<(String, SqlExpr)>> {
-    let mut namer = Namer::default();
+    let mut namer = Namer::avoiding(taken);
     let mut out = Vec::new();
     for item in projection {
         let ProjectionItem::Item(item) = item else {
