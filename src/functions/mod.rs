@@ -108,6 +108,7 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "DEGREES" => math::degrees(),
         "RADIANS" => math::radians(),
         "PI" => math::pi(),
+        "RANDOM" => math::random(),
         "INITCAP" => unicode::initcap(),
         "CONCAT_WS" => string::concat_ws(),
         "INSTR" => unicode::strpos(),

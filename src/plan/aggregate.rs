@@ -129,7 +129,7 @@ pub fn plan_aggregate(
         calls.is_empty() && having.is_none(),
     )?;
     let having = having
-        .map(|h| plan_having(&h, &output_schema))
+        .map(|h| plan_having(&h, &output_schema, &calls))
         .transpose()?;
     let group_physical = group_exprs
         .iter()
@@ -329,14 +329,31 @@ fn aggregate_function(call: &SqlExpr) -> Option<crate::functions::Aggregate> {
 }
 
 /// HAVING (already rewritten) over the aggregation's output.
+/// HAVING over the aggregation's output; its errors name the aggregate calls as written
+/// (`SUM(VALUE)`, not the column holding it).
 fn plan_having(
     having: &SqlExpr,
     output: &SchemaRef,
+    calls: &[SqlExpr],
 ) -> Result<Arc<dyn datafusion_physical_expr::PhysicalExpr>> {
     let df_output = DFSchema::try_from(output.as_ref().clone())?;
-    ExprPlanner::new(&df_output)
-        .plan(having)
-        .map_err(|e| non_aggregate_error(e, "HAVING"))
+    ExprPlanner::new(&df_output).plan(having).map_err(|e| {
+        let e = match e {
+            PlanError::Invalid(message) => {
+                // Highest index first: KSQL_AGG_VARIABLE_1 is a prefix of ..._10.
+                let message = calls
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .fold(message, |m, (i, call)| {
+                        m.replace(&format!("KSQL_AGG_VARIABLE_{i}"), &ksql_text(call))
+                    });
+                PlanError::Invalid(message)
+            }
+            other => other,
+        };
+        non_aggregate_error(e, "HAVING").in_clause("HAVING")
+    })
 }
 
 /// `(expression, alias)` per select item; `*` is not allowed in an aggregation.

@@ -57,7 +57,10 @@ impl PlanError {
     pub fn in_clause(self, clause: &'static str) -> Self {
         match self {
             PlanError::UnknownColumn(column) => PlanError::UnknownColumnIn { clause, column },
-            PlanError::Invalid(message) if message.starts_with("Cannot compare") => {
+            PlanError::Invalid(message)
+                if message.starts_with("Cannot compare")
+                    || message.starts_with("Error processing expression") =>
+            {
                 PlanError::Invalid(format!("Error in {clause} expression: {message}"))
             }
             PlanError::Type(message) => match clause {

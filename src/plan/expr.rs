@@ -364,11 +364,11 @@ impl<'a> ExprPlanner<'a> {
         }
     }
 
-    fn binary(&self, left: &SqlExpr, op: &BinaryOperator, right: &SqlExpr) -> Result<Expr> {
-        if *op == BinaryOperator::Arrow {
+    fn binary(&self, left: &SqlExpr, sql_op: &BinaryOperator, right: &SqlExpr) -> Result<Expr> {
+        if *sql_op == BinaryOperator::Arrow {
             return self.struct_field(left, right);
         }
-        let op = binary_operator(op)?;
+        let op = binary_operator(sql_op)?;
         let (l, r) = self.operands(left, op, right)?;
         let (lt, rt) = (self.data_type(&l)?, self.data_type(&r)?);
         check_null_operand((left, &lt), op, (right, &rt))?;
@@ -378,13 +378,9 @@ impl<'a> ExprPlanner<'a> {
         } else {
             op
         };
-        let (lc, rc) = BinaryTypeCoercer::new(&lt, &op, &rt).get_input_types().map_err(|_| {
-            PlanError::Invalid(format!(
-                "Error processing expression: {left} {op} {right}. Unsupported {op} between {} and {}",
-                crate::types::sql_name(&lt),
-                crate::types::sql_name(&rt)
-            ))
-        })?;
+        let (lc, rc) = BinaryTypeCoercer::new(&lt, &op, &rt)
+            .get_input_types()
+            .map_err(|_| unsupported_operands((left, &lt), (sql_op, op), (right, &rt)))?;
         let nested = |t: &DataType| {
             matches!(
                 t,
@@ -810,6 +806,40 @@ impl<'a> ExprPlanner<'a> {
             _ => Ok(call),
         }
     }
+}
+
+/// ksqlDB's error for operands an operator does not take.
+fn unsupported_operands(
+    (left, lt): (&SqlExpr, &DataType),
+    (sql_op, op): (&BinaryOperator, Operator),
+    (right, rt): (&SqlExpr, &DataType),
+) -> PlanError {
+    let base = |t: &DataType| {
+        let name = crate::types::sql_name(t);
+        name.split('(').next().unwrap_or_default().to_string()
+    };
+    let text = super::text::ksql_text(&SqlExpr::BinaryOp {
+        left: Box::new(left.clone()),
+        op: sql_op.clone(),
+        right: Box::new(right.clone()),
+    });
+    let what = if is_arithmetic_operator(op) {
+        format!("Unsupported arithmetic types. {} {}", base(lt), base(rt))
+    } else {
+        format!(
+            "Unsupported {op} between {} and {}",
+            crate::types::sql_name(lt),
+            crate::types::sql_name(rt)
+        )
+    };
+    PlanError::Invalid(format!("Error processing expression: {text}. {what}"))
+}
+
+fn is_arithmetic_operator(op: Operator) -> bool {
+    matches!(
+        op,
+        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo
+    )
 }
 
 /// Whether `expr` is arithmetic (`+ - * / %`, possibly in parentheses).

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::DFSchema;
 use datafusion_expr::Expr;
 use datafusion_physical_expr::PhysicalExpr;
@@ -86,9 +86,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
     let mut operators = Vec::new();
     if let Some(predicate) = &query.selection {
         let df = DFSchema::try_from(input.as_ref().clone())?;
-        let filter = ExprPlanner::new(&df)
-            .plan(predicate)
-            .map_err(|e| e.in_clause("WHERE"))?;
+        let filter = plan_where(predicate, &ExprPlanner::new(&df))?;
         operators.push((OperatorSpec::Filter(filter), Arc::clone(input)));
     }
     let aggregated = !query.group_by.is_empty() || query.projection.iter().any(item_has_aggregate);
@@ -226,6 +224,20 @@ pub fn item_has_aggregate(item: &ProjectionItem) -> bool {
         | ProjectionItem::StructAll(e) => contains_aggregate(e),
         _ => false,
     }
+}
+
+/// The WHERE predicate, which must be BOOLEAN.
+fn plan_where(predicate: &SqlExpr, planner: &ExprPlanner<'_>) -> Result<Arc<dyn PhysicalExpr>> {
+    let lowered = planner.lower(predicate).map_err(|e| e.in_clause("WHERE"))?;
+    let data_type = planner.data_type(&lowered)?;
+    if !matches!(data_type, DataType::Boolean | DataType::Null) {
+        return Err(PlanError::Invalid(format!(
+            "Type error in WHERE expression: Should evaluate to boolean but is {} ({}) instead.",
+            super::text::ksql_text(predicate),
+            crate::types::sql_name(&data_type)
+        )));
+    }
+    planner.physical(&lowered)
 }
 
 /// `alias.*` must name the source (joins check their own sides).
@@ -528,7 +540,7 @@ fn add_passthrough(
         let expr = match stamp {
             Some((_, item)) if name == ROWTIME => planner.physical(&datafusion_expr::cast(
                 planner.lower(item)?,
-                arrow::datatypes::DataType::Int64,
+                DataType::Int64,
             ))?,
             _ => planner.plan(&column_ref(name))?,
         };

@@ -7,7 +7,7 @@
 //! [`super::ast`] and checks nothing beyond syntax: unknown names and types are the
 //! planner's concern.
 
-use sqlparser::ast::{Expr, Ident, SelectItem, Value};
+use sqlparser::ast::{BinaryOperator, Expr, Ident, SelectItem, UnaryOperator, Value};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
@@ -347,11 +347,51 @@ impl<'a> KsqlParser<'a> {
             self.parser.next_token();
             return Ok(vec![Expr::Tuple(Vec::new())]);
         }
-        let mut exprs = vec![self.parser.parse_expr()?];
+        let mut exprs = vec![self.parse_value_expr()?];
         while self.parser.consume_token(&Token::Comma) {
-            exprs.push(self.parser.parse_expr()?);
+            exprs.push(self.parse_value_expr()?);
         }
         Ok(exprs)
+    }
+
+    /// A value expression, as ksqlDB's grammar wants in GROUP BY and PARTITION BY: a
+    /// condition (`a AND b`, `a = b`, `a IS NULL`, ...) only in parentheses.
+    fn parse_value_expr(&mut self) -> Result<Expr> {
+        let at = self.parser.peek_token().span.start;
+        let expr = self.parser.parse_expr()?;
+        let condition = match &expr {
+            Expr::BinaryOp { op, .. } => matches!(
+                op,
+                BinaryOperator::And
+                    | BinaryOperator::Or
+                    | BinaryOperator::Xor
+                    | BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+            ),
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                ..
+            }
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsDistinctFrom(..)
+            | Expr::IsNotDistinctFrom(..)
+            | Expr::Like { .. }
+            | Expr::InList { .. }
+            | Expr::Between { .. } => true,
+            _ => false,
+        };
+        if condition {
+            return Err(ParseError::at(
+                at,
+                format!("Syntax Error: a condition here needs parentheses: ({expr})"),
+            ));
+        }
+        Ok(expr)
     }
 
     fn parse_emit(&mut self) -> Result<Option<Emit>> {
