@@ -105,6 +105,8 @@ pub struct KeyColumn {
     pub missing: String,
     /// How the key is named in that list.
     pub label: String,
+    /// When one key is missing, the error lists every key (ksqlDB's PARTITION BY does).
+    pub lists_all: bool,
 }
 
 impl KeyColumn {
@@ -118,6 +120,22 @@ impl KeyColumn {
         }
     }
 
+    /// A PARTITION BY key; ksqlDB names a missing one by its expression over `source`.
+    pub fn partitioning(name: &str, source: &str, expr: &sqlparser::ast::Expr, sink: &str) -> Self {
+        let label = match expr {
+            sqlparser::ast::Expr::Identifier(id) => format!("{source}.{}", normalize(id)),
+            other => super::text::ksql_text(other),
+        };
+        Self {
+            missing: format!(
+                "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the partitioning {{EXPRESSIONS}} {{AND_LIST}} in its projection (eg, SELECT {{EG_LIST}}...)."
+            ),
+            label,
+            lists_all: true,
+            ..Self::plain(name, sink)
+        }
+    }
+
     /// A key that must be selected by its own name.
     pub fn plain(name: &str, sink: &str) -> Self {
         Self {
@@ -127,6 +145,7 @@ impl KeyColumn {
                 "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the key column {name} in its projection (eg, SELECT {name}...)."
             ),
             label: name.to_string(),
+            lists_all: false,
         }
     }
 
@@ -138,9 +157,18 @@ impl KeyColumn {
         } else {
             "column"
         };
+        let labels: Vec<&str> = missing.iter().map(|k| k.label.as_str()).collect();
+        let expressions = if missing.len() > 1 {
+            "expressions"
+        } else {
+            "expression"
+        };
         self.missing
             .replace("{COLUMNS}", columns)
             .replace("{LIST}", &list.join(", "))
+            .replace("{EXPRESSIONS}", expressions)
+            .replace("{AND_LIST}", &labels.join(" and "))
+            .replace("{EG_LIST}", &labels.join(", "))
     }
 }
 

@@ -527,6 +527,7 @@ fn synthetic_key(sink: &str) -> KeyColumn {
             "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query used to build `{sink}` must include the join expression ROWKEY in its projection (eg, SELECT ROWKEY...).\nROWKEY was added as a synthetic key column because the join criteria did not match any source column. This expression must be included in the projection and may be aliased."
         ),
         label: ROWKEY.into(),
+        lists_all: false,
     }
 }
 
@@ -664,6 +665,7 @@ fn join_key(candidates: &[String], read: &str, sides: &[Side], sink: &str) -> Ke
             "The query used to build `{sink}` must include the {list} in its projection (eg, SELECT {}...).",
             shown.first().cloned().unwrap_or_default()
         ),
+        lists_all: false,
     }
 }
 
@@ -682,6 +684,7 @@ fn fk_keys(primary_key: &[String], left: &Side) -> Vec<KeyColumn> {
                 .strip_prefix(&format!("{}_", left.alias))
                 .unwrap_or(k)
                 .to_string(),
+            lists_all: false,
         })
         .collect()
 }

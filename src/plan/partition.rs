@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::DFSchema;
 use datafusion_expr::Expr;
-use sqlparser::ast::{Expr as SqlExpr, Value};
+use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, Value};
 
 use super::aggregate::Namer;
 use super::error::PlanError;
@@ -46,7 +46,8 @@ pub fn plan_partition_by(
     let df = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df);
     let keys = partition_keys(partition_by, &planner)?;
-    let names = key_names(&keys, &items, &planner);
+    let with_sql: Vec<(Expr, &SqlExpr)> = keys.iter().cloned().zip(partition_by).collect();
+    let names = key_names(&with_sql, &items, &planner);
     // `*` over re-keyed rows: the new keys, the other values, then the old keys.
     let star: Vec<String> = names
         .iter()
@@ -106,10 +107,17 @@ fn rekeyed_row(
     Ok((exprs, fields))
 }
 
-fn key_names(keys: &[Expr], items: &[(String, SqlExpr)], planner: &ExprPlanner<'_>) -> Vec<String> {
+/// The new keys' names: a column keeps its own, an expression the
+/// name of the select item computing it, else ksqlDB's name for it (a struct field's name,
+/// or `KSQL_COL_n`).
+fn key_names(
+    keys: &[(Expr, &SqlExpr)],
+    items: &[(String, SqlExpr)],
+    planner: &ExprPlanner<'_>,
+) -> Vec<String> {
     let mut namer = Namer::avoiding(&[]);
     keys.iter()
-        .map(|key| {
+        .map(|(key, sql)| {
             if let Expr::Column(c) = key {
                 return c.name.clone();
             }
@@ -118,6 +126,16 @@ fn key_names(keys: &[Expr], items: &[(String, SqlExpr)], planner: &ExprPlanner<'
                 .find(|(_, item)| planner.lower(item).ok().as_ref() == Some(key))
             {
                 Some((name, _)) => name.clone(),
+                None if matches!(
+                    sql,
+                    SqlExpr::BinaryOp {
+                        op: BinaryOperator::Arrow,
+                        ..
+                    }
+                ) =>
+                {
+                    namer.name(sql, None)
+                }
                 None => namer.name(&SqlExpr::Value(Value::Null.into()), None),
             }
         })

@@ -153,7 +153,6 @@ fn plan_body(
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<Body> {
     let (source, input) = (&from.source, &from.input);
-    let plain = |names: Vec<String>| names.iter().map(|k| KeyColumn::plain(k, sink)).collect();
     let folds = has_fold(query.projection.iter().filter_map(|item| match item {
         ProjectionItem::Item(SelectItem::UnnamedExpr(expr))
         | ProjectionItem::Item(SelectItem::ExprWithAlias { expr, .. }) => Some(expr),
@@ -188,19 +187,7 @@ fn plan_body(
             .collect();
         (planned.projection, keys, output, window)
     } else if !query.partition_by.is_empty() {
-        if source.kind == SourceKind::Table {
-            return Err(PlanError::Invalid(
-                "Cannot repartition a TABLE source.".into(),
-            ));
-        }
-        let (items, keys, rekeyed) = plan_partition_by(
-            &query.partition_by,
-            &query.projection,
-            (source, &from.star),
-            input,
-            operators,
-        )?;
-        (items, plain(keys), rekeyed, None)
+        partition_body(query, from, sink, operators)?
     } else {
         let items = expand_items(&query.projection, &from.star, &from.star)?;
         let (items, exploded) = plan_table_functions(items, input, operators)?;
@@ -213,6 +200,34 @@ fn plan_body(
             .flatten();
         (items, from.keys.clone(), exploded, window)
     })
+}
+
+/// The body of a query with PARTITION BY: its rows re-keyed.
+fn partition_body(
+    query: &Query,
+    from: &FromPlan,
+    sink: &str,
+    operators: &mut Vec<(OperatorSpec, SchemaRef)>,
+) -> Result<Body> {
+    let source = &from.source;
+    if source.kind == SourceKind::Table {
+        return Err(PlanError::Invalid(
+            "Cannot repartition a TABLE source.".into(),
+        ));
+    }
+    let (items, keys, rekeyed) = plan_partition_by(
+        &query.partition_by,
+        &query.projection,
+        (source, &from.star),
+        &from.input,
+        operators,
+    )?;
+    let keys = keys
+        .iter()
+        .zip(&query.partition_by)
+        .map(|(k, e)| KeyColumn::partitioning(k, &source.name, e, sink))
+        .collect();
+    Ok((items, keys, rekeyed, None))
 }
 
 /// Whether a select item aggregates.
@@ -352,7 +367,12 @@ fn selected_keys(found: Vec<Option<String>>, keys: &[KeyColumn]) -> Result<Vec<S
         .map(|(_, key)| key)
         .collect();
     if let Some(first) = missing.first() {
-        return Err(PlanError::Invalid(first.missing_message(&missing)));
+        let listed: Vec<&KeyColumn> = if first.lists_all {
+            keys.iter().collect()
+        } else {
+            missing.clone()
+        };
+        return Err(PlanError::Invalid(first.missing_message(&listed)));
     }
     Ok(found.into_iter().flatten().collect())
 }
@@ -561,6 +581,15 @@ fn sink_source(
         Some((source.key_format, source.value_format)),
     )?;
     let schema = LogicalSchema::from_batch(output, keys);
+    if keys.is_empty()
+        && sink.kind == SourceKind::Stream
+        && sink.properties.get("KEY_FORMAT").is_some()
+        && key_format != crate::format::Format::None
+    {
+        return Err(PlanError::Invalid(
+            "Key format specified for stream without key columns.".into(),
+        ));
+    }
     Ok(Source {
         name: sink.name.clone(),
         kind: sink.kind,
