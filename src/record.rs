@@ -4,6 +4,9 @@
 //! messages to and from it, and the in-memory driver ([`crate::testing`]) stores it in its
 //! topics. Decoding into Arrow is [`crate::format`]'s job, not this file's.
 
+/// A record header: its key and value (a header's value may be null).
+pub type Header = (String, Option<Vec<u8>>);
+
 /// One Kafka record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
@@ -19,4 +22,6 @@ pub struct Record {
     pub value: Option<Vec<u8>>,
     /// Record timestamp, epoch milliseconds.
     pub timestamp: i64,
+    /// Headers in order. Read into a source's `HEADERS` and `HEADER('k')` columns.
+    pub headers: Vec<Header>,
 }

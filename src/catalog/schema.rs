@@ -1,8 +1,8 @@
 //! [`LogicalSchema`]: a source's key and value columns, and the Arrow schema its batches have.
 //!
-//! Batches flowing through a query carry, in order: the key columns, the value columns, then
-//! the pseudo columns `ROWTIME`, `ROWPARTITION` and `ROWOFFSET` (and for windowed sources
-//! `WINDOWSTART`/`WINDOWEND` after the key). This file defines that layout once; it does not
+//! Batches flowing through a query carry, in order: the key columns, the value columns, the
+//! header columns, then the pseudo columns `ROWTIME`, `ROWPARTITION` and `ROWOFFSET` (and for
+//! windowed sources `WINDOWSTART`/`WINDOWEND` after the key). This file defines that layout once; it does not
 //! decode records ([`crate::format`] does).
 
 use std::sync::Arc;
@@ -27,6 +27,21 @@ pub enum ColumnKind {
     Key,
     /// The record value.
     Value,
+    /// The record's headers: all of them (`HEADERS`), or the last one with a key
+    /// (`HEADER('k')`).
+    Header(Option<String>),
+}
+
+/// The type of a `HEADERS` column: `ARRAY<STRUCT<KEY STRING, VALUE BYTES>>`.
+pub fn headers_type() -> DataType {
+    let entry = DataType::Struct(
+        vec![
+            Field::new("KEY", DataType::Utf8, true),
+            Field::new("VALUE", DataType::Binary, true),
+        ]
+        .into(),
+    );
+    DataType::List(Arc::new(Field::new("item", entry, true)))
 }
 
 /// One column of a source.
@@ -91,6 +106,13 @@ impl LogicalSchema {
         self.columns.iter().filter(|c| c.kind == ColumnKind::Value)
     }
 
+    /// The header columns.
+    pub fn headers(&self) -> impl Iterator<Item = &Column> {
+        self.columns
+            .iter()
+            .filter(|c| matches!(c.kind, ColumnKind::Header(_)))
+    }
+
     /// The key or value columns as `(name, type)`.
     pub fn typed(&self, kind: ColumnKind) -> Vec<(String, DataType)> {
         self.columns
@@ -123,6 +145,7 @@ impl LogicalSchema {
         }
         fields.extend(
             self.values()
+                .chain(self.headers())
                 .map(|c| Field::new(&c.name, c.data_type.clone(), true)),
         );
         fields.push(Field::new(ROWTIME, DataType::Int64, false));
@@ -136,12 +159,17 @@ impl LogicalSchema {
         self.columns
             .iter()
             .map(|c| {
-                let key = if c.kind == ColumnKind::Key {
-                    " KEY"
-                } else {
-                    ""
+                let kind = match &c.kind {
+                    ColumnKind::Key => " KEY".to_string(),
+                    ColumnKind::Value => String::new(),
+                    ColumnKind::Header(None) => " HEADERS".to_string(),
+                    ColumnKind::Header(Some(k)) => format!(" HEADER('{k}')"),
                 };
-                format!("`{}` {}{key}", c.name, crate::types::sql_name(&c.data_type))
+                format!(
+                    "`{}` {}{kind}",
+                    c.name,
+                    crate::types::sql_name(&c.data_type)
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")

@@ -14,7 +14,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::Runtime;
 use crate::catalog::schema::ROWTIME;
-use crate::catalog::{Catalog, Source};
+use crate::catalog::{Catalog, ColumnKind, Source};
 use crate::error::Error;
 use crate::format::encode::SinkEncoder;
 use crate::format::registry::SchemaRegistry;
@@ -111,11 +111,29 @@ async fn produce_row<R: Runtime>(
 
 /// The statement's row: the source's columns, then `ROWTIME`.
 fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
+    let is_header = |name: &String| source.schema.headers().any(|h| h.name == *name);
     let names: Vec<String> = if stmt.columns.is_empty() {
-        source.schema.names()
+        source
+            .schema
+            .names()
+            .into_iter()
+            .filter(|n| !is_header(n))
+            .collect()
     } else {
         stmt.columns.iter().map(normalize).collect()
     };
+    let headers: Vec<&str> = names
+        .iter()
+        .filter(|n| is_header(n))
+        .map(String::as_str)
+        .collect();
+    if !headers.is_empty() {
+        return Err(PlanError::Invalid(format!(
+            "Cannot insert into HEADER columns: {}",
+            headers.join(", ")
+        ))
+        .into());
+    }
     if names.len() != stmt.values.len() {
         return Err(PlanError::Invalid(format!(
             "Expected a value for each column. Expected Columns: {names:?}. Got {} values",
@@ -155,7 +173,10 @@ fn row_of(
 ) -> Result<RecordBatch, Error> {
     let mut fields = Vec::new();
     let mut columns = Vec::new();
-    for column in &source.schema.columns {
+    // Headers are not written: a record produced here has none.
+    for column in
+        (source.schema.columns.iter()).filter(|c| !matches!(c.kind, ColumnKind::Header(_)))
+    {
         let value = match value_of(&column.name)? {
             Some(v) if !v.is_null() => v.cast_to(&column.data_type).map_err(PlanError::from)?,
             _ => ScalarValue::try_from(&column.data_type).map_err(PlanError::from)?,

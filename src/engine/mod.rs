@@ -482,6 +482,12 @@ impl<R: Runtime> Engine<R> {
             let at = crate::plan::text::position(&stmt.target);
             PlanError::UnknownSource(format!("{at}Source `{name}`"))
         })?;
+        if target.schema.headers().next().is_some() {
+            return Err(PlanError::Invalid(format!(
+                "Cannot insert into {name} because it has header columns"
+            ))
+            .into());
+        }
         if target.kind != SourceKind::Stream {
             return Err(PlanError::Invalid(format!(
                 "INSERT INTO can only be used to insert into a stream. {name} is a table."

@@ -8,7 +8,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, new_empty_array};
+use arrow::array::{
+    ArrayRef, BinaryArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+    StructArray, new_empty_array,
+};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 use serde_json::Value;
@@ -41,6 +44,8 @@ pub struct SourceDecoder {
     value_format: Format,
     keys: Vec<(String, DataType)>,
     values: Vec<(String, DataType)>,
+    /// Header columns: all headers (`None`) or the last one with a key.
+    headers: Vec<Option<String>>,
     /// Index into a decoded row of the column that overrides ROWTIME.
     timestamp: Option<usize>,
     /// `TIMESTAMP_FORMAT`: the column is text in this pattern.
@@ -89,6 +94,14 @@ impl SourceDecoder {
             value_format: source.value_format,
             keys,
             values,
+            headers: source
+                .schema
+                .headers()
+                .map(|c| match &c.kind {
+                    ColumnKind::Header(key) => key.clone(),
+                    _ => None,
+                })
+                .collect(),
             timestamp,
             timestamp_format,
             registry: Arc::clone(registry),
@@ -113,14 +126,21 @@ impl SourceDecoder {
     /// Decodes `records`; never fails as a whole.
     pub fn decode(&self, records: &[Record]) -> Decoded {
         let bounds = if self.window.is_some() { 2 } else { 0 };
-        let width = self.keys.len() + bounds + self.values.len();
+        let width = self.keys.len() + bounds + self.values.len() + self.headers.len();
         let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(records.len()); width];
         let (mut rowtime, mut partition, mut offset) = (Vec::new(), Vec::new(), Vec::new());
         let mut tombstones = Vec::new();
         let mut failures = Vec::new();
         for (i, record) in records.iter().enumerate() {
             let row = match self.decode_row(record) {
-                Ok(Some(row)) => row,
+                Ok(Some(mut row)) => {
+                    row.0.extend(
+                        self.headers
+                            .iter()
+                            .map(|h| header_value(record, h.as_deref())),
+                    );
+                    row
+                }
                 Ok(None) => continue,
                 Err(e) => {
                     failures.push((i, e));
@@ -355,6 +375,45 @@ impl SourceDecoder {
         RecordBatch::try_new(Arc::clone(&self.schema), arrays)
             .unwrap_or_else(|_| RecordBatch::new_empty(Arc::clone(&self.schema)))
     }
+}
+
+/// A header column's value: every header (`key` `None`), or the last value under `key`.
+fn header_value(record: &Record, key: Option<&str>) -> ScalarValue {
+    match key {
+        Some(key) => ScalarValue::Binary(
+            record
+                .headers
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.clone()),
+        ),
+        None => all_headers(&record.headers),
+    }
+}
+
+/// Headers as an `ARRAY<STRUCT<KEY STRING, VALUE BYTES>>` value.
+fn all_headers(headers: &[crate::record::Header]) -> ScalarValue {
+    let DataType::List(item) = crate::catalog::schema::headers_type() else {
+        return ScalarValue::Null;
+    };
+    let DataType::Struct(fields) = item.data_type() else {
+        return ScalarValue::Null;
+    };
+    let keys = StringArray::from_iter(headers.iter().map(|(k, _)| Some(k.as_str())));
+    let values = BinaryArray::from_iter(headers.iter().map(|(_, v)| v.as_deref()));
+    let entries = StructArray::new(
+        fields.clone(),
+        vec![Arc::new(keys) as ArrayRef, Arc::new(values)],
+        None,
+    );
+    let offsets = arrow::buffer::OffsetBuffer::from_lengths([headers.len()]);
+    ScalarValue::List(Arc::new(ListArray::new(
+        Arc::clone(&item),
+        offsets,
+        Arc::new(entries),
+        None,
+    )))
 }
 
 /// Record bytes as UTF-8 text.

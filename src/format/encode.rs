@@ -160,6 +160,7 @@ impl SinkEncoder {
                     key,
                     value,
                     timestamp: rowtime.value(row),
+                    headers: Vec::new(),
                 })
             })
             .collect()

@@ -43,6 +43,7 @@ pub fn commit_records(
         key: Some(key),
         value,
         timestamp,
+        headers: Vec::new(),
     };
     let mut records: Vec<Record> = entries.into_iter().map(|(k, v)| record(k, v)).collect();
     let marker = json!({ "offsets": offsets }).to_string().into_bytes();

@@ -5,6 +5,8 @@
 //! `PRIMARY KEY`) and that the formats can carry the columns. Creating the topic is the
 //! engine's job; this file only says which partition count was asked for.
 
+use arrow::datatypes::DataType;
+
 use crate::catalog::{Column, ColumnKind, LogicalSchema, Source, WindowInfo};
 use crate::format::Format;
 use crate::sql::ast::{ColumnConstraint, CreateSource, SourceKind, WithProperties, normalize};
@@ -178,13 +180,37 @@ fn columns(stmt: &CreateSource) -> Result<Vec<Column>> {
                     )));
                 }
                 Some(ColumnConstraint::Key | ColumnConstraint::PrimaryKey) => ColumnKind::Key,
-                Some(ColumnConstraint::Headers | ColumnConstraint::Header(_)) => {
-                    return Err(PlanError::Unsupported("header columns".into()));
+                Some(ColumnConstraint::Headers) => {
+                    header_kind(&data_type, crate::catalog::schema::headers_type(), "HEADERS")?;
+                    ColumnKind::Header(None)
+                }
+                Some(ColumnConstraint::Header(key)) => {
+                    header_kind(&data_type, DataType::Binary, &format!("HEADER('{key}')"))?;
+                    ColumnKind::Header(Some(key.clone()))
                 }
             };
             Ok(Column { name, data_type, kind })
         })
         .collect()
+}
+
+/// A header column must have the type its kind gives it.
+fn header_kind(declared: &DataType, wanted: DataType, what: &str) -> Result<()> {
+    let same = match (declared, &wanted) {
+        // Field names and nullability aside (`key` is `KEY` once normalized).
+        (DataType::List(a), DataType::List(b)) => {
+            crate::types::sql_name(a.data_type()) == crate::types::sql_name(b.data_type())
+        }
+        (a, b) => a == b,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(PlanError::Invalid(format!(
+        "Invalid type for {what} column: expected {}, got {}",
+        crate::types::sql_name(&wanted),
+        crate::types::sql_name(declared)
+    )))
 }
 
 /// `WRAP_SINGLE_VALUE` of a `WITH` clause (default `true`), checked against the value

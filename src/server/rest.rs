@@ -67,6 +67,7 @@ pub fn command_record(topic: &str, statement: &str) -> crate::record::Record {
         timestamp: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
+        headers: Vec::new(),
     }
 }
 

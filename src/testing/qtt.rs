@@ -335,7 +335,28 @@ pub(crate) fn input_record(input: &Value, engine: &Engine<MemoryKafka>) -> Resul
         timestamp: input["timestamp"].as_i64().unwrap_or(0),
         topic,
         offset: 0,
+        headers: input_headers(&input["headers"])?,
     })
+}
+
+/// A case's record headers: `[{"KEY": k, "VALUE": base64 or null}, ...]`.
+fn input_headers(headers: &Value) -> Result<Vec<crate::record::Header>, String> {
+    headers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            let key = h["KEY"].as_str().unwrap_or_default().to_string();
+            let value = match h["VALUE"].as_str() {
+                Some(text) => Some(
+                    crate::format::avro::unbase64(text)
+                        .ok_or_else(|| format!("header {key}: not base64: {text}"))?,
+                ),
+                None => None,
+            };
+            Ok((key, value))
+        })
+        .collect()
 }
 
 /// The catalog source stored in `topic` (a sink if one writes it, else a reader).
@@ -362,6 +383,7 @@ fn writer(
     let (format, suffix) = match part {
         ColumnKind::Key => (source.key_format, "key"),
         ColumnKind::Value => (source.value_format, "value"),
+        ColumnKind::Header(_) => return Err("headers have no writer".into()),
     };
     if format == Format::ProtobufNoSr {
         return framed::Writer::protobuf_nosr(&source.schema.typed(part));
