@@ -205,6 +205,20 @@ impl<R: Runtime> Engine<R> {
         };
     }
 
+    /// `ksql.persistence.default.format.key` and `.value`, when set.
+    fn default_formats(&self) -> Result<crate::plan::ddl::DefaultFormats, PlanError> {
+        let format = |name: &str| {
+            self.properties
+                .get(name)
+                .map(|f| crate::format::Format::from_name(f))
+                .transpose()
+        };
+        Ok(crate::plan::ddl::DefaultFormats {
+            key: format("ksql.persistence.default.format.key")?,
+            value: format("ksql.persistence.default.format.value")?,
+        })
+    }
+
     /// Whether `ksql.new.query.planner.enabled` is set to true.
     fn new_planner(&self) -> bool {
         self.properties
@@ -288,7 +302,7 @@ impl<R: Runtime> Engine<R> {
     }
 
     async fn create_source(&mut self, stmt: &CreateSource) -> Result<Outcome, Error> {
-        let mut planned = plan_create_source(stmt)?;
+        let mut planned = plan_create_source(stmt, self.default_formats()?)?;
         self.registry_columns(&mut planned.source)?;
         crate::plan::ddl::check_keys(planned.source.kind, &planned.source.schema)?;
         let name = planned.source.name.clone();
@@ -412,6 +426,7 @@ impl<R: Runtime> Engine<R> {
             query_id: id.clone(),
             transient: false,
             new_planner: self.new_planner(),
+            default_formats: self.default_formats()?,
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
         crate::format::validate::validate(&plan.sink)?;
@@ -505,6 +520,7 @@ impl<R: Runtime> Engine<R> {
             query_id: id.clone(),
             transient: false,
             new_planner: self.new_planner(),
+            default_formats: self.default_formats()?,
         };
         let mut plan = plan_query(&stmt.query, &self.catalog, sink)?;
         if plan.sink.schema != target.schema {

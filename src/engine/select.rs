@@ -170,6 +170,7 @@ impl<R: Runtime> Engine<R> {
             query_id: id.to_string(),
             transient: true,
             new_planner: self.new_planner(),
+            default_formats: self.default_formats()?,
         };
         let plan = plan_query(query, &self.catalog, sink)?;
         let input = plan.inputs.first().map(|i| &i.source);

@@ -43,9 +43,6 @@ pub fn validate(source: &Source) -> Result<(), FormatError> {
 }
 
 fn check(format: Format, columns: &[&Column], what: &str) -> Result<(), FormatError> {
-    let Some(reason) = reason(format, columns) else {
-        return Ok(());
-    };
     let described: Vec<String> = columns
         .iter()
         .map(|c| {
@@ -57,21 +54,24 @@ fn check(format: Format, columns: &[&Column], what: &str) -> Result<(), FormatEr
             format!("`{}` {}{key}", c.name, sql_name(&c.data_type))
         })
         .collect();
+    let listed = format!("[{}]", described.join(", "));
+    let Some(reason) = reason(format, columns, &listed) else {
+        return Ok(());
+    };
     Err(FormatError::Unsupported(format!(
-        "{what} format does not support schema.\nformat: {format}\nschema: Persistence{{columns=[{}], features=[]}}\nreason: {reason}",
-        described.join(", ")
+        "{what} format does not support schema.\nformat: {format}\nschema: Persistence{{columns={listed}, features=[]}}\nreason: {reason}"
     )))
 }
 
-fn reason(format: Format, columns: &[&Column]) -> Option<String> {
+/// Why `format` cannot carry `columns` (`listed` as ksqlDB prints them), if it cannot.
+fn reason(format: Format, columns: &[&Column], listed: &str) -> Option<String> {
     match format {
         Format::None if !columns.is_empty() => Some(format!(
-            "The 'NONE' format can only be used when no columns are defined. Got: {}",
-            columns.len()
+            "The 'NONE' format can only be used when no columns are defined. Got: {listed}"
         )),
-        Format::Kafka if columns.len() > 1 => {
-            Some("The 'KAFKA' format only supports a single field.".to_string())
-        }
+        Format::Kafka if columns.len() > 1 => Some(format!(
+            "The 'KAFKA' format only supports a single field. Got: {listed}"
+        )),
         Format::Kafka | Format::Delimited { .. } => {
             let supported = |t: &DataType| {
                 primitive(t)

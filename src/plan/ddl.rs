@@ -58,7 +58,7 @@ fn check_inference(stmt: &CreateSource, key: Format, value: Format) -> Result<()
 }
 
 /// Plans `CREATE [SOURCE] STREAM/TABLE name (columns) WITH (...)`.
-pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
+pub fn plan_create_source(stmt: &CreateSource, defaults: DefaultFormats) -> Result<PlannedSource> {
     let name = normalize(&stmt.name);
     let props = &stmt.properties;
     let topic = props.get_str("KAFKA_TOPIC").ok_or_else(|| {
@@ -66,7 +66,7 @@ pub fn plan_create_source(stmt: &CreateSource) -> Result<PlannedSource> {
             "Missing required property \"KAFKA_TOPIC\" which has no default value.".into(),
         )
     })?;
-    let (key_format, value_format) = formats(props, None)?;
+    let (key_format, value_format) = formats(props, None, defaults)?;
     check_inference(stmt, key_format, value_format)?;
     let schema = LogicalSchema::new(columns(stmt)?);
     // Schema formats may take the key from the registry: the engine checks after inferring.
@@ -257,14 +257,15 @@ pub fn check_keys(kind: SourceKind, schema: &LogicalSchema) -> Result<()> {
 pub fn formats(
     props: &WithProperties,
     inherited: Option<(Format, Format)>,
+    defaults: DefaultFormats,
 ) -> Result<(Format, Format)> {
     let format = props.get_str("FORMAT");
-    if format.is_some()
-        && (props.get("KEY_FORMAT").is_some() || props.get("VALUE_FORMAT").is_some())
-    {
-        return Err(PlanError::Invalid(
-            "Cannot supply both 'FORMAT' and 'KEY_FORMAT' or 'VALUE_FORMAT' properties, as 'FORMAT' sets both key and value formats.".into(),
-        ));
+    for part in ["KEY_FORMAT", "VALUE_FORMAT"] {
+        if format.is_some() && props.get(part).is_some() {
+            return Err(PlanError::Invalid(format!(
+                "Cannot supply both '{part}' and 'FORMAT' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
+            )));
+        }
     }
     let pick = |name: &str, inherited: Option<Format>| -> Result<Option<Format>> {
         match props.get_str(name).or_else(|| format.clone()) {
@@ -272,15 +273,29 @@ pub fn formats(
             None => Ok(inherited),
         }
     };
-    let key = pick("KEY_FORMAT", inherited.map(|i| i.0))?.unwrap_or(Format::Kafka);
-    let value = pick("VALUE_FORMAT", inherited.map(|i| i.1))?.ok_or_else(|| {
-        PlanError::Invalid(
-            "Missing required property \"VALUE_FORMAT\" which has no default value.".into(),
-        )
-    })?;
+    let key = pick("KEY_FORMAT", inherited.map(|i| i.0))?
+        .or(defaults.key)
+        .unwrap_or(Format::Kafka);
+    let value = pick("VALUE_FORMAT", inherited.map(|i| i.1))?
+        .or(defaults.value)
+        .ok_or_else(|| {
+            PlanError::Invalid(
+                "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a default via the 'ksql.persistence.default.format.value' config.".into(),
+            )
+        })?;
     let key = with_delimiter(props, "KEY_DELIMITER", key)?;
     let value = with_delimiter(props, "VALUE_DELIMITER", value)?;
     Ok((key, value))
+}
+
+/// Formats for statements that name none: `ksql.persistence.default.format.key` (else KAFKA)
+/// and `ksql.persistence.default.format.value` (else the statement must name one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DefaultFormats {
+    /// The key format when none is given or inherited.
+    pub key: Option<Format>,
+    /// The value format when none is given or inherited.
+    pub value: Option<Format>,
 }
 
 /// A DELIMITED format with the delimiter `property` names, if set.
@@ -314,7 +329,7 @@ mod tests {
 
     fn plan(sql: &str) -> Result<PlannedSource> {
         match parse(sql).unwrap().remove(0) {
-            Statement::CreateSource(c) => plan_create_source(&c),
+            Statement::CreateSource(c) => plan_create_source(&c, DefaultFormats::default()),
             _ => panic!("not a CREATE"),
         }
     }

@@ -31,6 +31,7 @@ use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::catalog::{Catalog, LogicalSchema, Source};
 use crate::exec::join::{JoinSpec, JoinType};
 use crate::exec::task::{JoinStageSpec, OperatorSpec};
+use crate::format::Format;
 use crate::sql::ast::{
     AliasedSource, Join, JoinKind, ProjectionItem, Query, SourceKind, normalize,
 };
@@ -106,7 +107,17 @@ pub fn plan_joins(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPl
     };
     star.extend(sides.iter().flat_map(Side::visible));
     let left = &joining.left;
-    let source = joined_source(&sides[0].source, left.kind, &left.schema, &left.primary_key);
+    // A keyless side (KEY_FORMAT NONE) passes the key format on to the next side's.
+    let key_format = (sides.iter())
+        .map(|s| s.source.key_format)
+        .find(|f| *f != Format::None)
+        .unwrap_or(Format::None);
+    let source = joined_source(
+        (&sides[0].source, key_format),
+        left.kind,
+        &left.schema,
+        &left.primary_key,
+    );
     Ok(FromPlan {
         input: Arc::clone(&left.schema),
         inputs: joining.inputs,
@@ -250,7 +261,7 @@ fn resolve(aliased: &AliasedSource, catalog: &Catalog) -> Result<Side> {
 fn check_sources(sides: &[Side]) -> Result<()> {
     let kafka: Vec<&str> = sides
         .iter()
-        .filter(|s| s.source.value_format == crate::format::Format::Kafka)
+        .filter(|s| s.source.value_format == Format::Kafka)
         .map(|s| s.source.name.as_str())
         .collect();
     if !kafka.is_empty() {
@@ -377,8 +388,13 @@ fn joined_schema(key: &str, left: &SchemaRef, right: &SchemaRef) -> SchemaRef {
 }
 
 /// The virtual source the rest of the query reads.
-fn joined_source(first: &Source, kind: SourceKind, schema: &SchemaRef, keys: &[String]) -> Source {
-    let formats = (first.key_format, first.value_format);
+fn joined_source(
+    (first, key_format): (&Source, Format),
+    kind: SourceKind,
+    schema: &SchemaRef,
+    keys: &[String],
+) -> Source {
+    let formats = (key_format, first.value_format);
     Source {
         name: first.name.clone(),
         kind,

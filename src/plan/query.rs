@@ -49,6 +49,8 @@ pub struct SinkRequest<'a> {
     /// `ksql.new.query.planner.enabled`: key columns come in the projection's order (else
     /// the source's), and a stream's query may leave its key out (the rows lose their key).
     pub new_planner: bool,
+    /// Formats for a sink whose statement names none and whose source gives none.
+    pub default_formats: ddl::DefaultFormats,
 }
 
 /// A planned persistent query.
@@ -579,8 +581,22 @@ fn sink_source(
     let (key_format, value_format) = ddl::formats(
         sink.properties,
         Some((source.key_format, source.value_format)),
+        sink.default_formats,
     )?;
     let schema = LogicalSchema::from_batch(output, keys);
+    // Keys from a keyless source (NONE) take the value format when it can hold keys.
+    let key_format = if key_format == crate::format::Format::None
+        && !keys.is_empty()
+        && sink.properties.get("KEY_FORMAT").is_none()
+        && sink.properties.get("FORMAT").is_none()
+    {
+        match value_format {
+            crate::format::Format::None => crate::format::Format::Kafka,
+            value => value,
+        }
+    } else {
+        key_format
+    };
     if keys.is_empty()
         && sink.kind == SourceKind::Stream
         && sink.properties.get("KEY_FORMAT").is_some()
