@@ -109,7 +109,6 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "RADIANS" => math::radians(),
         "PI" => math::pi(),
         "RANDOM" => math::random(),
-        "INITCAP" => unicode::initcap(),
         "CONCAT_WS" => string::concat_ws(),
         "INSTR" => unicode::strpos(),
         "TO_JSON_STRING" => json::ToJsonString::udf(),

@@ -166,6 +166,9 @@ pub fn function(name: &str) -> Option<Arc<ScalarUDF>> {
         "LPAD_BYTES" => RowFn::udf("lpad_bytes", 3, DataType::Binary, |a| pad_bytes(a, true)),
         "RPAD_BYTES" => RowFn::udf("rpad_bytes", 3, DataType::Binary, |a| pad_bytes(a, false)),
         "CHR" => RowFn::udf("chr", 1, DataType::Utf8, chr),
+        "INITCAP" => RowFn::udf("initcap", 1, DataType::Utf8, |a| {
+            text(arg(a, 0).map(|s| initcap(&s)))
+        }),
         "ARRAY_JOIN" => RowFn::variadic("array_join", DataType::Utf8, array_join),
         "SPLIT" => RowFn::udf("split", 2, string_list, split),
         other => return bytes_and_numbers(other),
@@ -626,6 +629,25 @@ fn format_time(args: &[ScalarValue]) -> ScalarValue {
 fn parse_time(args: &[ScalarValue]) -> Option<i64> {
     let (text, zone) = (arg(args, 0)?, arg(args, 2));
     with_java_pattern(args, 1, |p| p.parse_in(&text, zone.as_deref()).ok())
+}
+
+/// ksqlDB's INITCAP: words are separated by whitespace only; each word's first letter is
+/// upper-cased and the rest lower-cased (`some_string` → `Some_string`).
+fn initcap(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut start = true;
+    for c in s.chars() {
+        if c.is_whitespace() {
+            start = true;
+            out.push(c);
+        } else if start {
+            out.extend(c.to_uppercase());
+            start = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
 }
 
 fn arg(args: &[ScalarValue], i: usize) -> Option<String> {
