@@ -37,7 +37,7 @@ pub fn plan_partition_by(
     input: &SchemaRef,
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<Partitioned> {
-    let items = expand_items(projection, original, original)?;
+    let items = expand_items(projection, original, original, input)?;
     if let [SqlExpr::Value(v)] = partition_by
         && v.value == Value::Null
     {
@@ -62,7 +62,7 @@ pub fn plan_partition_by(
         )
         .collect();
     // Generated names avoid the source's columns, not the new keys.
-    let items = expand_items(projection, &star, original)?;
+    let items = expand_items(projection, &star, original, input)?;
     let (exprs, fields) = rekeyed_row(&keys, &names, input, &planner)?;
     operators.push((OperatorSpec::Project(exprs), Arc::clone(input)));
     let items = items

@@ -191,7 +191,7 @@ fn plan_body(
     } else if !query.partition_by.is_empty() {
         partition_body(query, from, sink, operators)?
     } else {
-        let items = expand_items(&query.projection, &from.star, &from.star)?;
+        let items = expand_items(&query.projection, &from.star, &from.star, input)?;
         let (items, exploded) = plan_table_functions(items, input, operators)?;
         let (items, exploded) = plan_folds(items, &exploded, &from.keys, operators)?;
         // A windowed source's rows keep their windows (its sink is windowed the same way).
@@ -337,12 +337,17 @@ pub fn expand_items(
     projection: &[ProjectionItem],
     star: &[String],
     taken: &[String],
+    input: &SchemaRef,
 ) -> Result<Vec<(String, SqlExpr)>> {
     let mut namer = Namer::avoiding(taken);
     let mut out = Vec::new();
     for item in projection {
-        let ProjectionItem::Item(item) = item else {
-            return Err(PlanError::Unsupported(format!("select item {item}")));
+        let item = match item {
+            ProjectionItem::Item(item) => item,
+            ProjectionItem::StructAll(e) => {
+                out.extend(struct_fields(e, input)?);
+                continue;
+            }
         };
         match item {
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
@@ -356,6 +361,30 @@ pub fn expand_items(
         }
     }
     Ok(out)
+}
+
+/// `s->*`: one item per field of the struct `s`, named after the field.
+fn struct_fields(e: &SqlExpr, input: &SchemaRef) -> Result<Vec<(String, SqlExpr)>> {
+    let df = DFSchema::try_from(input.as_ref().clone())?;
+    let planner = ExprPlanner::new(&df);
+    let DataType::Struct(fields) = planner.data_type(&planner.lower(e)?)? else {
+        return Err(PlanError::Invalid(format!(
+            "{} is not a STRUCT: it has no fields for ->*",
+            super::text::ksql_text(e)
+        )));
+    };
+    Ok(fields
+        .iter()
+        .map(|f| {
+            let field = sqlparser::ast::Ident::with_quote('`', f.name());
+            let access = SqlExpr::BinaryOp {
+                left: Box::new(e.clone()),
+                op: sqlparser::ast::BinaryOperator::Arrow,
+                right: Box::new(SqlExpr::Identifier(field)),
+            };
+            (f.name().clone(), access)
+        })
+        .collect())
 }
 
 type Projection = (Vec<(String, Arc<dyn PhysicalExpr>)>, SchemaRef, Vec<String>);
