@@ -543,6 +543,9 @@ impl<'a> ExprPlanner<'a> {
         if name.eq_ignore_ascii_case("MAP") {
             return self.map_constructor(f);
         }
+        if matches!(upper.as_str(), "GREATEST" | "LEAST") {
+            return self.greatest_least(&upper, &function_args(f)?);
+        }
         let kind = match name.to_ascii_uppercase().as_str() {
             "TRANSFORM" => Some(LambdaKind::Transform),
             "FILTER" => Some(LambdaKind::Filter),
@@ -780,7 +783,7 @@ impl<'a> ExprPlanner<'a> {
     }
 
     /// Calls `udf`, casting the arguments to what its signature accepts.
-    fn call(&self, udf: &Arc<ScalarUDF>, args: Vec<Expr>) -> Result<Expr> {
+    pub(super) fn call(&self, udf: &Arc<ScalarUDF>, args: Vec<Expr>) -> Result<Expr> {
         let fields = args
             .iter()
             .map(|a| Ok(a.to_field(self.schema)?.1))

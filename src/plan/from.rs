@@ -116,6 +116,7 @@ impl KeyColumn {
             missing: format!(
                 "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the grouping expression {name} in its projection (eg, SELECT {name}...)."
             ),
+            lists_all: false,
             ..Self::plain(name, sink)
         }
     }
@@ -131,21 +132,21 @@ impl KeyColumn {
                 "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the partitioning {{EXPRESSIONS}} {{AND_LIST}} in its projection (eg, SELECT {{EG_LIST}}...)."
             ),
             label,
-            lists_all: true,
             ..Self::plain(name, sink)
         }
     }
 
-    /// A key that must be selected by its own name.
+    /// A key that must be selected by its own name; when one of a source's keys is missing,
+    /// ksqlDB names them all.
     pub fn plain(name: &str, sink: &str) -> Self {
         Self {
             names: vec![name.to_string()],
             read: None,
             missing: format!(
-                "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the key column {name} in its projection (eg, SELECT {name}...)."
+                "Key missing from projection (ie, SELECT). The query used to build `{sink}` must include the key {{COLUMNS}} {{AND_LIST}} in its projection (eg, SELECT {{EG_LIST}}...)."
             ),
             label: name.to_string(),
-            lists_all: false,
+            lists_all: true,
         }
     }
 
