@@ -94,10 +94,11 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
     let aggregated = !query.group_by.is_empty() || query.projection.iter().any(item_has_aggregate);
     // A stream record with a null value flows through projections and PARTITION BY (as a
     // record with a null value), as in ksqlDB; WHERE, aggregations, joins and a client's
-    // push query drop it.
+    // push query drop it, as does a sink whose timestamp comes from a value column.
     if !aggregated
         && !sink.transient
         && query.selection.is_none()
+        && sink.properties.get("TIMESTAMP").is_none()
         && query.from.joins.is_empty()
         && from.source.kind == SourceKind::Stream
     {
@@ -111,10 +112,6 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
     )?;
     let (projection, keys, after, window) =
         plan_body(query, &from, aggregated, &sink.name, &mut operators)?;
-    let timestamp = sink
-        .properties
-        .get_str("TIMESTAMP")
-        .map(|t| t.to_ascii_uppercase());
     let mode = ProjectionMode {
         aggregated,
         windowed: window.is_some(),
@@ -122,9 +119,8 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         new_planner: sink.new_planner,
         stream: sink.kind == SourceKind::Stream,
     };
-    let (project, output_schema, key_names) =
-        plan_projection(&projection, &keys, &after, mode, timestamp.as_deref())?;
-    operators.push((OperatorSpec::Project(project), after));
+    let (output_schema, key_names) =
+        plan_output((&projection, &keys, after), mode, &sink, &mut operators)?;
     let sink_source = sink_source(&sink, source, &output_schema, &key_names, window)?;
     Ok(QueryPlan {
         inputs: from.inputs,
@@ -439,13 +435,53 @@ struct ProjectionMode {
     stream: bool,
 }
 
+/// The select list's operators (and, with a sink `TIMESTAMP` column, the filter dropping
+/// rows whose timestamp cannot be read); the output schema and key names.
+fn plan_output(
+    (items, keys, input): (&[(String, SqlExpr)], &[KeyColumn], SchemaRef),
+    mode: ProjectionMode,
+    sink: &SinkRequest<'_>,
+    operators: &mut Vec<(OperatorSpec, SchemaRef)>,
+) -> Result<(SchemaRef, Vec<String>)> {
+    let timestamp = sink.properties.get_str("TIMESTAMP").map(|column| Stamp {
+        column: column.to_ascii_uppercase(),
+        format: sink.properties.get_str("TIMESTAMP_FORMAT"),
+    });
+    if let Some(stamp) = &timestamp
+        && !items.iter().any(|(n, _)| *n == stamp.column)
+    {
+        return Err(PlanError::Invalid(format!(
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{}'",
+            stamp.column
+        )));
+    }
+    let (project, output_schema, key_names) =
+        plan_projection(items, keys, &input, mode, timestamp.as_ref())?;
+    operators.push((OperatorSpec::Project(project), input));
+    if timestamp.is_some() && mode.stream {
+        // A record whose timestamp column cannot be read is dropped (processing log).
+        let df = DFSchema::try_from(output_schema.as_ref().clone())?;
+        let valid =
+            ExprPlanner::new(&df).plan(&SqlExpr::IsNotNull(Box::new(column_ref(ROWTIME))))?;
+        operators.push((OperatorSpec::Filter(valid), Arc::clone(&output_schema)));
+    }
+    Ok((output_schema, key_names))
+}
+
+/// A sink's `TIMESTAMP` column and `TIMESTAMP_FORMAT`.
+#[derive(Debug)]
+struct Stamp {
+    column: String,
+    format: Option<String>,
+}
+
 /// Plans the select list over `input`; key columns must be selected (possibly renamed).
 fn plan_projection(
     items: &[(String, SqlExpr)],
     keys: &[KeyColumn],
     input: &SchemaRef,
     mode: ProjectionMode,
-    timestamp: Option<&str>,
+    timestamp: Option<&Stamp>,
 ) -> Result<Projection> {
     let ProjectionMode {
         aggregated,
@@ -557,7 +593,7 @@ fn add_passthrough(
     exprs: &mut Vec<(String, Arc<dyn PhysicalExpr>)>,
     items: &[(String, SqlExpr)],
     planner: &ExprPlanner<'_>,
-    (windowed, timestamp): (bool, Option<&str>),
+    (windowed, timestamp): (bool, Option<&Stamp>),
 ) -> Result<()> {
     let mut passthrough = vec![ROWTIME];
     if windowed {
@@ -580,24 +616,41 @@ fn add_passthrough(
     }
     // `WITH (TIMESTAMP='col')` on the sink: the column's value is the records' timestamp.
     let stamp = match timestamp {
-        Some(ts) => Some(items.iter().find(|(n, _)| n == ts).ok_or_else(|| {
-            PlanError::Invalid(format!(
-                "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
-            ))
-        })?),
+        Some(stamp) => items
+            .iter()
+            .find(|(n, _)| *n == stamp.column)
+            .map(|(_, item)| stamp_expr(item, stamp, planner))
+            .transpose()?,
         None => None,
     };
     for name in passthrough {
-        let expr = match stamp {
-            Some((_, item)) if name == ROWTIME => planner.physical(&datafusion_expr::cast(
-                planner.lower(item)?,
-                DataType::Int64,
-            ))?,
+        let expr = match &stamp {
+            Some(stamp) if name == ROWTIME => planner.physical(stamp)?,
             _ => planner.plan(&column_ref(name))?,
         };
         exprs.push((name.to_string(), expr));
     }
     Ok(())
+}
+
+/// The records' timestamp from the sink's `TIMESTAMP` column `item`: a BIGINT or TIMESTAMP
+/// as is, a string read with `TIMESTAMP_FORMAT`.
+fn stamp_expr(item: &SqlExpr, stamp: &Stamp, planner: &ExprPlanner<'_>) -> Result<Expr> {
+    let lowered = planner.lower(item)?;
+    match (planner.data_type(&lowered)?, &stamp.format) {
+        (DataType::Int64 | DataType::Timestamp(..), _) => {
+            Ok(datafusion_expr::cast(lowered, DataType::Int64))
+        }
+        (DataType::Utf8, Some(format)) => {
+            let parse = crate::functions::scalar("STRINGTOTIMESTAMP")
+                .ok_or_else(|| PlanError::UnknownFunction("STRINGTOTIMESTAMP".into()))?;
+            planner.call(&parse, vec![lowered, datafusion_expr::lit(format.clone())])
+        }
+        _ => Err(PlanError::Invalid(format!(
+            "Timestamp column, `{}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified",
+            stamp.column
+        ))),
+    }
 }
 
 fn sink_source(
