@@ -11,6 +11,7 @@ use std::sync::Arc;
 pub mod attr;
 pub mod cast;
 pub mod collect;
+pub mod cube;
 pub mod json;
 pub mod lambda;
 pub mod rowwise;

@@ -188,7 +188,8 @@ fn plan_body(
         partition_body(query, from, sink, operators)?
     } else {
         let items = expand_items(&query.projection, &from.star, &from.star, input)?;
-        let (items, exploded) = plan_table_functions(items, input, operators)?;
+        let table = source.kind == SourceKind::Table;
+        let (items, exploded) = plan_table_functions(items, (input, table), operators)?;
         let (items, exploded) = plan_folds(items, &exploded, &from.keys, operators)?;
         // A windowed source's rows keep their windows (its sink is windowed the same way).
         let window = from

@@ -1,8 +1,9 @@
-//! Planning table functions (`EXPLODE`) in a select list.
+//! Planning table functions (`EXPLODE`, `CUBE_EXPLODE`) in a select list.
 //!
 //! Every `EXPLODE(array)` call is replaced by a reference to a synthetic column
 //! (`KSQL_SYNTH_n`) that an unnest operator, placed before the projection, fills with one
-//! array element per output row. Aggregations over exploded rows are not planned yet.
+//! array element per output row. `CUBE_EXPLODE(array)` explodes the array's combinations
+//! ([`crate::functions::cube`]). Aggregations over exploded rows are not planned yet.
 
 use std::sync::Arc;
 
@@ -22,10 +23,11 @@ type Result<T> = std::result::Result<T, PlanError>;
 /// Returns the items and the schema the projection then reads.
 pub fn plan_table_functions(
     items: Vec<(String, SqlExpr)>,
-    input: &SchemaRef,
+    (input, table): (&SchemaRef, bool),
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<(Vec<(String, SqlExpr)>, SchemaRef)> {
-    let mut arrays: Vec<SqlExpr> = Vec::new();
+    // Each exploded array, and whether it is CUBE_EXPLODE's.
+    let mut arrays: Vec<(SqlExpr, bool)> = Vec::new();
     let mut failure = None;
     let items: Vec<(String, SqlExpr)> = items
         .into_iter()
@@ -34,15 +36,18 @@ pub fn plan_table_functions(
                 let SqlExpr::Function(f) = node else {
                     return None;
                 };
-                if !f.name.to_string().eq_ignore_ascii_case("EXPLODE") {
+                let name = f.name.to_string().to_ascii_uppercase();
+                if name != "EXPLODE" && name != "CUBE_EXPLODE" {
                     return None;
                 }
                 match function_args(f).map(|a| a.as_slice().to_vec()) {
-                    Ok(args) if args.len() == 1 => arrays.push(args[0].clone()),
+                    Ok(args) if args.len() == 1 => {
+                        arrays.push((args[0].clone(), name == "CUBE_EXPLODE"))
+                    }
                     _ => {
-                        failure = Some(PlanError::Invalid(
-                            "EXPLODE takes one ARRAY argument".into(),
-                        ))
+                        failure = Some(PlanError::Invalid(format!(
+                            "{name} takes one ARRAY argument"
+                        )))
                     }
                 }
                 Some(column_ref(&format!(
@@ -59,12 +64,23 @@ pub fn plan_table_functions(
     if arrays.is_empty() {
         return Ok((items, Arc::clone(input)));
     }
+    if table {
+        return Err(PlanError::Invalid(
+            "Table source is not supported with table functions".into(),
+        ));
+    }
     let df = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df);
     let named = arrays
         .iter()
         .enumerate()
-        .map(|(i, a)| Ok((format!("KSQL_SYNTH_{i}"), planner.plan(a)?)))
+        .map(|(i, (a, cube))| {
+            let mut array = planner.lower(a)?;
+            if *cube {
+                array = crate::functions::cube::CubeCombinations::udf().call(vec![array]);
+            }
+            Ok((format!("KSQL_SYNTH_{i}"), planner.physical(&array)?))
+        })
         .collect::<Result<Vec<_>>>()?;
     let unnested =
         UnnestOp::try_new(named.clone(), input).map_err(|e| PlanError::Invalid(e.to_string()))?;
