@@ -141,6 +141,7 @@ fn nested(name: &str) -> Option<Arc<ScalarUDF>> {
         "ARRAY_EXCEPT" => except::array_except_udf(),
         "SLICE" => extract::array_slice_udf(),
         "MAP_KEYS" => map_keys::map_keys_udf(),
+        "AS_MAP" => datafusion_functions_nested::map::map_udf(),
         "MAP_VALUES" => map_values::map_values_udf(),
         _ => return None,
     })

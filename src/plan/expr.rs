@@ -704,48 +704,18 @@ impl<'a> ExprPlanner<'a> {
         };
         let (mut keys, mut values) = (Vec::new(), Vec::new());
         for arg in &list.args {
-            let (key, value) = match arg {
-                FunctionArg::Named {
-                    name,
-                    arg: FunctionArgExpr::Expr(value),
-                    ..
-                } if name.quote_style == Some('\'') => (
-                    Expr::Literal(ScalarValue::Utf8(Some(name.value.clone())), None),
-                    value,
-                ),
-                FunctionArg::Named {
-                    name,
-                    arg: FunctionArgExpr::Expr(value),
-                    ..
-                } if name.value.eq_ignore_ascii_case("NULL") => {
-                    (Expr::Literal(ScalarValue::Null, None), value)
-                }
-                FunctionArg::Named {
-                    name,
-                    arg: FunctionArgExpr::Expr(value),
-                    ..
-                } => (self.lower(&SqlExpr::Identifier(name.clone()))?, value),
-                FunctionArg::ExprNamed {
-                    name,
-                    arg: FunctionArgExpr::Expr(value),
-                    ..
-                } => (self.lower(name)?, value),
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(_)) => {
-                    let args = function_args(f)?
-                        .iter()
-                        .map(|a| self.lower(a))
-                        .collect::<Result<Vec<_>>>()?;
-                    return self.call(&datafusion_functions_nested::map::map_udf(), args);
-                }
-                other => {
-                    return Err(PlanError::Invalid(format!(
-                        "MAP entries are written key := value, got {other}"
-                    )));
-                }
+            let Some((key, value)) = self.map_entry(arg)? else {
+                // MAP(keys, values): two arrays.
+                let args = function_args(f)?
+                    .iter()
+                    .map(|a| self.lower(a))
+                    .collect::<Result<Vec<_>>>()?;
+                return self.call(&datafusion_functions_nested::map::map_udf(), args);
             };
             keys.push(key);
-            values.push(self.lower(value)?);
+            values.push(value);
         }
+        let (keys, values) = self.map_entries(keys, &values)?;
         check_map_entries(&keys, &values)?;
         let array = datafusion_functions_nested::make_array::make_array_udf();
         let keys = self.call(&array, keys)?;
@@ -754,6 +724,113 @@ impl<'a> ExprPlanner<'a> {
             &datafusion_functions_nested::map::map_udf(),
             vec![keys, values],
         )
+    }
+
+    /// One `key := value` entry of a map constructor: the key lowered and the value as
+    /// written; `None` for a plain argument (the two-array form).
+    fn map_entry<'f>(&self, arg: &'f FunctionArg) -> Result<Option<(Expr, &'f SqlExpr)>> {
+        Ok(Some(match arg {
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            } if name.quote_style == Some('\'') => (
+                Expr::Literal(ScalarValue::Utf8(Some(name.value.clone())), None),
+                value,
+            ),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            } if name.value.eq_ignore_ascii_case("NULL") => {
+                (Expr::Literal(ScalarValue::Null, None), value)
+            }
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            } => (self.lower(&SqlExpr::Identifier(name.clone()))?, value),
+            FunctionArg::ExprNamed {
+                name,
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            } => (self.lower(name)?, value),
+            // `10 := v`: sqlparser reads a literal key as an assignment expression.
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::BinaryOp {
+                left,
+                op: BinaryOperator::Assignment,
+                right,
+            })) => (self.lower(left)?, right.as_ref()),
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(_)) => return Ok(None),
+            other => {
+                return Err(PlanError::Invalid(format!(
+                    "MAP entries are written key := value, got {other}"
+                )));
+            }
+        }))
+    }
+
+    /// A map constructor's keys and values in one key type and one value type, as ksqlDB
+    /// types them: the first key's type (a NULL key of a STRING map reads `null`), and the
+    /// first value's that is not a string literal (string literals read as that type).
+    fn map_entries(&self, keys: Vec<Expr>, values: &[&SqlExpr]) -> Result<(Vec<Expr>, Vec<Expr>)> {
+        let string_literal = |e: &SqlExpr| match e {
+            SqlExpr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let lowered = values
+            .iter()
+            .map(|v| self.lower(v))
+            .collect::<Result<Vec<_>>>()?;
+        let types = lowered
+            .iter()
+            .map(|v| self.data_type(v))
+            .collect::<Result<Vec<_>>>()?;
+        let value_type = (types.iter().zip(values))
+            .find(|(t, v)| !t.is_null() && string_literal(v).is_none())
+            .or_else(|| types.iter().zip(values).find(|(t, _)| !t.is_null()))
+            .map(|(t, _)| t.clone());
+        let mut out_values = Vec::with_capacity(values.len());
+        for ((value, t), sql) in lowered.into_iter().zip(&types).zip(values) {
+            let value = match (&value_type, string_literal(sql)) {
+                (Some(target), Some(s)) if target != &DataType::Utf8 => {
+                    match super::in_list::literal_as(&s, target)? {
+                        Some(literal) => self.lower(&literal)?,
+                        None => value,
+                    }
+                }
+                _ => value,
+            };
+            let t = if string_literal(sql).is_some() {
+                self.data_type(&value)?
+            } else {
+                t.clone()
+            };
+            out_values.push(match &value_type {
+                Some(target) => cast_to(value, &t, target),
+                None => value,
+            });
+        }
+        let key_types = keys
+            .iter()
+            .map(|k| self.data_type(k))
+            .collect::<Result<Vec<_>>>()?;
+        let key_type = key_types.iter().find(|t| !t.is_null()).cloned();
+        let out_keys = keys
+            .into_iter()
+            .zip(&key_types)
+            .map(|(k, t)| match &key_type {
+                Some(DataType::Utf8) if t.is_null() && !out_values.is_empty() => {
+                    datafusion_expr::lit("null")
+                }
+                Some(target) => cast_to(k, t, target),
+                None => k,
+            })
+            .collect();
+        Ok((out_keys, out_values))
     }
 
     /// `COALESCE(a, b, ...)` as `CASE WHEN a IS NOT NULL THEN a ... END`, in the first

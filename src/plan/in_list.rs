@@ -265,7 +265,7 @@ fn entry_type(function: &str, target: &DataType, field: &str) -> Option<DataType
 }
 
 /// A string literal read as the number or boolean `target` wants (`None`: left a string).
-fn literal_as(s: &str, target: &DataType) -> Result<Option<SqlExpr>> {
+pub(super) fn literal_as(s: &str, target: &DataType) -> Result<Option<SqlExpr>> {
     let value = match family(target) {
         Family::Number => {
             let text = s.trim();
