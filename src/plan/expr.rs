@@ -40,6 +40,22 @@ impl<'a> ExprPlanner<'a> {
         Self { schema }
     }
 
+    /// Lowers each of `exprs`, with its type.
+    pub fn lower_typed<'e>(
+        &self,
+        exprs: impl IntoIterator<Item = &'e SqlExpr>,
+    ) -> Result<(Vec<Expr>, Vec<DataType>)> {
+        let lowered = exprs
+            .into_iter()
+            .map(|e| self.lower(e))
+            .collect::<Result<Vec<_>>>()?;
+        let types = lowered
+            .iter()
+            .map(|e| self.data_type(e))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((lowered, types))
+    }
+
     /// Lowers and plans `expr` in one step.
     pub fn plan(&self, expr: &SqlExpr) -> Result<Arc<dyn PhysicalExpr>> {
         self.physical(&self.lower(expr)?)
@@ -781,14 +797,7 @@ impl<'a> ExprPlanner<'a> {
             },
             _ => None,
         };
-        let lowered = values
-            .iter()
-            .map(|v| self.lower(v))
-            .collect::<Result<Vec<_>>>()?;
-        let types = lowered
-            .iter()
-            .map(|v| self.data_type(v))
-            .collect::<Result<Vec<_>>>()?;
+        let (lowered, types) = self.lower_typed(values.iter().copied())?;
         let value_type = (types.iter().zip(values))
             .find(|(t, v)| !t.is_null() && string_literal(v).is_none())
             .or_else(|| types.iter().zip(values).find(|(t, _)| !t.is_null()))

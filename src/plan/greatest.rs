@@ -38,14 +38,7 @@ fn numeric(t: &DataType) -> Option<Numeric> {
 impl ExprPlanner<'_> {
     /// `GREATEST(...)` or `LEAST(...)` (`name` upper case).
     pub(super) fn greatest_least(&self, name: &str, args: &[SqlExpr]) -> Result<Expr> {
-        let lowered = args
-            .iter()
-            .map(|a| self.lower(a))
-            .collect::<Result<Vec<_>>>()?;
-        let types = lowered
-            .iter()
-            .map(|e| self.data_type(e))
-            .collect::<Result<Vec<_>>>()?;
+        let (lowered, types) = self.lower_typed(args)?;
         let args = match overload(&name.to_ascii_lowercase(), &types)? {
             Some(t) => lowered
                 .into_iter()
