@@ -12,6 +12,7 @@ pub mod attr;
 pub mod cast;
 pub mod collect;
 pub mod cube;
+pub mod entries;
 pub mod json;
 pub mod lambda;
 pub mod rowwise;
@@ -111,7 +112,6 @@ pub fn scalar(name: &str) -> Option<Arc<ScalarUDF>> {
         "PI" => math::pi(),
         "RANDOM" => math::random(),
         "CONCAT_WS" => string::concat_ws(),
-        "INSTR" => unicode::strpos(),
         "TO_JSON_STRING" => json::ToJsonString::udf(),
         other => {
             return nested(other)
@@ -142,6 +142,7 @@ fn nested(name: &str) -> Option<Arc<ScalarUDF>> {
         "SLICE" => extract::array_slice_udf(),
         "MAP_KEYS" => map_keys::map_keys_udf(),
         "AS_MAP" => datafusion_functions_nested::map::map_udf(),
+        "ENTRIES" => entries::Entries::udf(),
         "MAP_VALUES" => map_values::map_values_udf(),
         _ => return None,
     })

@@ -166,6 +166,7 @@ pub fn function(name: &str) -> Option<Arc<ScalarUDF>> {
         "LPAD_BYTES" => RowFn::udf("lpad_bytes", 3, DataType::Binary, |a| pad_bytes(a, true)),
         "RPAD_BYTES" => RowFn::udf("rpad_bytes", 3, DataType::Binary, |a| pad_bytes(a, false)),
         "CHR" => RowFn::udf("chr", 1, DataType::Utf8, chr),
+        "INSTR" => RowFn::variadic("instr", DataType::Int32, instr_args),
         "INITCAP" => RowFn::udf("initcap", 1, DataType::Utf8, |a| {
             text(arg(a, 0).map(|s| initcap(&s)))
         }),
@@ -629,6 +630,45 @@ fn format_time(args: &[ScalarValue]) -> ScalarValue {
 fn parse_time(args: &[ScalarValue]) -> Option<i64> {
     let (text, zone) = (arg(args, 0)?, arg(args, 2));
     with_java_pattern(args, 1, |p| p.parse_in(&text, zone.as_deref()).ok())
+}
+
+/// `INSTR(s, sub[, position[, occurrence]])`.
+fn instr_args(a: &[ScalarValue]) -> ScalarValue {
+    let number = |i: usize| arg(a, i).and_then(|n| n.parse::<i64>().ok());
+    match (arg(a, 0), arg(a, 1)) {
+        (Some(s), Some(sub)) => ScalarValue::Int32(Some(instr(
+            &s,
+            &sub,
+            number(2).unwrap_or(1),
+            number(3).unwrap_or(1),
+        ))),
+        _ => ScalarValue::Int32(None),
+    }
+}
+
+/// ksqlDB's INSTR: the 1-based position of the `occurrence`-th `sub` in `s`, searching
+/// forward from `position`, or backward from `position` characters before the end when it
+/// is negative; 0 when there is none.
+fn instr(s: &str, sub: &str, position: i64, occurrence: i64) -> i32 {
+    let chars: Vec<char> = s.chars().collect();
+    let needle: Vec<char> = sub.chars().collect();
+    let len = chars.len() as i64;
+    let at = |i: i64| {
+        i >= 0
+            && i + needle.len() as i64 <= len
+            && chars[i as usize..i as usize + needle.len()] == needle[..]
+    };
+    let matches: Box<dyn Iterator<Item = i64>> = if position > 0 {
+        Box::new((position - 1..len).filter(|i| at(*i)))
+    } else if position < 0 {
+        Box::new((0..=(len + position)).rev().filter(|i| at(*i)))
+    } else {
+        return 0;
+    };
+    matches
+        .into_iter()
+        .nth(occurrence.max(1) as usize - 1)
+        .map_or(0, |i| (i + 1) as i32)
 }
 
 /// ksqlDB's INITCAP: words are separated by whitespace only; each word's first letter is

@@ -562,6 +562,9 @@ impl<'a> ExprPlanner<'a> {
         if matches!(upper.as_str(), "GREATEST" | "LEAST") {
             return self.greatest_least(&upper, &function_args(f)?);
         }
+        if upper == "GENERATE_SERIES" {
+            return self.generate_series(&function_args(f)?);
+        }
         let kind = match name.to_ascii_uppercase().as_str() {
             "TRANSFORM" => Some(LambdaKind::Transform),
             "FILTER" => Some(LambdaKind::Filter),
@@ -606,10 +609,16 @@ impl<'a> ExprPlanner<'a> {
 
     /// `STRUCT(f1 := v1, ...)` as DataFusion's `named_struct('F1', v1, ...)`.
     fn struct_constructor(&self, f: &Function) -> Result<Expr> {
-        let FunctionArguments::List(list) = &f.args else {
-            return Ok(datafusion_functions::core::named_struct().call(Vec::new()));
+        let list = match &f.args {
+            FunctionArguments::List(list) if !list.args.is_empty() => list,
+            // STRUCT(): a struct with no fields.
+            _ => {
+                let empty = arrow::array::StructArray::new_empty_fields(1, None);
+                return Ok(Expr::Literal(ScalarValue::Struct(Arc::new(empty)), None));
+            }
         };
         let mut args = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for arg in &list.args {
             let FunctionArg::Named {
                 name,
@@ -621,10 +630,14 @@ impl<'a> ExprPlanner<'a> {
                     "STRUCT fields are written name := value, got {arg}"
                 )));
             };
-            args.push(Expr::Literal(
-                ScalarValue::Utf8(Some(normalize(name))),
-                None,
-            ));
+            let field = normalize(name);
+            if names.contains(&field) {
+                return Err(PlanError::Invalid(format!(
+                    "Duplicate field names found in STRUCT: '{field}'"
+                )));
+            }
+            names.push(field.clone());
+            args.push(Expr::Literal(ScalarValue::Utf8(Some(field)), None));
             args.push(self.lower(value)?);
         }
         Ok(datafusion_functions::core::named_struct().call(args))
@@ -784,6 +797,34 @@ impl<'a> ExprPlanner<'a> {
                 )));
             }
         }))
+    }
+
+    /// `GENERATE_SERIES(start, end[, step])`: the numbers from `start` to `end` inclusive,
+    /// counting down when `end` is smaller and no step is given; INT for INT arguments.
+    fn generate_series(&self, args: &[SqlExpr]) -> Result<Expr> {
+        let (lowered, types) = self.lower_typed(args)?;
+        let [start, end, rest @ ..] = lowered.as_slice() else {
+            return Err(PlanError::Invalid(
+                "GENERATE_SERIES takes a start, an end and optionally a step".into(),
+            ));
+        };
+        let wide = |e: &Expr| datafusion_expr::cast(e.clone(), DataType::Int64);
+        let step = match rest.first() {
+            Some(step) => wide(step),
+            None => datafusion_expr::when(wide(start).lt_eq(wide(end)), datafusion_expr::lit(1i64))
+                .otherwise(datafusion_expr::lit(-1i64))?,
+        };
+        let series = datafusion_functions_nested::range::gen_series_udf().call(vec![
+            wide(start),
+            wide(end),
+            step,
+        ]);
+        Ok(if types.iter().all(|t| *t == DataType::Int32) {
+            let item = Arc::new(arrow::datatypes::Field::new("item", DataType::Int32, true));
+            datafusion_expr::cast(series, DataType::List(item))
+        } else {
+            series
+        })
     }
 
     /// A map constructor's keys and values in one key type and one value type, as ksqlDB
