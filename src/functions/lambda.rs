@@ -5,8 +5,9 @@
 //! row: over all of an array's elements (or a map's entries) at once for TRANSFORM and
 //! FILTER, element by element for REDUCE, whose state carries from one to the next; REDUCE
 //! over a NULL collection gives its initial state, as in ksqlDB. Lambda bodies see only their
-//! parameters (not the row's other columns). Where ksqlDB's Java arithmetic fails on a NULL
-//! element and returns NULL for the whole collection, Eddy yields a NULL element instead.
+//! parameters (not the row's other columns). Arithmetic on a NULL inside a lambda body fails
+//! the call ([`Unboxed`]), so the whole result is NULL, as Java's unboxing makes it in ksqlDB;
+//! so does a TRANSFORM of a map that yields one key twice.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,50 @@ impl Lambda {
         let rows = columns.first().map_or(0, |c| c.len());
         let batch = RecordBatch::try_new(Arc::clone(&self.params), columns)?;
         self.body.evaluate(&batch)?.into_array(rows)
+    }
+}
+
+/// An arithmetic operand inside a lambda body: passed through, but a NULL fails the call
+/// (ksqlDB's lambdas unbox their numbers, and a NULL throws).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Unboxed {
+    signature: Signature,
+}
+
+impl Unboxed {
+    /// The check as a DataFusion function of one argument.
+    pub fn udf() -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }))
+    }
+}
+
+impl ScalarUDFImpl for Unboxed {
+    fn name(&self) -> &str {
+        "unboxed"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args.first().cloned().unwrap_or(DataType::Null))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(value) = args.args.into_iter().next() else {
+            return exec_err!("unboxed takes one argument");
+        };
+        let nulls = match &value {
+            ColumnarValue::Array(a) => a.null_count() > 0,
+            ColumnarValue::Scalar(s) => s.is_null(),
+        };
+        if nulls {
+            return exec_err!("arithmetic on a NULL in a lambda");
+        }
+        Ok(value)
     }
 }
 
@@ -102,6 +147,13 @@ impl LambdaCall {
             (Kind::Transform, DataType::Map(..)) => {
                 let (k, v) = map_parts(collection.as_map());
                 let keys = self.lambdas[0].eval(vec![Arc::clone(&k), Arc::clone(&v)])?;
+                let mut seen = std::collections::HashSet::new();
+                let unique = (0..keys.len())
+                    .all(|i| ScalarValue::try_from_array(&keys, i).is_ok_and(|s| seen.insert(s)));
+                if !unique {
+                    // ksqlDB's map builder refuses a key twice: the call fails, giving NULL.
+                    return ScalarValue::try_from(&self.returns);
+                }
                 let values = self.lambdas[1].eval(vec![k, v])?;
                 map(&self.returns, keys, values)
             }

@@ -32,12 +32,17 @@ type Result<T> = std::result::Result<T, PlanError>;
 #[derive(Debug)]
 pub struct ExprPlanner<'a> {
     schema: &'a DFSchema,
+    /// Inside a lambda body: arithmetic on a NULL fails (Java's unboxing, in ksqlDB).
+    strict_arithmetic: bool,
 }
 
 impl<'a> ExprPlanner<'a> {
     /// A planner resolving names in `schema`.
     pub fn new(schema: &'a DFSchema) -> Self {
-        Self { schema }
+        Self {
+            schema,
+            strict_arithmetic: false,
+        }
     }
 
     /// Lowers each of `exprs`, with its type.
@@ -397,33 +402,23 @@ impl<'a> ExprPlanner<'a> {
         let (lc, rc) = BinaryTypeCoercer::new(&lt, &op, &rt)
             .get_input_types()
             .map_err(|_| unsupported_operands((left, &lt), (sql_op, op), (right, &rt)))?;
-        let nested = |t: &DataType| {
-            matches!(
-                t,
-                DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
-            )
-        };
-        let ordering = matches!(
-            op,
-            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
-        );
-        // ksqlDB compares numbers with numbers only (a string is not read as a number here,
-        // unlike in IN lists).
-        let text_and_number =
-            |a: &DataType, b: &DataType| family(a) == Family::Number && matches!(b, DataType::Utf8);
-        let mismatched =
-            is_comparison(op) && (text_and_number(&lt, &rt) || text_and_number(&rt, &lt));
-        if mismatched || (ordering && (nested(&lt) || nested(&rt))) {
-            return Err(PlanError::Invalid(format!(
-                "Cannot compare {} ({}) to {} ({}) with {}.",
-                normalize_expr(left),
-                crate::types::sql_name(&lt),
-                normalize_expr(right),
-                crate::types::sql_name(&rt),
-                comparison_name(op)
-            )));
-        }
+        check_comparable((left, &lt), op, (right, &rt))?;
         let (l, r) = (cast_to(l, &lt, &lc), cast_to(r, &rt, &rc));
+        let (l, r) = if self.strict_arithmetic && is_arithmetic_operator(op) {
+            let unboxed = crate::functions::lambda::Unboxed::udf();
+            (unboxed.call(vec![l]), unboxed.call(vec![r]))
+        } else {
+            (l, r)
+        };
+        // Java's && and || do not evaluate their right side when the left decides: in a
+        // lambda (where arithmetic on a NULL fails) the right side must not run then.
+        if self.strict_arithmetic && matches!(op, Operator::And | Operator::Or) {
+            let (then, otherwise) = match op {
+                Operator::And => (r, datafusion_expr::lit(false)),
+                _ => (datafusion_expr::lit(true), r),
+            };
+            return Ok(datafusion_expr::when(l, then).otherwise(otherwise)?);
+        }
         if is_comparison(op) {
             // ksqlDB: a comparison with a NULL operand is false, not NULL. Arithmetic on a
             // NULL fails in ksqlDB (Java unboxing) and fails the whole expression, giving
@@ -715,7 +710,10 @@ impl<'a> ExprPlanner<'a> {
         }
         let params = crate::functions::lambda::params(&names, types);
         let df = DFSchema::try_from(params.as_ref().clone())?;
-        let planner = ExprPlanner::new(&df);
+        let planner = ExprPlanner {
+            strict_arithmetic: true,
+            ..ExprPlanner::new(&df)
+        };
         let lowered = planner.lower(&lambda.body)?;
         let returns = planner.data_type(&lowered)?;
         let body = planner.physical(&lowered)?;
@@ -936,6 +934,39 @@ impl<'a> ExprPlanner<'a> {
             _ => Ok(call),
         }
     }
+}
+
+/// ksqlDB compares numbers with numbers only (a string is not read as a number here, unlike
+/// in IN lists), and never orders arrays, maps or structs.
+fn check_comparable(
+    (left, lt): (&SqlExpr, &DataType),
+    op: Operator,
+    (right, rt): (&SqlExpr, &DataType),
+) -> Result<()> {
+    let nested = |t: &DataType| {
+        matches!(
+            t,
+            DataType::List(_) | DataType::Map(..) | DataType::Struct(_)
+        )
+    };
+    let ordering = matches!(
+        op,
+        Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+    );
+    let text_and_number =
+        |a: &DataType, b: &DataType| family(a) == Family::Number && matches!(b, DataType::Utf8);
+    let mismatched = is_comparison(op) && (text_and_number(lt, rt) || text_and_number(rt, lt));
+    if mismatched || (ordering && (nested(lt) || nested(rt))) {
+        return Err(PlanError::Invalid(format!(
+            "Cannot compare {} ({}) to {} ({}) with {}.",
+            normalize_expr(left),
+            crate::types::sql_name(lt),
+            normalize_expr(right),
+            crate::types::sql_name(rt),
+            comparison_name(op)
+        )));
+    }
+    Ok(())
 }
 
 /// ksqlDB's error for operands an operator does not take.
