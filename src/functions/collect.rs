@@ -174,6 +174,39 @@ struct Values {
     values: Vec<ScalarValue>,
 }
 
+/// A map value with its entries sorted by key (other values as they are), so that two maps
+/// with the same entries compare equal.
+fn sorted_map(value: &ScalarValue) -> ScalarValue {
+    let ScalarValue::Map(map) = value else {
+        return value.clone();
+    };
+    let sorted = || -> Result<ScalarValue> {
+        if map.is_empty() || map.is_null(0) {
+            return Ok(value.clone());
+        }
+        let entries = map.value(0);
+        let order = arrow::compute::sort_to_indices(entries.column(0), None, None)?;
+        let columns = entries
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c, &order, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let entries = arrow::array::StructArray::try_new(entries.fields().clone(), columns, None)?;
+        let DataType::Map(field, ordered) = map.data_type() else {
+            return Ok(value.clone());
+        };
+        let offsets = arrow::buffer::OffsetBuffer::from_lengths([entries.len()]);
+        Ok(ScalarValue::Map(Arc::new(arrow::array::MapArray::try_new(
+            Arc::clone(field),
+            offsets,
+            entries,
+            None,
+            *ordered,
+        )?)))
+    };
+    sorted().unwrap_or_else(|_| value.clone())
+}
+
 impl Values {
     /// Whether a NULL input is kept (COLLECT_LIST and COLLECT_SET keep them).
     fn keeps_nulls(&self) -> bool {
@@ -184,14 +217,18 @@ impl Values {
         }
     }
 
+    /// The values once each, in arrival order; maps equal whatever their entries' order.
     fn distinct(&self) -> Vec<ScalarValue> {
         let mut seen: Vec<ScalarValue> = Vec::new();
+        let mut out = Vec::new();
         for v in &self.values {
-            if !seen.contains(v) {
-                seen.push(v.clone());
+            let canonical = sorted_map(v);
+            if !seen.contains(&canonical) {
+                seen.push(canonical);
+                out.push(v.clone());
             }
         }
-        seen
+        out
     }
 
     /// The `k` greatest, greatest first; ties keep their arrival order.
