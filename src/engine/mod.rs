@@ -219,6 +219,19 @@ impl<R: Runtime> Engine<R> {
         })
     }
 
+    /// Replaces every property (those of a client's request, say), returning the ones set
+    /// before so they can be put back.
+    pub fn swap_properties(
+        &mut self,
+        properties: BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let properties = properties
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        std::mem::replace(&mut self.properties, properties)
+    }
+
     /// Whether `ksql.new.query.planner.enabled` is set to true.
     fn new_planner(&self) -> bool {
         self.properties
@@ -293,6 +306,14 @@ impl<R: Runtime> Engine<R> {
             }
             Statement::Drop(d) => self.drop_source(d).await,
             Statement::Terminate(target) => self.terminate(target).await,
+            Statement::SetProperty { name, value } => {
+                self.set_property(name, Some(value));
+                Ok(Outcome::Noop(format!("Property {name} set to {value}.")))
+            }
+            Statement::UnsetProperty(name) => {
+                self.set_property(name, None);
+                Ok(Outcome::Noop(format!("Property {name} unset.")))
+            }
             other => Err(PlanError::Unsupported(format!(
                 "{} statements in this engine",
                 first_words(&other.to_string())

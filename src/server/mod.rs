@@ -117,10 +117,13 @@ async fn replay(
         .await?;
     let records = engine.runtime().scan(topic).await?;
     for record in &records {
-        let Some(statement) = rest::command_statement(record) else {
+        let Some((statement, properties)) = rest::command_statement(record) else {
             continue;
         };
-        match engine.execute_script(&statement).await {
+        let saved = engine.swap_properties(properties);
+        let replayed = engine.execute_script(&statement).await;
+        engine.swap_properties(saved);
+        match replayed {
             Ok(_) => tracing::info!("replayed: {statement}"),
             Err(e) => tracing::warn!("replaying {statement}: {e}"),
         }

@@ -56,14 +56,19 @@ pub struct ServerInfo {
     pub command_topic: Option<String>,
 }
 
-/// A statement as the command topic holds it.
-pub fn command_record(topic: &str, statement: &str) -> crate::record::Record {
+/// A statement as the command topic holds it, with the properties it ran with.
+pub fn command_record(
+    topic: &str,
+    statement: &str,
+    properties: &BTreeMap<String, String>,
+) -> crate::record::Record {
+    let command = json!({ "statement": statement, "streamsProperties": properties });
     crate::record::Record {
         topic: topic.to_string(),
         partition: Some(0),
         offset: 0,
         key: None,
-        value: Some(json!({ "statement": statement }).to_string().into_bytes()),
+        value: Some(command.to_string().into_bytes()),
         timestamp: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
@@ -71,10 +76,16 @@ pub fn command_record(topic: &str, statement: &str) -> crate::record::Record {
     }
 }
 
-/// The statement a command topic record holds.
-pub fn command_statement(record: &crate::record::Record) -> Option<String> {
+/// The statement a command topic record holds, and the properties it ran with.
+pub fn command_statement(
+    record: &crate::record::Record,
+) -> Option<(String, BTreeMap<String, String>)> {
     let value: Value = serde_json::from_slice(record.value.as_deref()?).ok()?;
-    value["statement"].as_str().map(String::from)
+    let properties = value["streamsProperties"]
+        .as_object()
+        .map(property_strings)
+        .unwrap_or_default();
+    Some((value["statement"].as_str()?.to_string(), properties))
 }
 
 /// The state every handler shares.
@@ -179,6 +190,20 @@ fn session(variables: &Map<String, Value>) -> Variables {
         .collect()
 }
 
+/// A request's `streamsProperties` as text.
+fn property_strings(properties: &Map<String, Value>) -> BTreeMap<String, String> {
+    properties
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.to_ascii_lowercase(), text)
+        })
+        .collect()
+}
+
 /// Whether a push query should read from the beginning (`auto.offset.reset=earliest`).
 fn from_beginning(properties: &Map<String, Value>) -> bool {
     ["auto.offset.reset", "ksql.streams.auto.offset.reset"]
@@ -217,9 +242,20 @@ async fn run_ksql<R: Runtime + Sync + 'static>(
 ) -> Result<Vec<Value>, RestError> {
     let request: KsqlRequest = parse_body(body)?;
     let mut variables = session(&request.session_variables);
+    // The request's properties, and those its SET statements change for the statements after.
+    let mut properties = property_strings(&request.streams_properties);
     let mut entities = Vec::new();
     for (text, statement) in statements(&request.ksql, &mut variables)? {
-        match state.statement(&statement, &text).await {
+        match &statement {
+            Statement::SetProperty { name, value } => {
+                properties.insert(name.to_ascii_lowercase(), value.clone());
+            }
+            Statement::UnsetProperty(name) => {
+                properties.remove(&name.to_ascii_lowercase());
+            }
+            _ => {}
+        }
+        match state.statement(&statement, &text, &properties).await {
             Ok(Some(entity)) => entities.push(entity),
             Ok(None) => {}
             Err(mut e) => {
@@ -239,6 +275,7 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
         &self,
         statement: &Statement,
         text: &str,
+        properties: &BTreeMap<String, String>,
     ) -> Result<Option<Value>, RestError> {
         let refuse = |code, message: &str| Err(RestError::statement(code, message, text, vec![]));
         match statement {
@@ -279,23 +316,29 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
                 code::BAD_REQUEST,
                 "The server is running in headless mode. Interactive use is disabled.",
             ),
-            other => self.execute(other, text).await,
+            other => self.execute(other, text, properties).await,
         }
     }
 
-    async fn execute(&self, statement: &Statement, text: &str) -> Result<Option<Value>, RestError> {
+    /// Runs a statement with the request's `properties` (the engine's own are put back after).
+    async fn execute(
+        &self,
+        statement: &Statement,
+        text: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<Option<Value>, RestError> {
         let mut engine = self.engine.lock().await;
-        let outcome = engine
-            .execute(statement)
-            .await
-            .map_err(|e| RestError::from_engine(&e, text, vec![]))?;
+        let saved = engine.swap_properties(properties.clone());
+        let outcome = engine.execute(statement).await;
+        engine.swap_properties(saved);
+        let outcome = outcome.map_err(|e| RestError::from_engine(&e, text, vec![]))?;
         if matches!(statement, Statement::InsertValues(_)) {
             return Ok(None);
         }
         if let Some(topic) = &self.info.command_topic {
             // The statement log: a restarted server replays it to rebuild its catalog and
             // resume its queries.
-            let record = command_record(topic, text);
+            let record = command_record(topic, text, properties);
             engine
                 .runtime()
                 .produce(record)
@@ -908,4 +951,34 @@ async fn cluster_status<R: Runtime + Sync + 'static>(
             "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
         }}}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_records_keep_the_properties_a_statement_ran_with() {
+        let properties = BTreeMap::from([(
+            "ksql.persistence.default.format.value".to_string(),
+            "JSON".to_string(),
+        )]);
+        let record = command_record(
+            "_commands",
+            "CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='s');",
+            &properties,
+        );
+        let (statement, read) = command_statement(&record).unwrap();
+        assert_eq!(statement, "CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='s');");
+        assert_eq!(read, properties);
+        // Records written before properties were logged still replay.
+        let old = crate::record::Record {
+            value: Some(br#"{"statement":"DROP STREAM s;"}"#.to_vec()),
+            ..crate::record::Record::default()
+        };
+        assert_eq!(
+            command_statement(&old).unwrap(),
+            ("DROP STREAM s;".to_string(), BTreeMap::new())
+        );
+    }
 }
