@@ -13,7 +13,7 @@ use datafusion_common::{DFSchema, ScalarValue};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::Runtime;
-use crate::catalog::schema::ROWTIME;
+use crate::catalog::schema::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use crate::catalog::{Catalog, ColumnKind, Source};
 use crate::error::Error;
 use crate::format::encode::SinkEncoder;
@@ -109,8 +109,9 @@ async fn produce_row<R: Runtime>(
     Ok(())
 }
 
-/// The statement's row: the source's columns, then `ROWTIME`.
-fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
+/// The columns the statement gives values for (every non-header column when it names none),
+/// with ksqlDB's errors for pseudo and header columns.
+fn insert_columns(source: &Source, stmt: &InsertValues) -> Result<Vec<String>, PlanError> {
     let is_header = |name: &String| source.schema.headers().any(|h| h.name == *name);
     let names: Vec<String> = if stmt.columns.is_empty() {
         source
@@ -122,6 +123,14 @@ fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
     } else {
         stmt.columns.iter().map(normalize).collect()
     };
+    if let Some(pseudo) = names
+        .iter()
+        .find(|n| [ROWPARTITION, ROWOFFSET].contains(&n.as_str()))
+    {
+        return Err(PlanError::Invalid(format!(
+            "Inserting into column `{pseudo}` is not allowed."
+        )));
+    }
     let headers: Vec<&str> = names
         .iter()
         .filter(|n| is_header(n))
@@ -131,9 +140,14 @@ fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
         return Err(PlanError::Invalid(format!(
             "Cannot insert into HEADER columns: {}",
             headers.join(", ")
-        ))
-        .into());
+        )));
     }
+    Ok(names)
+}
+
+/// The statement's row: the source's columns, then `ROWTIME`.
+fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
+    let names = insert_columns(source, stmt)?;
     if names.len() != stmt.values.len() {
         return Err(PlanError::Invalid(format!(
             "Expected a value for each column. Expected Columns: {names:?}. Got {} values",
@@ -153,6 +167,13 @@ fn row(source: &Source, stmt: &InsertValues) -> Result<RecordBatch, Error> {
         let Some(i) = names.iter().position(|n| n == name) else {
             return Ok(None);
         };
+        if let sqlparser::ast::Expr::CompoundIdentifier(parts) = &stmt.values[i] {
+            return Err(PlanError::Invalid(format!(
+                "Failed to prepare statement: '{}' is not a valid stream/table name or alias.",
+                normalize(&parts[0])
+            ))
+            .into());
+        }
         let expr: Arc<dyn PhysicalExpr> = planner.plan(&stmt.values[i])?;
         let array = expr
             .evaluate(&one_row)

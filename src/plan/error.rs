@@ -59,6 +59,7 @@ impl PlanError {
             PlanError::UnknownColumn(column) => PlanError::UnknownColumnIn { clause, column },
             PlanError::Invalid(message)
                 if message.starts_with("Cannot compare")
+                    || message.starts_with("Comparison with NULL not supported")
                     || message.starts_with("Error processing expression") =>
             {
                 PlanError::Invalid(format!("Error in {clause} expression: {message}"))

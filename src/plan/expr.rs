@@ -279,7 +279,15 @@ impl<'a> ExprPlanner<'a> {
                 datafusion_expr::lit("\\"),
             ]);
         }
-        let e = Box::new(self.lower(expr)?);
+        let e = self.lower(expr)?;
+        let t = self.data_type(&e)?;
+        if !matches!(t, DataType::Utf8 | DataType::Null) {
+            return Err(PlanError::Invalid(format!(
+                "The column type for Like condition must be VARCHAR. The column type is {}",
+                crate::types::sql_name(&t)
+            )));
+        }
+        let e = Box::new(e);
         let escape = escape.map(|_| '\\');
         Ok(Expr::Like(Like::new(
             negated,

@@ -242,7 +242,14 @@ pub fn item_has_aggregate(item: &ProjectionItem) -> bool {
 
 /// The WHERE predicate, which must be BOOLEAN.
 fn plan_where(predicate: &SqlExpr, planner: &ExprPlanner<'_>) -> Result<Arc<dyn PhysicalExpr>> {
-    let lowered = planner.lower(predicate).map_err(|e| e.in_clause("WHERE"))?;
+    // ksqlDB's WHERE errors quote the condition.
+    let with_statement = |e: PlanError| match e.in_clause("WHERE") {
+        PlanError::Invalid(m) if m.starts_with("Error in WHERE expression") => PlanError::Invalid(
+            format!("{m}\nStatement: {}", super::text::ksql_text(predicate)),
+        ),
+        other => other,
+    };
+    let lowered = planner.lower(predicate).map_err(with_statement)?;
     let data_type = planner.data_type(&lowered)?;
     if !matches!(data_type, DataType::Boolean | DataType::Null) {
         return Err(PlanError::Invalid(format!(

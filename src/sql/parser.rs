@@ -292,7 +292,11 @@ impl<'a> KsqlParser<'a> {
             (true, Token::Number(n, _)) if n.bytes().all(|b| b.is_ascii_digit()) => {
                 Some(self.parser.parse_literal_uint()?)
             }
-            (true, _) => return Err(self.error_here("Value must be integer for command: LIMIT")),
+            (true, _) => {
+                return Err(self.error_here(
+                    "Failed to prepare statement: Value must be integer for command: LIMIT",
+                ));
+            }
         };
         Ok(Query {
             projection,
