@@ -232,6 +232,20 @@ impl<R: Runtime> Engine<R> {
         std::mem::replace(&mut self.properties, properties)
     }
 
+    /// `ksql.functions.collect_list.limit` and `collect_set.limit` (else ksqlDB's 1,000).
+    fn collect_limits(&self) -> crate::functions::collect::CollectLimits {
+        let limit = |name: &str| {
+            self.properties
+                .get(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::functions::collect::DEFAULT_LIMIT)
+        };
+        crate::functions::collect::CollectLimits {
+            list: limit("ksql.functions.collect_list.limit"),
+            set: limit("ksql.functions.collect_set.limit"),
+        }
+    }
+
     /// Whether `ksql.new.query.planner.enabled` is set to true.
     fn new_planner(&self) -> bool {
         self.properties
@@ -448,6 +462,7 @@ impl<R: Runtime> Engine<R> {
             transient: false,
             new_planner: self.new_planner(),
             default_formats: self.default_formats()?,
+            collect_limits: self.collect_limits(),
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
         crate::format::validate::validate(&plan.sink)?;
@@ -542,6 +557,7 @@ impl<R: Runtime> Engine<R> {
             transient: false,
             new_planner: self.new_planner(),
             default_formats: self.default_formats()?,
+            collect_limits: self.collect_limits(),
         };
         let mut plan = plan_query(&stmt.query, &self.catalog, sink)?;
         if plan.sink.schema != target.schema {

@@ -171,6 +171,7 @@ impl<R: Runtime> Engine<R> {
             transient: true,
             new_planner: self.new_planner(),
             default_formats: self.default_formats()?,
+            collect_limits: self.collect_limits(),
         };
         let plan = plan_query(query, &self.catalog, sink)?;
         let input = plan.inputs.first().map(|i| &i.source);

@@ -5,7 +5,9 @@
 //! its result on demand. Keeping the values is what lets a table aggregation *retract* the
 //! exact value an update replaces, which DataFusion's `array_agg` (which retracts the oldest
 //! value, for window frames) cannot do. Merging states (when session windows merge) appends
-//! the values kept. ksqlDB's limit on collected values (1,000) is not applied.
+//! the values kept. COLLECT_LIST and COLLECT_SET give at most their limit of values (ksqlDB's
+//! `ksql.functions.collect_list.limit` and `collect_set.limit`, 1,000 by default): the
+//! first ones.
 
 use std::sync::Arc;
 
@@ -40,14 +42,44 @@ pub enum Kind {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Collect {
     kind: Kind,
+    /// At most this many values in the result (COLLECT_LIST, COLLECT_SET).
+    limit: usize,
     signature: Signature,
 }
 
+/// ksqlDB's default limit on the values COLLECT_LIST and COLLECT_SET return.
+pub const DEFAULT_LIMIT: usize = 1000;
+
+/// The limits of COLLECT_LIST and COLLECT_SET (`ksql.functions.collect_list.limit`,
+/// `ksql.functions.collect_set.limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectLimits {
+    /// COLLECT_LIST's.
+    pub list: usize,
+    /// COLLECT_SET's.
+    pub set: usize,
+}
+
+impl Default for CollectLimits {
+    fn default() -> Self {
+        Self {
+            list: DEFAULT_LIMIT,
+            set: DEFAULT_LIMIT,
+        }
+    }
+}
+
 impl Collect {
-    /// The aggregate function of `kind`.
+    /// The aggregate function of `kind` (with the default limit).
     pub fn udaf(kind: Kind) -> Arc<AggregateUDF> {
+        Self::limited(kind, DEFAULT_LIMIT)
+    }
+
+    /// The aggregate function of `kind`, returning at most `limit` values.
+    pub fn limited(kind: Kind, limit: usize) -> Arc<AggregateUDF> {
         Arc::new(AggregateUDF::new_from_impl(Self {
             kind,
+            limit,
             signature: Signature::variadic_any(Volatility::Immutable),
         }))
     }
@@ -135,6 +167,7 @@ impl AggregateUDFImpl for Collect {
         };
         Ok(Box::new(Values {
             kind: self.kind,
+            limit: self.limit,
             k,
             ignore_nulls: args.ignore_nulls,
             width,
@@ -164,6 +197,8 @@ fn top_fields(types: &[DataType]) -> arrow::datatypes::Fields {
 #[derive(Debug)]
 struct Values {
     kind: Kind,
+    /// At most this many values in a COLLECT_LIST or COLLECT_SET result.
+    limit: usize,
     k: usize,
     /// EARLIEST/LATEST: skip NULL inputs.
     ignore_nulls: bool,
@@ -342,8 +377,8 @@ impl Accumulator for Values {
             ScalarValue::List(ScalarValue::new_list_nullable(&values, &self.item))
         };
         Ok(match self.kind {
-            Kind::List => list(self.values.clone()),
-            Kind::Set => list(self.distinct()),
+            Kind::List => list(self.values.iter().take(self.limit).cloned().collect()),
+            Kind::Set => list(self.distinct().into_iter().take(self.limit).collect()),
             Kind::TopK => list(self.top(self.values.clone())),
             Kind::TopKDistinct => list(self.top(self.distinct())),
             Kind::Histogram => self.histogram()?,

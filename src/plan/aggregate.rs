@@ -90,7 +90,7 @@ pub fn plan_aggregate(
     query: &Query,
     source: &Source,
     input: &SchemaRef,
-    emit: EmitMode,
+    (emit, limits): (EmitMode, crate::functions::collect::CollectLimits),
 ) -> Result<PlannedAggregate> {
     let df_input = DFSchema::try_from(input.as_ref().clone())?;
     let planner = ExprPlanner::new(&df_input);
@@ -109,11 +109,7 @@ pub fn plan_aggregate(
         .map(|w| window_spec(w, emit))
         .transpose()?
         .unzip();
-    let aggregates = calls
-        .iter()
-        .enumerate()
-        .map(|(i, call)| aggregate_call(call, &format!("KSQL_AGG_VARIABLE_{i}"), &planner, input))
-        .collect::<Result<Vec<_>>>()?;
+    let aggregates = aggregate_calls(&calls, limits, &planner, input)?;
 
     let output_schema = output_schema(
         &group_exprs,
@@ -401,9 +397,26 @@ fn key_names(
         .collect()
 }
 
+/// Each aggregate call planned, named `KSQL_AGG_VARIABLE_n`.
+fn aggregate_calls(
+    calls: &[SqlExpr],
+    limits: crate::functions::collect::CollectLimits,
+    planner: &ExprPlanner<'_>,
+    input: &SchemaRef,
+) -> Result<Vec<Arc<datafusion_physical_expr::aggregate::AggregateFunctionExpr>>> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let name = format!("KSQL_AGG_VARIABLE_{i}");
+            aggregate_call(call, (&name, limits), planner, input)
+        })
+        .collect()
+}
+
 fn aggregate_call(
     call: &SqlExpr,
-    name: &str,
+    (name, limits): (&str, crate::functions::collect::CollectLimits),
     planner: &ExprPlanner<'_>,
     input: &SchemaRef,
 ) -> Result<Arc<datafusion_physical_expr::aggregate::AggregateFunctionExpr>> {
@@ -422,6 +435,14 @@ fn aggregate_call(
     let mut call_args = function_args(f)?;
     let mut function = function;
     by_offset_options(&function_name, &mut call_args, &mut function);
+    {
+        use crate::functions::collect::{Collect, Kind};
+        match function_name.to_ascii_uppercase().as_str() {
+            "COLLECT_LIST" => function.udaf = Collect::limited(Kind::List, limits.list),
+            "COLLECT_SET" => function.udaf = Collect::limited(Kind::Set, limits.set),
+            _ => {}
+        }
+    }
     let mut args = call_args
         .iter()
         .map(|a| planner.lower(a))

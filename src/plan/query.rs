@@ -51,6 +51,8 @@ pub struct SinkRequest<'a> {
     pub new_planner: bool,
     /// Formats for a sink whose statement names none and whose source gives none.
     pub default_formats: ddl::DefaultFormats,
+    /// How many values COLLECT_LIST and COLLECT_SET return at most.
+    pub collect_limits: crate::functions::collect::CollectLimits,
 }
 
 /// A planned persistent query.
@@ -111,7 +113,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         aggregated,
     )?;
     let (projection, keys, after, window) =
-        plan_body(query, &from, aggregated, &sink.name, &mut operators)?;
+        plan_body(query, &from, aggregated, &sink, &mut operators)?;
     let mode = ProjectionMode {
         aggregated,
         windowed: window.is_some(),
@@ -147,10 +149,11 @@ fn plan_body(
     query: &Query,
     from: &FromPlan,
     aggregated: bool,
-    sink: &str,
+    request: &SinkRequest<'_>,
     operators: &mut Vec<(OperatorSpec, SchemaRef)>,
 ) -> Result<Body> {
     let (source, input) = (&from.source, &from.input);
+    let sink = request.name.as_str();
     let folds = has_fold(query.projection.iter().filter_map(|item| match item {
         ProjectionItem::Item(SelectItem::UnnamedExpr(expr))
         | ProjectionItem::Item(SelectItem::ExprWithAlias { expr, .. }) => Some(expr),
@@ -168,7 +171,7 @@ fn plan_body(
         } else {
             EmitMode::Changes
         };
-        let planned = plan_aggregate(query, source, input, emit)?;
+        let planned = plan_aggregate(query, source, input, (emit, request.collect_limits))?;
         let output = Arc::clone(&planned.spec.output_schema);
         let window = planned.spec.window.map(|w| match w {
             WindowSpec::Session { .. } => WindowInfo::Session,
