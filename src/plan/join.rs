@@ -88,7 +88,7 @@ pub fn plan_joins(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPl
     for join in &query.from.joins {
         sides.push(resolve(&join.source, catalog)?);
     }
-    check_sources(&sides)?;
+    check_sources(&sides, query)?;
     // ksqlDB checks every condition's sources before anything else.
     for j in 0..query.from.joins.len() {
         split_condition(&query.from.joins[j].on, j, &sides)?;
@@ -258,7 +258,7 @@ fn resolve(aliased: &AliasedSource, catalog: &Catalog) -> Result<Side> {
     Ok(Side { alias, source })
 }
 
-fn check_sources(sides: &[Side]) -> Result<()> {
+fn check_sources(sides: &[Side], query: &Query) -> Result<()> {
     let kafka: Vec<&str> = sides
         .iter()
         .filter(|s| s.source.value_format == Format::Kafka)
@@ -299,6 +299,23 @@ fn check_sources(sides: &[Side]) -> Result<()> {
                 "Can not join windowed source to non-windowed source.\n`{}` is {kind} windowed\n`{}` is not windowed",
                 w.alias, plain.alias
             )));
+        }
+        // Windowed sources join on their keys; joining on anything else would re-key them.
+        let scope: Vec<&Side> = sides.iter().collect();
+        let on_keys = query.from.joins.iter().all(|j| {
+            let mut keys_only = true;
+            rewrite(&j.on, &mut |e| {
+                if let Some((i, column)) = resolve_column(e, &scope) {
+                    keys_only &= sides[i].source.schema.keys().any(|k| k.name == column);
+                }
+                None
+            });
+            keys_only
+        });
+        if !on_keys {
+            return Err(PlanError::Invalid(
+                "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.".into(),
+            ));
         }
         return Err(PlanError::Unsupported("joins of windowed sources".into()));
     }
