@@ -109,6 +109,7 @@ pub fn plan_aggregate(
         .map(|w| window_spec(w, emit))
         .transpose()?
         .unzip();
+    check_intermediate_types(&calls, source)?;
     let aggregates = aggregate_calls(&calls, limits, &planner, input)?;
 
     let output_schema = output_schema(
@@ -395,6 +396,34 @@ fn key_names(
             }
         })
         .collect()
+}
+
+/// ksqlDB keeps aggregation state in the source's value format: DELIMITED cannot hold the
+/// structured state (a struct, an array or a map) of these aggregates.
+fn check_intermediate_types(calls: &[SqlExpr], source: &Source) -> Result<()> {
+    const STRUCTURED: [&str; 11] = [
+        "AVG",
+        "STDDEV_SAMP",
+        "STDDEV_SAMPLE",
+        "CORRELATION",
+        "TOPK",
+        "TOPKDISTINCT",
+        "COLLECT_LIST",
+        "COLLECT_SET",
+        "HISTOGRAM",
+        "EARLIEST_BY_OFFSET",
+        "LATEST_BY_OFFSET",
+    ];
+    let structured = calls.iter().any(|c| {
+        matches!(c, SqlExpr::Function(f)
+            if STRUCTURED.contains(&f.name.to_string().to_ascii_uppercase().as_str()))
+    });
+    if structured && matches!(source.value_format, crate::format::Format::Delimited { .. }) {
+        return Err(PlanError::Invalid(
+            "One of the functions used in the statement has an intermediate type that the value format can not handle. Please remove the function or change the format.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Each aggregate call planned, named `KSQL_AGG_VARIABLE_n`.
