@@ -232,6 +232,11 @@ impl<R: Runtime> Engine<R> {
         std::mem::replace(&mut self.properties, properties)
     }
 
+    /// A property's value (empty when not set).
+    fn property(&self, name: &str) -> String {
+        self.properties.get(name).cloned().unwrap_or_default()
+    }
+
     /// `ksql.functions.collect_list.limit` and `collect_set.limit` (else ksqlDB's 1,000).
     fn collect_limits(&self) -> crate::functions::collect::CollectLimits {
         let limit = |name: &str| {
@@ -463,6 +468,7 @@ impl<R: Runtime> Engine<R> {
             new_planner: self.new_planner(),
             default_formats: self.default_formats()?,
             collect_limits: self.collect_limits(),
+            topic_prefix: self.property("ksql.output.topic.name.prefix"),
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
         crate::format::validate::validate(&plan.sink)?;
@@ -558,6 +564,7 @@ impl<R: Runtime> Engine<R> {
             new_planner: self.new_planner(),
             default_formats: self.default_formats()?,
             collect_limits: self.collect_limits(),
+            topic_prefix: self.property("ksql.output.topic.name.prefix"),
         };
         let mut plan = plan_query(&stmt.query, &self.catalog, sink)?;
         if plan.sink.schema != target.schema {
@@ -628,7 +635,11 @@ impl<R: Runtime> Engine<R> {
             if stmt.if_exists {
                 return Ok(Outcome::Noop(format!("Source {name} does not exist.")));
             }
-            return Err(PlanError::UnknownSource(name).into());
+            let kind = match stmt.kind {
+                SourceKind::Stream => "Stream",
+                SourceKind::Table => "Table",
+            };
+            return Err(PlanError::Invalid(format!("{kind} {name} does not exist.")).into());
         };
         if stmt.delete_topic && source.is_source {
             return Err(PlanError::Invalid(format!(

@@ -172,6 +172,7 @@ impl<R: Runtime> Engine<R> {
             new_planner: self.new_planner(),
             default_formats: self.default_formats()?,
             collect_limits: self.collect_limits(),
+            topic_prefix: self.property("ksql.output.topic.name.prefix"),
         };
         let plan = plan_query(query, &self.catalog, sink)?;
         let input = plan.inputs.first().map(|i| &i.source);

@@ -44,11 +44,17 @@ impl RowFn {
         )
     }
 
-    /// A function taking any number of arguments.
+    /// A function taking any number of arguments (none included).
     fn variadic(name: &'static str, returns: DataType, body: Body) -> Arc<ScalarUDF> {
         Self::with_signature(
             name,
-            Signature::variadic_any(Volatility::Immutable),
+            Signature::one_of(
+                vec![
+                    datafusion_expr::TypeSignature::VariadicAny,
+                    datafusion_expr::TypeSignature::Nullary,
+                ],
+                Volatility::Volatile,
+            ),
             returns,
             body,
         )
@@ -821,8 +827,14 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// The argument read as JSON; as Jackson does, the first value counts and anything after
+/// it is ignored.
 fn json(args: &[ScalarValue]) -> Option<Json> {
-    serde_json::from_str(&arg(args, 0)?).ok()
+    let text = arg(args, 0)?;
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Json>()
+        .next()?
+        .ok()
 }
 
 /// `EXTRACTJSONFIELD(json, '$.a.b[0]')`: the value at a JSON path, as text.
@@ -970,8 +982,11 @@ fn split(args: &[ScalarValue]) -> ScalarValue {
     let (Some(s), Some(delimiter)) = (arg(args, 0), arg(args, 1)) else {
         return ScalarValue::Null;
     };
-    if delimiter.is_empty() {
+    if delimiter.is_empty() && !s.is_empty() {
         return list(s.chars().map(String::from).collect());
+    }
+    if delimiter.is_empty() {
+        return list(vec![String::new()]);
     }
     list(s.split(delimiter.as_str()).map(String::from).collect())
 }
@@ -983,7 +998,9 @@ fn split_bytes(args: &[ScalarValue]) -> ScalarValue {
     else {
         return ScalarValue::Null;
     };
-    let pieces: Vec<Vec<u8>> = if delimiter.is_empty() {
+    let pieces: Vec<Vec<u8>> = if delimiter.is_empty() && bytes.is_empty() {
+        vec![Vec::new()]
+    } else if delimiter.is_empty() {
         bytes.iter().map(|b| vec![*b]).collect()
     } else {
         let (mut pieces, mut start, mut i) = (Vec::new(), 0, 0);

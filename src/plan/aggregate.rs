@@ -45,6 +45,9 @@ pub struct Namer {
     generated: usize,
     /// Names a generated name must not take (the source's columns).
     taken: Vec<String>,
+    /// Names given so far: a struct field's name already given (or a source column's) gets
+    /// `_1`, `_2`, ...
+    given: Vec<String>,
 }
 
 impl Namer {
@@ -53,11 +56,18 @@ impl Namer {
         Self {
             generated: 0,
             taken: taken.to_vec(),
+            given: Vec::new(),
         }
     }
 
     /// The output name of a select item's expression (`alias` when given).
     pub fn name(&mut self, expr: &SqlExpr, alias: Option<&sqlparser::ast::Ident>) -> String {
+        let name = self.name_of(expr, alias);
+        self.given.push(name.clone());
+        name
+    }
+
+    fn name_of(&mut self, expr: &SqlExpr, alias: Option<&sqlparser::ast::Ident>) -> String {
         if let Some(alias) = alias {
             return crate::sql::ast::normalize(alias);
         }
@@ -68,8 +78,17 @@ impl Namer {
                 right,
                 ..
             } => match right.as_ref() {
-                SqlExpr::Identifier(field) => crate::sql::ast::normalize(field),
-                other => self.name(other, None),
+                SqlExpr::Identifier(field) => {
+                    let field = crate::sql::ast::normalize(field);
+                    let mut name = field.clone();
+                    let mut n = 0;
+                    while self.given.contains(&name) || self.taken.contains(&name) {
+                        n += 1;
+                        name = format!("{field}_{n}");
+                    }
+                    name
+                }
+                other => self.name_of(other, None),
             },
             SqlExpr::CompoundIdentifier(parts) if !parts.is_empty() => {
                 crate::sql::ast::normalize(&parts[parts.len() - 1])

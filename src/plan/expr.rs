@@ -18,8 +18,9 @@ use datafusion_expr::type_coercion::functions::fields_with_udf;
 use datafusion_expr::{Expr, ExprSchemable, Operator, ScalarUDF};
 use datafusion_physical_expr::{PhysicalExpr, create_physical_expr};
 use sqlparser::ast::{
-    AccessExpr, BinaryOperator, CastKind, DataType as SqlDataType, Expr as SqlExpr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArguments, Subscript, UnaryOperator, Value,
+    AccessExpr, BinaryOperator, CastKind, CeilFloorKind, DataType as SqlDataType, DateTimeField,
+    Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Subscript,
+    UnaryOperator, Value,
 };
 
 use super::error::PlanError;
@@ -178,20 +179,34 @@ impl<'a> ExprPlanner<'a> {
                 self.call(&datafusion_functions::string::btrim(), args)
             }
             SqlExpr::CompoundFieldAccess { root, access_chain } => self.access(root, access_chain),
-            SqlExpr::Array(array) => {
-                check_constructor_elements(&array.elem)?;
-                let elements = array
-                    .elem
-                    .iter()
-                    .map(|e| self.lower(e))
-                    .collect::<Result<Vec<_>>>()?;
-                self.call(
-                    &datafusion_functions_nested::make_array::make_array_udf(),
-                    elements,
-                )
-            }
+            SqlExpr::Array(array) => self.array_constructor(&array.elem),
+            // sqlparser gives CEIL(x) and FLOOR(x) nodes of their own (for `CEIL(x TO unit)`).
+            SqlExpr::Ceil {
+                expr,
+                field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime),
+            } => self.call(&datafusion_functions::math::ceil(), vec![self.lower(expr)?]),
+            SqlExpr::Floor {
+                expr,
+                field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime),
+            } => self.call(
+                &datafusion_functions::math::floor(),
+                vec![self.lower(expr)?],
+            ),
             other => Err(PlanError::Unsupported(format!("expression {other}"))),
         }
+    }
+
+    /// `ARRAY[e, ...]`.
+    fn array_constructor(&self, elements: &[SqlExpr]) -> Result<Expr> {
+        check_constructor_elements(elements)?;
+        let elements = elements
+            .iter()
+            .map(|e| self.lower(e))
+            .collect::<Result<Vec<_>>>()?;
+        self.call(
+            &datafusion_functions_nested::make_array::make_array_udf(),
+            elements,
+        )
     }
 
     /// `CAST(expr AS target)`: Arrow's cast, or ksqlDB's where they differ

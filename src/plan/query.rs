@@ -53,6 +53,8 @@ pub struct SinkRequest<'a> {
     pub default_formats: ddl::DefaultFormats,
     /// How many values COLLECT_LIST and COLLECT_SET return at most.
     pub collect_limits: crate::functions::collect::CollectLimits,
+    /// `ksql.output.topic.name.prefix`: put before the sink's name when it names no topic.
+    pub topic_prefix: String,
 }
 
 /// A planned persistent query.
@@ -295,6 +297,11 @@ fn check_shape(
     aggregated: bool,
 ) -> Result<()> {
     check_star_qualifiers(query)?;
+    if kind.is_some() && source.kind == SourceKind::Table && source.window.is_some() {
+        return Err(PlanError::Invalid(
+            "KSQL does not support persistent queries on windowed tables.".into(),
+        ));
+    }
     if query.window.is_some() && query.group_by.is_empty() {
         return Err(PlanError::Invalid(
             "WINDOW clause requires a GROUP BY clause.".into(),
@@ -705,7 +712,7 @@ fn sink_source(
         topic: sink
             .properties
             .get_str("KAFKA_TOPIC")
-            .unwrap_or_else(|| sink.name.clone()),
+            .unwrap_or_else(|| format!("{}{}", sink.topic_prefix, sink.name)),
         key_format,
         value_format,
         wrap_single_value: ddl::wrap_single_value(sink.properties, value_format, &schema)?,
