@@ -196,16 +196,53 @@ impl<'a> ExprPlanner<'a> {
         }
     }
 
-    /// `ARRAY[e, ...]`.
+    /// `ARRAY[e, ...]`: the elements in one type ([`super::in_list::unify`]), string literals
+    /// read as it when it is a number or a boolean.
     fn array_constructor(&self, elements: &[SqlExpr]) -> Result<Expr> {
         check_constructor_elements(elements)?;
-        let elements = elements
-            .iter()
-            .map(|e| self.lower(e))
-            .collect::<Result<Vec<_>>>()?;
+        let literal = |e: &SqlExpr| matches!(e, SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+        let (lowered, types) = self.lower_typed(elements)?;
+        let mut common = (types.iter().zip(elements))
+            .filter(|(_, e)| !literal(e))
+            .fold(DataType::Null, |acc, (t, _)| super::in_list::unify(&acc, t));
+        if family(&common) == Family::Number {
+            // A string read as a number counts as the DECIMAL it spells.
+            for sql in elements.iter().filter(|e| literal(e)) {
+                if let SqlExpr::Value(v) = sql
+                    && let Value::SingleQuotedString(s) = &v.value
+                    && let Some(decimal) = decimal_type(s)
+                {
+                    common = super::in_list::unify(&common, &decimal);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(elements.len());
+        for ((e, t), sql) in lowered.into_iter().zip(types).zip(elements) {
+            let (e, t) = match sql {
+                SqlExpr::Value(v) if literal(sql) && !common.is_null() => {
+                    let Value::SingleQuotedString(s) = &v.value else {
+                        unreachable!("a string literal")
+                    };
+                    match super::in_list::literal_as(s, &common)? {
+                        Some(read) => {
+                            let e = self.lower(&read)?;
+                            let t = self.data_type(&e)?;
+                            (e, t)
+                        }
+                        None => (e, t),
+                    }
+                }
+                _ => (e, t),
+            };
+            out.push(if common.is_null() || t.is_null() {
+                e
+            } else {
+                super::in_list::conform(e, &t, &common)
+            });
+        }
         self.call(
             &datafusion_functions_nested::make_array::make_array_udf(),
-            elements,
+            out,
         )
     }
 
@@ -1040,6 +1077,36 @@ fn is_arithmetic(expr: &SqlExpr) -> bool {
         ),
         _ => false,
     }
+}
+
+/// The DECIMAL type of a number written as text (`'2e1'` is DECIMAL(2, 0)), as Java's
+/// BigDecimal reads it; `None` if it is no number.
+fn decimal_type(text: &str) -> Option<DataType> {
+    let text = text.trim().trim_start_matches(['+', '-']);
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !(whole.chars().chain(fraction.chars())).all(|c| c.is_ascii_digit())
+        || whole.len() + fraction.len() == 0
+    {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}")
+        .trim_start_matches('0')
+        .len()
+        .max(1) as i32;
+    let scale = fraction.len() as i32 - exponent;
+    let (precision, scale) = if scale < 0 {
+        (digits - scale, 0)
+    } else {
+        (digits.max(scale), scale)
+    };
+    Some(DataType::Decimal128(
+        u8::try_from(precision.clamp(1, 38)).ok()?,
+        i8::try_from(scale.min(38)).ok()?,
+    ))
 }
 
 /// The name of the column an identifier (`c` or `alias.c`) refers to, as ksqlDB normalizes it.

@@ -121,6 +121,41 @@ fn widen_struct(common: &Fields, item: &Fields) -> Widened {
     Widened::To(DataType::Struct(fields.into()))
 }
 
+/// The type an ARRAY constructor's elements share: numbers widen, structs take every field
+/// any of them has (in order of appearance), arrays unify their elements; otherwise the
+/// first type stays (DataFusion's coercion decides).
+pub(super) fn unify(a: &DataType, b: &DataType) -> DataType {
+    match (a, b) {
+        (a, b) if a.is_null() => b.clone(),
+        (a, b) if b.is_null() => a.clone(),
+        (a, b) if family(a) == Family::Number && family(b) == Family::Number => wider_number(a, b),
+        (DataType::List(x), DataType::List(y)) => DataType::List(Arc::new(Field::new(
+            "item",
+            unify(x.data_type(), y.data_type()),
+            true,
+        ))),
+        (DataType::Struct(x), DataType::Struct(y)) => {
+            let mut fields: Vec<Field> = x
+                .iter()
+                .map(|f| {
+                    let t = match y.find(f.name()) {
+                        Some((_, g)) => unify(f.data_type(), g.data_type()),
+                        None => f.data_type().clone(),
+                    };
+                    Field::new(f.name(), t, true)
+                })
+                .collect();
+            fields.extend(
+                y.iter()
+                    .filter(|g| x.find(g.name()).is_none())
+                    .map(|g| Field::new(g.name(), g.data_type().clone(), true)),
+            );
+            DataType::Struct(fields.into())
+        }
+        (a, _) => a.clone(),
+    }
+}
+
 fn map_type(key: DataType, value: DataType, sorted: bool) -> DataType {
     let entries = Field::new(
         "entries",
@@ -138,7 +173,7 @@ fn map_type(key: DataType, value: DataType, sorted: bool) -> DataType {
 
 /// ksqlDB's numeric widening: INT < BIGINT < DECIMAL < DOUBLE; two decimals (integers as
 /// DECIMAL(10, 0) and DECIMAL(19, 0)) widen to hold both.
-fn wider_number(a: &DataType, b: &DataType) -> DataType {
+pub(super) fn wider_number(a: &DataType, b: &DataType) -> DataType {
     fn as_decimal(t: &DataType) -> Option<(u8, i8)> {
         match t {
             DataType::Decimal128(p, s) => Some((*p, *s)),
@@ -169,7 +204,7 @@ fn wider_number(a: &DataType, b: &DataType) -> DataType {
 
 /// `x` of type `from` as the common type `to`: a cast, except for structs, which are rebuilt
 /// field by field (missing fields NULL) since Arrow casts structs only field for field.
-fn conform(x: Expr, from: &DataType, to: &DataType) -> Expr {
+pub(super) fn conform(x: Expr, from: &DataType, to: &DataType) -> Expr {
     match (from, to) {
         (DataType::Struct(have), DataType::Struct(want)) if have != want => {
             let mut args = Vec::with_capacity(want.len() * 2);
