@@ -115,6 +115,9 @@ pub fn plan_aggregate(
     let planner = ExprPlanner::new(&df_input);
     let group_exprs = group_by(&query.group_by, &planner)?;
     let items = select_items(&query.projection)?;
+    if query.window.is_none() {
+        check_no_window_bounds(&items)?;
+    }
     let key_names = key_names(&items, &group_exprs, &planner);
 
     let (projection, having, calls) = rewrite_over_aggregation(
@@ -443,6 +446,19 @@ fn check_intermediate_types(calls: &[SqlExpr], source: &Source) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Without a window there are no window bounds to select.
+fn check_no_window_bounds(items: &[(SqlExpr, Option<sqlparser::ast::Ident>)]) -> Result<()> {
+    match items.iter().find_map(|(e, alias)| {
+        super::expr::column_name(e)
+            .filter(|c| alias.is_none() && (c == WINDOWSTART || c == WINDOWEND))
+    }) {
+        Some(bound) => Err(PlanError::Invalid(format!(
+            "Reserved column name in select: `{bound}`. Please remove or alias the column."
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Each aggregate call planned, named `KSQL_AGG_VARIABLE_n`.

@@ -620,9 +620,12 @@ fn add_passthrough(
     if let Some((name, _)) = exprs.iter().find(|(n, _)| {
         [ROWTIME, WINDOWSTART, WINDOWEND, ROWPARTITION, ROWOFFSET].contains(&n.as_str())
     }) {
-        // Selecting the pseudo column itself, rather than naming another value after it.
+        // Selecting the pseudo column itself (a join side's: `L_ROWTIME`), rather than naming
+        // another value after it.
         let selected = items.iter().any(|(n, item)| {
-            n == name && super::expr::column_name(item).as_deref() == Some(name.as_str())
+            n == name
+                && super::expr::column_name(item)
+                    .is_some_and(|c| c == *name || c.ends_with(&format!("_{name}")))
         });
         return Err(PlanError::Invalid(if selected {
             format!("Reserved column name in select: `{name}`. Please remove or alias the column.")

@@ -845,7 +845,18 @@ impl<'a> KsqlParser<'a> {
                 timeout,
             });
         }
-        self.expect_word("SCHEMA")?;
+        if !self.parse_word("SCHEMA") {
+            // ksqlDB's wording for an ASSERT of something else (`ASSERT VALUES`, ...).
+            let next = self.parser.peek_token();
+            let at = next.span.start;
+            return Err(ParseError::at(
+                at,
+                format!(
+                    "Syntax error at or near '{}' at line {}:{}",
+                    next.token, at.line, at.column
+                ),
+            ));
+        }
         let subject = if self.parse_word("SUBJECT") {
             Some(self.parse_name_or_string()?)
         } else {
