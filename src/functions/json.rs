@@ -45,8 +45,26 @@ impl ScalarUDFImpl for ToJsonString {
         let mut out = StringBuilder::with_capacity(values.len(), values.len() * 8);
         for row in 0..values.len() {
             let value = ScalarValue::try_from_array(&values, row)?;
-            out.append_value(crate::format::json::from_scalar(&value).to_string());
+            let json = match value {
+                // A TIME reads as Java's LocalTime prints it.
+                ScalarValue::Time32Millisecond(Some(ms)) => {
+                    serde_json::Value::String(local_time(ms))
+                }
+                other => crate::format::json::from_scalar(&other),
+            };
+            out.append_value(json.to_string());
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+    }
+}
+
+/// Milliseconds of the day as Java's `LocalTime.toString()`: `HH:mm`, with `:ss` when the
+/// seconds are not zero and `.SSS` when the milliseconds are not.
+fn local_time(ms: i32) -> String {
+    let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    match (s, milli) {
+        (0, 0) => format!("{h:02}:{m:02}"),
+        (_, 0) => format!("{h:02}:{m:02}:{s:02}"),
+        _ => format!("{h:02}:{m:02}:{s:02}.{milli:03}"),
     }
 }

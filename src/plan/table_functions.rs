@@ -74,17 +74,33 @@ pub fn plan_table_functions(
     let named = arrays
         .iter()
         .enumerate()
-        .map(|(i, (a, cube))| {
-            let mut array = planner.lower(a)?;
-            if *cube {
-                array = crate::functions::cube::CubeCombinations::udf().call(vec![array]);
-            }
-            Ok((format!("KSQL_SYNTH_{i}"), planner.physical(&array)?))
-        })
+        .map(|(i, (a, cube))| Ok((format!("KSQL_SYNTH_{i}"), exploded(a, *cube, &planner)?)))
         .collect::<Result<Vec<_>>>()?;
     let unnested =
         UnnestOp::try_new(named.clone(), input).map_err(|e| PlanError::Invalid(e.to_string()))?;
     let schema = Arc::clone(unnested.schema());
     operators.push((OperatorSpec::Unnest(named), Arc::clone(input)));
     Ok((items, schema))
+}
+
+/// The array a table function explodes: its argument, or for CUBE_EXPLODE the argument's
+/// combinations; ksqlDB's error when the argument is no array.
+fn exploded(
+    array: &SqlExpr,
+    cube: bool,
+    planner: &ExprPlanner<'_>,
+) -> Result<Arc<dyn datafusion_physical_expr::PhysicalExpr>> {
+    let mut lowered = planner.lower(array)?;
+    let t = planner.data_type(&lowered)?;
+    if !matches!(t, arrow::datatypes::DataType::List(_)) {
+        let name = if cube { "cube_explode" } else { "explode" };
+        return Err(PlanError::Invalid(format!(
+            "Function '{name}' does not accept parameters ({}).\nValid alternatives are:\n{name}(ARRAY<DECIMAL> input)\n{name}(ARRAY<T> list)",
+            crate::types::sql_name(&t)
+        )));
+    }
+    if cube {
+        lowered = crate::functions::cube::CubeCombinations::udf().call(vec![lowered]);
+    }
+    planner.physical(&lowered)
 }
