@@ -219,17 +219,24 @@ impl<R: Runtime> Engine<R> {
         })
     }
 
-    /// Replaces every property (those of a client's request, say), returning the ones set
-    /// before so they can be put back.
-    pub fn swap_properties(
+    /// Sets `properties` over the engine's own (those of a client's request, say), returning
+    /// the properties as they were so they can be put back with [`Self::restore_properties`].
+    pub fn overlay_properties(
         &mut self,
         properties: BTreeMap<String, String>,
     ) -> BTreeMap<String, String> {
-        let properties = properties
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
-        std::mem::replace(&mut self.properties, properties)
+        let mut merged = self.properties.clone();
+        merged.extend(
+            properties
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v)),
+        );
+        std::mem::replace(&mut self.properties, merged)
+    }
+
+    /// Puts back properties returned by [`Self::overlay_properties`].
+    pub fn restore_properties(&mut self, properties: BTreeMap<String, String>) {
+        self.properties = properties;
     }
 
     /// A property's value (empty when not set).

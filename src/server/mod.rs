@@ -120,9 +120,9 @@ async fn replay(
         let Some((statement, properties)) = rest::command_statement(record) else {
             continue;
         };
-        let saved = engine.swap_properties(properties);
+        let saved = engine.overlay_properties(properties);
         let replayed = engine.execute_script(&statement).await;
-        engine.swap_properties(saved);
+        engine.restore_properties(saved);
         match replayed {
             Ok(_) => tracing::info!("replayed: {statement}"),
             Err(e) => tracing::warn!("replaying {statement}: {e}"),

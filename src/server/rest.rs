@@ -328,9 +328,9 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
         properties: &BTreeMap<String, String>,
     ) -> Result<Option<Value>, RestError> {
         let mut engine = self.engine.lock().await;
-        let saved = engine.swap_properties(properties.clone());
+        let saved = engine.overlay_properties(properties.clone());
         let outcome = engine.execute(statement).await;
-        engine.swap_properties(saved);
+        engine.restore_properties(saved);
         let outcome = outcome.map_err(|e| RestError::from_engine(&e, text, vec![]))?;
         if matches!(statement, Statement::InsertValues(_)) {
             return Ok(None);
@@ -612,7 +612,14 @@ async fn run_query<R: Runtime + Sync + 'static>(
         )
         .into_response();
     };
-    let selected = state.engine.lock().await.select(query, text, options).await;
+    // The request's properties apply while the query is planned (the engine's are put back).
+    let selected = {
+        let mut engine = state.engine.lock().await;
+        let saved = engine.overlay_properties(property_strings(&request.streams_properties));
+        let selected = engine.select(query, text, options).await;
+        engine.restore_properties(saved);
+        selected
+    };
     match selected {
         Err(e) if query.emit.is_some() => {
             let mut error = RestError::from_engine(&e, text, vec![]);
