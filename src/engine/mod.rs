@@ -195,7 +195,7 @@ impl<R: Runtime> Engine<R> {
     }
 
     /// Sets a property for the statements that follow (`None` unsets it). The planner reads
-    /// `ksql.new.query.planner.enabled`; other properties are kept but have no effect.
+    /// those [`crate::plan::query::Settings`] names; others are kept but have no effect.
     pub fn set_property(&mut self, name: &str, value: Option<&str>) {
         match value {
             Some(v) => self
@@ -203,20 +203,6 @@ impl<R: Runtime> Engine<R> {
                 .insert(name.to_ascii_lowercase(), v.to_string()),
             None => self.properties.remove(&name.to_ascii_lowercase()),
         };
-    }
-
-    /// `ksql.persistence.default.format.key` and `.value`, when set.
-    fn default_formats(&self) -> Result<crate::plan::ddl::DefaultFormats, PlanError> {
-        let format = |name: &str| {
-            self.properties
-                .get(name)
-                .map(|f| crate::format::Format::from_name(f))
-                .transpose()
-        };
-        Ok(crate::plan::ddl::DefaultFormats {
-            key: format("ksql.persistence.default.format.key")?,
-            value: format("ksql.persistence.default.format.value")?,
-        })
     }
 
     /// Sets `properties` over the engine's own (those of a client's request, say), returning
@@ -239,30 +225,34 @@ impl<R: Runtime> Engine<R> {
         self.properties = properties;
     }
 
-    /// A property's value (empty when not set).
-    fn property(&self, name: &str) -> String {
-        self.properties.get(name).cloned().unwrap_or_default()
-    }
-
-    /// `ksql.functions.collect_list.limit` and `collect_set.limit` (else ksqlDB's 1,000).
-    fn collect_limits(&self) -> crate::functions::collect::CollectLimits {
+    /// What the properties set ask of the planner.
+    fn settings(&self) -> Result<crate::plan::query::Settings, PlanError> {
+        let property = |name: &str| self.properties.get(name);
+        let format = |name: &str| {
+            property(name)
+                .map(|f| crate::format::Format::from_name(f))
+                .transpose()
+        };
         let limit = |name: &str| {
-            self.properties
-                .get(name)
+            property(name)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(crate::functions::collect::DEFAULT_LIMIT)
         };
-        crate::functions::collect::CollectLimits {
-            list: limit("ksql.functions.collect_list.limit"),
-            set: limit("ksql.functions.collect_set.limit"),
-        }
-    }
-
-    /// Whether `ksql.new.query.planner.enabled` is set to true.
-    fn new_planner(&self) -> bool {
-        self.properties
-            .get("ksql.new.query.planner.enabled")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        Ok(crate::plan::query::Settings {
+            new_planner: property("ksql.new.query.planner.enabled")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            default_formats: crate::plan::ddl::DefaultFormats {
+                key: format("ksql.persistence.default.format.key")?,
+                value: format("ksql.persistence.default.format.value")?,
+            },
+            collect_limits: crate::functions::collect::CollectLimits {
+                list: limit("ksql.functions.collect_list.limit"),
+                set: limit("ksql.functions.collect_set.limit"),
+            },
+            topic_prefix: property("ksql.output.topic.name.prefix")
+                .cloned()
+                .unwrap_or_default(),
+        })
     }
 
     /// The catalog.
@@ -349,7 +339,7 @@ impl<R: Runtime> Engine<R> {
     }
 
     async fn create_source(&mut self, stmt: &CreateSource) -> Result<Outcome, Error> {
-        let mut planned = plan_create_source(stmt, self.default_formats()?)?;
+        let mut planned = plan_create_source(stmt, self.settings()?.default_formats)?;
         self.registry_columns(&mut planned.source)?;
         crate::plan::ddl::check_keys(planned.source.kind, &planned.source.schema)?;
         let name = planned.source.name.clone();
@@ -472,10 +462,7 @@ impl<R: Runtime> Engine<R> {
             properties: &stmt.properties,
             query_id: id.clone(),
             transient: false,
-            new_planner: self.new_planner(),
-            default_formats: self.default_formats()?,
-            collect_limits: self.collect_limits(),
-            topic_prefix: self.property("ksql.output.topic.name.prefix"),
+            settings: self.settings()?,
         };
         let plan = plan_query(&stmt.query, &self.catalog, sink)?;
         crate::format::validate::validate(&plan.sink)?;
@@ -568,10 +555,7 @@ impl<R: Runtime> Engine<R> {
             properties: &stmt.properties,
             query_id: id.clone(),
             transient: false,
-            new_planner: self.new_planner(),
-            default_formats: self.default_formats()?,
-            collect_limits: self.collect_limits(),
-            topic_prefix: self.property("ksql.output.topic.name.prefix"),
+            settings: self.settings()?,
         };
         let mut plan = plan_query(&stmt.query, &self.catalog, sink)?;
         if plan.sink.schema != target.schema {

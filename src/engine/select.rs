@@ -169,10 +169,7 @@ impl<R: Runtime> Engine<R> {
             properties: &properties,
             query_id: id.to_string(),
             transient: true,
-            new_planner: self.new_planner(),
-            default_formats: self.default_formats()?,
-            collect_limits: self.collect_limits(),
-            topic_prefix: self.property("ksql.output.topic.name.prefix"),
+            settings: self.settings()?,
         };
         let plan = plan_query(query, &self.catalog, sink)?;
         let input = plan.inputs.first().map(|i| &i.source);

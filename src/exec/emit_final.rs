@@ -86,15 +86,9 @@ impl FinalEmitter {
                     return upper >= 0;
                 };
                 let lower = last.saturating_sub(size).max(0) + 1;
-                upper >= 0
-                    && match *spec {
-                        // One window per time: compare them without listing (this runs for
-                        // every record that advances stream time).
-                        WindowSpec::Tumbling { size, .. } => {
-                            upper.div_euclid(size) != (lower - 1).div_euclid(size)
-                        }
-                        _ => spec.assign(upper) != spec.assign(lower - 1),
-                    }
+                // Compared without listing windows: this runs for every record that advances
+                // stream time.
+                upper >= 0 && spec.starts(upper) != spec.starts(lower - 1)
             }
         }
     }

@@ -94,6 +94,20 @@ impl WindowSpec {
         }
     }
 
+    /// The first and last start of the time windows containing `ts` (a time ≥ 0), the same
+    /// windows [`Self::assign`] lists, without listing them; `None` for sessions.
+    pub fn starts(&self, ts: i64) -> Option<(i64, i64)> {
+        let (size, advance) = match *self {
+            WindowSpec::Tumbling { size, .. } => (size, size),
+            WindowSpec::Hopping { size, advance, .. } => (size, advance),
+            WindowSpec::Session { .. } => return None,
+        };
+        let last = ts - ts.rem_euclid(advance);
+        // The earliest start still after `ts - size`, and not before the epoch.
+        let back = (last - (ts - size) - 1).div_euclid(advance);
+        Some(((last - back * advance).max(0), last))
+    }
+
     /// Whether `window` no longer accepts records once stream time is `stream_time`.
     pub fn is_closed(&self, window: &TimeWindow, stream_time: i64) -> bool {
         window.end <= self.closed_up_to(stream_time)
@@ -159,6 +173,27 @@ mod tests {
         assert_eq!(starts, vec![5, 10]);
         let starts: Vec<i64> = w.assign(3).iter().map(|w| w.start).collect();
         assert_eq!(starts, vec![0]);
+    }
+
+    #[test]
+    fn starts_bound_the_assigned_windows() {
+        for spec in [
+            WindowSpec::Tumbling { size: 10, grace: 0 },
+            WindowSpec::Hopping {
+                size: 10,
+                advance: 3,
+                grace: 0,
+            },
+        ] {
+            for ts in 0..40 {
+                let windows = spec.assign(ts);
+                let bounds = windows
+                    .first()
+                    .zip(windows.last())
+                    .map(|(f, l)| (f.start, l.start));
+                assert_eq!(spec.starts(ts), bounds, "{spec:?} at {ts}");
+            }
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl RowFn {
                     datafusion_expr::TypeSignature::VariadicAny,
                     datafusion_expr::TypeSignature::Nullary,
                 ],
-                Volatility::Volatile,
+                Volatility::Immutable,
             ),
             returns,
             body,

@@ -200,40 +200,23 @@ impl<'a> ExprPlanner<'a> {
     /// read as it when it is a number or a boolean.
     fn array_constructor(&self, elements: &[SqlExpr]) -> Result<Expr> {
         check_constructor_elements(elements)?;
-        let literal = |e: &SqlExpr| matches!(e, SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
         let (lowered, types) = self.lower_typed(elements)?;
         let mut common = (types.iter().zip(elements))
-            .filter(|(_, e)| !literal(e))
+            .filter(|(_, e)| string_literal(e).is_none())
             .fold(DataType::Null, |acc, (t, _)| super::in_list::unify(&acc, t));
         if family(&common) == Family::Number {
             // A string read as a number counts as the DECIMAL it spells.
-            for sql in elements.iter().filter(|e| literal(e)) {
-                if let SqlExpr::Value(v) = sql
-                    && let Value::SingleQuotedString(s) = &v.value
-                    && let Some(decimal) = decimal_type(s)
-                {
-                    common = super::in_list::unify(&common, &decimal);
-                }
+            for decimal in elements
+                .iter()
+                .filter_map(string_literal)
+                .filter_map(decimal_type)
+            {
+                common = super::in_list::unify(&common, &decimal);
             }
         }
         let mut out = Vec::with_capacity(elements.len());
         for ((e, t), sql) in lowered.into_iter().zip(types).zip(elements) {
-            let (e, t) = match sql {
-                SqlExpr::Value(v) if literal(sql) && !common.is_null() => {
-                    let Value::SingleQuotedString(s) = &v.value else {
-                        unreachable!("a string literal")
-                    };
-                    match super::in_list::literal_as(s, &common)? {
-                        Some(read) => {
-                            let e = self.lower(&read)?;
-                            let t = self.data_type(&e)?;
-                            (e, t)
-                        }
-                        None => (e, t),
-                    }
-                }
-                _ => (e, t),
-            };
+            let (e, t) = self.read_literal_as(sql, (e, t), &common)?;
             out.push(if common.is_null() || t.is_null() {
                 e
             } else {
@@ -885,37 +868,41 @@ impl<'a> ExprPlanner<'a> {
         })
     }
 
+    /// `sql` (lowered as `value` of type `t`) read as `target` when it is a string literal and
+    /// `target` a number or a boolean (ksqlDB's error when it holds none); else as it is.
+    fn read_literal_as(
+        &self,
+        sql: &SqlExpr,
+        (value, t): (Expr, DataType),
+        target: &DataType,
+    ) -> Result<(Expr, DataType)> {
+        let Some(text) = string_literal(sql).filter(|_| !target.is_null()) else {
+            return Ok((value, t));
+        };
+        match super::in_list::literal_as(text, target)? {
+            Some(read) => {
+                let value = self.lower(&read)?;
+                let t = self.data_type(&value)?;
+                Ok((value, t))
+            }
+            None => Ok((value, t)),
+        }
+    }
+
     /// A map constructor's keys and values in one key type and one value type, as ksqlDB
     /// types them: the first key's type (a NULL key of a STRING map reads `null`), and the
     /// first value's that is not a string literal (string literals read as that type).
     fn map_entries(&self, keys: Vec<Expr>, values: &[&SqlExpr]) -> Result<(Vec<Expr>, Vec<Expr>)> {
-        let string_literal = |e: &SqlExpr| match e {
-            SqlExpr::Value(v) => match &v.value {
-                Value::SingleQuotedString(s) => Some(s.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
         let (lowered, types) = self.lower_typed(values.iter().copied())?;
         let value_type = (types.iter().zip(values))
             .find(|(t, v)| !t.is_null() && string_literal(v).is_none())
             .or_else(|| types.iter().zip(values).find(|(t, _)| !t.is_null()))
             .map(|(t, _)| t.clone());
         let mut out_values = Vec::with_capacity(values.len());
-        for ((value, t), sql) in lowered.into_iter().zip(&types).zip(values) {
-            let value = match (&value_type, string_literal(sql)) {
-                (Some(target), Some(s)) if target != &DataType::Utf8 => {
-                    match super::in_list::literal_as(&s, target)? {
-                        Some(literal) => self.lower(&literal)?,
-                        None => value,
-                    }
-                }
-                _ => value,
-            };
-            let t = if string_literal(sql).is_some() {
-                self.data_type(&value)?
-            } else {
-                t.clone()
+        for ((value, t), sql) in lowered.into_iter().zip(types).zip(values) {
+            let (value, t) = match &value_type {
+                Some(target) => self.read_literal_as(sql, (value, t), target)?,
+                None => (value, t),
             };
             out_values.push(match &value_type {
                 Some(target) => cast_to(value, &t, target),
@@ -1076,6 +1063,17 @@ fn is_arithmetic(expr: &SqlExpr) -> bool {
                 | BinaryOperator::Modulo
         ),
         _ => false,
+    }
+}
+
+/// The text of a string literal.
+pub(super) fn string_literal(expr: &SqlExpr) -> Option<&str> {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -18,7 +18,7 @@ use datafusion_expr::expr::InList;
 use sqlparser::ast::{Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Value};
 
 use super::error::PlanError;
-use super::expr::{ExprPlanner, Family, family};
+use super::expr::{ExprPlanner, Family, family, string_literal};
 use super::text::ksql_text;
 use crate::sql::ast::normalize;
 
@@ -249,9 +249,9 @@ pub(super) fn conform(x: Expr, from: &DataType, to: &DataType) -> Expr {
 /// replaced by that literal, through constructors; ksqlDB's error when it holds none.
 fn coerce_literals(item: &SqlExpr, target: &DataType) -> Result<SqlExpr> {
     match (item, target) {
-        (SqlExpr::Value(v), _) => match &v.value {
-            Value::SingleQuotedString(s) => Ok(literal_as(s, target)?.unwrap_or(item.clone())),
-            _ => Ok(item.clone()),
+        (SqlExpr::Value(_), _) => match string_literal(item) {
+            Some(s) => Ok(literal_as(s, target)?.unwrap_or(item.clone())),
+            None => Ok(item.clone()),
         },
         (SqlExpr::Array(array), DataType::List(element)) => {
             let mut array = array.clone();

@@ -46,12 +46,20 @@ pub struct SinkRequest<'a> {
     /// select list is the output as written (key columns optional, system columns allowed,
     /// `*` of a windowed source includes the window bounds).
     pub transient: bool,
+    /// What the session's properties ask of the planner.
+    pub settings: Settings,
+}
+
+/// What the session's properties (`SET`, a request's) ask of the planner.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
     /// `ksql.new.query.planner.enabled`: key columns come in the projection's order (else
     /// the source's), and a stream's query may leave its key out (the rows lose their key).
     pub new_planner: bool,
-    /// Formats for a sink whose statement names none and whose source gives none.
+    /// `ksql.persistence.default.format.key/value`: formats for a statement that names none
+    /// and whose source gives none.
     pub default_formats: ddl::DefaultFormats,
-    /// How many values COLLECT_LIST and COLLECT_SET return at most.
+    /// `ksql.functions.collect_list/collect_set.limit`.
     pub collect_limits: crate::functions::collect::CollectLimits,
     /// `ksql.output.topic.name.prefix`: put before the sink's name when it names no topic.
     pub topic_prefix: String,
@@ -120,7 +128,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         aggregated,
         windowed: window.is_some(),
         transient: sink.transient,
-        new_planner: sink.new_planner,
+        new_planner: sink.settings.new_planner,
         stream: sink.kind == SourceKind::Stream,
     };
     let (output_schema, key_names) =
@@ -173,7 +181,12 @@ fn plan_body(
         } else {
             EmitMode::Changes
         };
-        let planned = plan_aggregate(query, source, input, (emit, request.collect_limits))?;
+        let planned = plan_aggregate(
+            query,
+            source,
+            input,
+            (emit, request.settings.collect_limits),
+        )?;
         let output = Arc::clone(&planned.spec.output_schema);
         let window = planned.spec.window.map(|w| match w {
             WindowSpec::Session { .. } => WindowInfo::Session,
@@ -447,7 +460,7 @@ struct ProjectionMode {
     windowed: bool,
     /// A client's query: key columns are optional.
     transient: bool,
-    /// See [`SinkRequest::new_planner`].
+    /// See [`Settings::new_planner`].
     new_planner: bool,
     /// The sink is a stream.
     stream: bool,
@@ -684,7 +697,7 @@ fn sink_source(
     let (key_format, value_format) = ddl::formats(
         sink.properties,
         Some((source.key_format, source.value_format)),
-        sink.default_formats,
+        sink.settings.default_formats,
     )?;
     let schema = LogicalSchema::from_batch(output, keys);
     // Keys from a keyless source (NONE) take the value format when it can hold keys.
@@ -715,7 +728,7 @@ fn sink_source(
         topic: sink
             .properties
             .get_str("KAFKA_TOPIC")
-            .unwrap_or_else(|| format!("{}{}", sink.topic_prefix, sink.name)),
+            .unwrap_or_else(|| format!("{}{}", sink.settings.topic_prefix, sink.name)),
         key_format,
         value_format,
         wrap_single_value: ddl::wrap_single_value(sink.properties, value_format, &schema)?,

@@ -283,17 +283,12 @@ async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), St
         engine.set_property(name, Some(&value));
     }
     for (_, statement) in statements {
-        match &statement {
-            Statement::SetProperty { name, value } => engine.set_property(name, Some(value)),
-            Statement::UnsetProperty(name) => engine.set_property(name, None),
-            // Substituted while parsing.
-            Statement::Define { .. } | Statement::Undefine(_) => {}
-            _ => {
-                engine
-                    .execute(&statement)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+        // Variables were substituted while parsing; SET and UNSET the engine runs itself.
+        if !matches!(statement, Statement::Define { .. } | Statement::Undefine(_)) {
+            engine
+                .execute(&statement)
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
