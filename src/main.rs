@@ -140,9 +140,15 @@ struct KafkaArgs {
     /// ksqlDB's ksql.service.id: prefixes consumer groups and internal topics.
     #[arg(long, default_value = "default_")]
     service_id: String,
-    /// Extra Kafka client property, e.g. -p security.protocol=SASL_SSL (repeatable).
+    /// Extra Kafka client property, e.g. -p security.protocol=SASL_SSL (repeatable);
+    /// -p processing.guarantee=exactly_once_v2 makes exactly-once the server's default.
     #[arg(short = 'p', long = "property", value_parser = parse_property)]
     properties: Vec<(String, String)>,
+    /// This server's stable identity among the servers of its service id (static group
+    /// membership, transactional ids); a restarted server keeps it. Default: the host name
+    /// and the REST port.
+    #[arg(long, env = "EDDY_INSTANCE_ID")]
+    instance_id: Option<String>,
 }
 
 impl KafkaArgs {
@@ -151,8 +157,25 @@ impl KafkaArgs {
             bootstrap_servers: self.bootstrap_servers,
             service_id: self.service_id,
             properties: self.properties,
+            instance_id: self.instance_id.unwrap_or_else(|| "eddy".into()),
         }
     }
+}
+
+/// A server's default instance id: the host name and the port it listens on.
+fn default_instance_id(listeners: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "eddy".into());
+    let port = listeners
+        .rsplit(':')
+        .next()
+        .map(|p| p.trim_end_matches('/'))
+        .unwrap_or("8088");
+    format!("{host}-{port}")
 }
 
 fn parse_property(s: &str) -> Result<(String, String), String> {
@@ -243,7 +266,10 @@ fn datagen(args: DatagenArgs) -> ExitCode {
     }
 }
 
-fn run_server(kafka: KafkaArgs, listeners: String, queries_file: Option<PathBuf>) -> ExitCode {
+fn run_server(mut kafka: KafkaArgs, listeners: String, queries_file: Option<PathBuf>) -> ExitCode {
+    if kafka.instance_id.is_none() {
+        kafka.instance_id = Some(default_instance_id(&listeners));
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

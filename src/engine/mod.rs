@@ -100,6 +100,37 @@ pub struct PersistentQuery {
     /// Read the inputs from their earliest offsets (persistent queries) rather than from
     /// their ends (push queries, unless `auto.offset.reset` is `earliest`).
     pub from_beginning: bool,
+    /// `processing.guarantee` as set when the query was created (`None`: the server's).
+    pub guarantee: Option<Guarantee>,
+}
+
+/// Kafka Streams' (and ksqlDB's) `processing.guarantee` of a persistent query. Either way a
+/// query's state is exact after a crash; the guarantee says whether its sink records may be
+/// written twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Guarantee {
+    /// Sink records since the last commit are written again after a crash.
+    #[default]
+    AtLeastOnce,
+    /// Sink records are written in the commit's transaction: a `read_committed` reader sees
+    /// each exactly once.
+    ExactlyOnce,
+}
+
+impl Guarantee {
+    /// The property names that set it.
+    pub const PROPERTIES: [&str; 2] = ["processing.guarantee", "ksql.streams.processing.guarantee"];
+
+    /// Reads a value of `processing.guarantee`, as Kafka Streams accepts them.
+    pub fn parse(value: &str) -> Result<Self, PlanError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "at_least_once" => Ok(Self::AtLeastOnce),
+            "exactly_once" | "exactly_once_beta" | "exactly_once_v2" => Ok(Self::ExactlyOnce),
+            _ => Err(PlanError::Invalid(format!(
+                "Invalid value {value} for configuration processing.guarantee: String must be one of: at_least_once, exactly_once, exactly_once_beta, exactly_once_v2"
+            ))),
+        }
+    }
 }
 
 /// What executing a statement did.
@@ -255,6 +286,15 @@ impl<R: Runtime> Engine<R> {
         })
     }
 
+    /// The guarantee the session's properties ask of new queries, if they ask one.
+    fn guarantee(&self) -> Result<Option<Guarantee>, PlanError> {
+        Guarantee::PROPERTIES
+            .iter()
+            .find_map(|name| self.properties.get(*name))
+            .map(|v| Guarantee::parse(v))
+            .transpose()
+    }
+
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
@@ -323,6 +363,9 @@ impl<R: Runtime> Engine<R> {
             Statement::Drop(d) => self.drop_source(d).await,
             Statement::Terminate(target) => self.terminate(target).await,
             Statement::SetProperty { name, value } => {
+                if Guarantee::PROPERTIES.contains(&name.to_ascii_lowercase().as_str()) {
+                    Guarantee::parse(value)?;
+                }
                 self.set_property(name, Some(value));
                 Ok(Outcome::Noop(format!("Property {name} set to {value}.")))
             }
@@ -412,6 +455,7 @@ impl<R: Runtime> Engine<R> {
                 log: log.clone(),
                 commits: false,
                 from_beginning: true,
+                guarantee: None,
             })
             .await?;
         self.next_id += 1;
@@ -497,6 +541,7 @@ impl<R: Runtime> Engine<R> {
             log: log.clone(),
             commits: true,
             from_beginning: true,
+            guarantee: self.guarantee()?,
         };
         self.runtime.start_query(query).await?;
         self.next_id += 1;

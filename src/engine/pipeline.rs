@@ -203,6 +203,9 @@ async fn repartition_stage<R: Runtime>(
         log: ProcessingLog::new(&stage_id),
         commits: true,
         from_beginning: true,
+        // The repartition topic is the next stage's input, so its records are state: they
+        // are written in the stage's transactions whatever the query's guarantee.
+        guarantee: Some(super::Guarantee::ExactlyOnce),
         pipeline: PipelineSpec {
             inputs: vec![InputSpec {
                 decoder: SourceDecoder::try_new(&input.source, registry)?,

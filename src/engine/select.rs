@@ -245,6 +245,7 @@ impl<R: Runtime> Engine<R> {
                 log: ProcessingLog::new(&id),
                 commits: false,
                 from_beginning,
+                guarantee: None,
             })
             .await?;
         self.transients.insert(id.clone(), stages);

@@ -1,107 +1,131 @@
-//! Changelog topics: how a query's task state survives a restart.
+//! Changelog topics: how a task's state survives a restart or moves to another server.
 //!
-//! At each commit a task writes the changes to its state since the last commit
-//! ([`crate::exec::task::Task::checkpoint`]) to partition `p` of the query's compacted
-//! changelog topic (partition `p` belongs to the task of input partition `p`), followed by a
-//! checkpoint marker holding the input offsets those changes account for. Once the producer
-//! has flushed, the consumer group's offsets are committed too. A restarted task reads its
-//! changelog partition, applies the entries up to the last marker, and skips input records
-//! below the marker's offsets, so state and input position always agree: nothing is counted
-//! twice, and outputs produced after the last commit are produced again (at-least-once).
-//! Entries after the last marker (a crash in the middle of a commit) are ignored.
-//! This file reads and writes changelog records; deciding when to commit is the runtime's.
+//! A task's state changes since its last commit ([`crate::exec::task::Task::checkpoint`])
+//! go to partition `p` of the query's compacted changelog topic (partition `p` belongs to the
+//! task of input partition `p`) inside the task's Kafka transaction, together with the input
+//! offsets they account for ([`super::lifecycle`]). So the committed part of a changelog and
+//! the group's committed offsets always agree: a restarted (or moved) task reads its
+//! changelog partition with `isolation.level=read_committed` up to its end, applies every
+//! entry, and resumes reading input at the committed offsets; nothing is counted twice and
+//! nothing is lost. Changes of an aborted transaction (a crash before its commit) are never
+//! read. Compaction keeps each key's last committed value, which is all a restore needs.
+//!
+//! [`read_partition`] is also how a table's store for pull queries is rebuilt from its sink
+//! topic. Records written by versions of Eddy before transactions ended each commit with a
+//! checkpoint marker ([`MARKER`]); such markers are skipped.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde_json::{Value, json};
+use rdkafka::error::KafkaError as RdKafkaError;
 
 use super::{KafkaConfig, KafkaError};
 use crate::exec::StateEntry;
 use crate::record::Record;
 
-/// The key of a checkpoint marker (operator indexes never reach 255).
+/// The key of the checkpoint markers earlier versions wrote (skipped on restore).
 pub const MARKER: &[u8] = b"\xff__checkpoint";
 
-/// The records of one task's commit: its state changes, then the marker with `offsets`
-/// (next offset to read, per input topic).
-pub fn commit_records(
-    topic: &str,
-    partition: i32,
-    entries: Vec<StateEntry>,
-    offsets: &HashMap<String, i64>,
-) -> Vec<Record> {
+/// How long a restore waits for a partition's open transactions to end (a crashed owner's
+/// transaction is aborted by the broker after `transaction.timeout.ms`).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A task's state changes as records of partition `partition` of changelog `topic`.
+pub fn records(topic: &str, partition: i32, entries: Vec<StateEntry>) -> Vec<Record> {
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let record = |key: Vec<u8>, value: Option<Vec<u8>>| Record {
-        topic: topic.to_string(),
-        partition: Some(partition),
-        offset: 0,
-        key: Some(key),
-        value,
-        timestamp,
-        headers: Vec::new(),
-    };
-    let mut records: Vec<Record> = entries.into_iter().map(|(k, v)| record(k, v)).collect();
-    let marker = json!({ "offsets": offsets }).to_string().into_bytes();
-    records.push(record(MARKER.to_vec(), Some(marker)));
-    records
+    entries
+        .into_iter()
+        .map(|(key, value)| Record {
+            topic: topic.to_string(),
+            partition: Some(partition),
+            offset: 0,
+            key: Some(key),
+            value,
+            timestamp,
+            headers: Vec::new(),
+        })
+        .collect()
 }
 
-/// What a task restores from its changelog partition: the entries up to the last marker
-/// and the marker's input offsets (empty when there is no marker yet).
-#[derive(Debug, Default)]
-pub struct Restored {
-    /// State entries, in order.
-    pub entries: Vec<StateEntry>,
-    /// Next offset to read, per input topic.
-    pub offsets: HashMap<String, i64>,
+/// Every committed state entry of changelog partition `partition` of `topic`, in order.
+pub fn read(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<Vec<StateEntry>, KafkaError> {
+    let mut entries = Vec::new();
+    read_partition(config, topic, partition, |record| {
+        let key = record.key.unwrap_or_default();
+        if key != MARKER {
+            entries.push((key, record.value));
+        }
+    })?;
+    Ok(entries)
 }
 
-/// Reads partition `partition` of `topic` to its end.
-pub fn read(config: &KafkaConfig, topic: &str, partition: i32) -> Result<Restored, KafkaError> {
+/// Hands every committed record of `topic`/`partition` to `apply`, in order, from the first
+/// offset to the end the partition has when the call starts. A read-committed consumer stops
+/// at the first open transaction, so this waits until every transaction open at the start
+/// has committed or aborted.
+pub fn read_partition(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    mut apply: impl FnMut(Record),
+) -> Result<u64, KafkaError> {
     let consumer: BaseConsumer = config
         .client_config()
         .set("group.id", format!("{}-restore", config.service_id))
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.max.bytes", "52428800")
         .create()?;
     let timeout = Duration::from_secs(10);
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-    let mut restored = Restored::default();
     if high <= low {
-        return Ok(restored);
+        return Ok(0);
     }
     let mut assignment = rdkafka::TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, rdkafka::Offset::Offset(low))?;
     consumer.assign(&assignment)?;
-    let mut pending = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let mut next = low;
-    while next < high {
-        if std::time::Instant::now() > deadline {
+    let deadline = Instant::now() + RESTORE_TIMEOUT;
+    let mut read = 0;
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                read += 1;
+                let next = m.offset() + 1;
+                apply(super::runtime::record_of(&m));
+                if next >= high {
+                    return Ok(read);
+                }
+                continue;
+            }
+            Some(Err(RdKafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => return Err(e.into()),
+        }
+        // Control records (transaction markers) and aborted records are never handed out:
+        // the consumer's position says how far it got.
+        if position(&consumer, topic, partition)? >= high {
+            return Ok(read);
+        }
+        if Instant::now() > deadline {
             return Err(KafkaError::Unavailable(format!(
-                "restoring {topic}/{partition}: stopped at offset {next} of {high}"
+                "reading {topic}/{partition}: a transaction stayed open for {} s",
+                RESTORE_TIMEOUT.as_secs()
             )));
         }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = message?;
-        next = m.offset() + 1;
-        let key = m.key().unwrap_or_default().to_vec();
-        if key == MARKER {
-            restored.entries.append(&mut pending);
-            restored.offsets = m
-                .payload()
-                .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                .and_then(|v| serde_json::from_value(v["offsets"].clone()).ok())
-                .unwrap_or_default();
-        } else {
-            pending.push((key, m.payload().map(<[u8]>::to_vec)));
-        }
     }
-    Ok(restored)
+}
+
+fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+    let positions = consumer.position()?;
+    Ok(positions
+        .find_partition(topic, partition)
+        .and_then(|p| p.offset().to_raw())
+        .unwrap_or(-1))
 }

@@ -4,19 +4,23 @@
 //! API ([`admin`]), and one consumer-group consumer per query whose records are handed, batch
 //! by batch and partition by partition, to that partition's [`crate::exec::task::Task`]; results go
 //! out through a producer placing records with Java's partitioner ([`partitioner`]).
-//! [`changelog`] writes and reads the changelog topics that make task state survive restarts;
-//! [`deliveries`] tells when a checkpoint's records are all written, so its offsets can be committed.
+//! [`lifecycle`] is the task lifecycle: co-partitioned assignment, restore, transactional
+//! commits, revocation; [`changelog`] writes and reads the changelog topics that make task
+//! state survive restarts; [`deliveries`] keeps a producer's first failed delivery.
 //! [`print`] reads a topic for people (the quickstart's alert view). Everything here is I/O:
 //! no query logic.
 
 pub mod admin;
 pub mod changelog;
 pub mod deliveries;
+pub mod lifecycle;
 pub mod partitioner;
 pub mod print;
 pub mod runtime;
 
 use rdkafka::ClientConfig;
+
+use crate::engine::Guarantee;
 
 /// Errors talking to Kafka.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +43,18 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     /// ksqlDB's `ksql.service.id`: prefixes consumer groups and internal topics.
     pub service_id: String,
-    /// Extra librdkafka properties (security, tuning), applied to every client.
+    /// Extra librdkafka properties (security, tuning), applied to every client; Kafka
+    /// Streams' `processing.guarantee` (also as `ksql.streams.processing.guarantee`) is the
+    /// server's default guarantee instead.
     pub properties: Vec<(String, String)>,
+    /// This server's stable identity among the servers of one service id: its static group
+    /// membership (`group.instance.id`) and the suffix of its transactional ids. A restarted
+    /// server must keep it, two running servers must not share it.
+    pub instance_id: String,
 }
+
+/// The properties that are Kafka Streams', not librdkafka's.
+const STREAMS_PROPERTIES: [&str; 2] = ["processing.guarantee", "ksql.streams.processing.guarantee"];
 
 impl KafkaConfig {
     /// A client configuration with the bootstrap servers and the extra properties.
@@ -49,9 +62,21 @@ impl KafkaConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (k, v) in &self.properties {
-            config.set(k, v);
+            if !STREAMS_PROPERTIES.contains(&k.as_str()) {
+                config.set(k, v);
+            }
         }
         config
+    }
+
+    /// The guarantee of queries whose statement sets none (`processing.guarantee`).
+    pub fn default_guarantee(&self) -> Guarantee {
+        self.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| STREAMS_PROPERTIES.contains(&k.as_str()))
+            .and_then(|(_, v)| Guarantee::parse(v).ok())
+            .unwrap_or_default()
     }
 
     /// The consumer group (and application id) of query `query_id`.

@@ -1,25 +1,16 @@
 //! [`KafkaRuntime`]: persistent queries on a real broker.
 //!
-//! Each query gets a thread with a consumer in the group `<service-id>-query-<id>`
-//! (cooperative-sticky assignment, so several servers with one service id share the
-//! partitions) and a producer. The thread polls a batch (up to [`MAX_BATCH`] records, or what
-//! arrives within [`POLL`]) from the query's input topics, splits it by topic and partition,
-//! hands each partition's records to that partition's task (partition `p` of every joined
-//! topic goes to the same task: joined topics are co-partitioned), and produces the results
-//! to the partitions the encoder chose.
-//!
-//! Every [`COMMIT_INTERVAL`] (and when the query stops) a persistent query checkpoints: each
-//! task's state changes go to the query's compacted changelog topic with a checkpoint marker
-//! ([`super::changelog`]), and the checkpoint's input offsets wait until every record sent
-//! before them (outputs and changelog) is acknowledged ([`super::deliveries`]); then they are
-//! committed (at-least-once). The thread goes on processing meanwhile; only stopping flushes
-//! the producer and waits. A restarted query resumes from its committed
-//! offsets and its tasks restore their state from the changelog before processing. A query
-//! whose state cannot be checkpointed yet (joins, aggregations over tables) never commits:
-//! it re-reads its input from the earliest offset on restart and rebuilds its state exactly,
-//! re-emitting results. Push queries never commit.
+//! Each query gets a thread that runs its [`lifecycle::TaskManager`] with a consumer in the
+//! group `<service-id>-query-<id>` (several servers with one service id share the
+//! partitions): the thread polls a batch (up to [`MAX_BATCH`] records, or what arrives within
+//! [`POLL`]) from the query's input topics, hands each partition's records to the manager
+//! and commits when the commit interval has passed. Assignment, restore, commits, revocation
+//! and transactions are the lifecycle's ([`super::lifecycle`]); this file starts and stops
+//! query threads and does the runtime's other I/O (`INSERT VALUES`, `PRINT`, scans).
+//! A query thread that fails (the broker gone, a transaction fenced or lost) starts its query
+//! again from what is committed, after a backoff that grows to [`MAX_BACKOFF`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -27,24 +18,20 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::admin::Topics;
-use super::changelog;
-use super::deliveries::Deliveries;
+use super::lifecycle::{self, Membership, QueryConsumer, TaskManager};
 use super::{KafkaConfig, KafkaError};
 use crate::engine::{PersistentQuery, Runtime};
 use crate::error::Error;
-use crate::exec::processing_log::ProcessingLog;
-use crate::exec::task::Task;
 use crate::record::Record;
 
 /// Most records handed to tasks in one poll round.
 pub const MAX_BATCH: usize = 5_000;
-/// How often a persistent query commits its offsets and checkpoints its state.
-pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest wait before a failed query starts again.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a poll waits for the first record of a batch.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -118,35 +105,35 @@ impl Runtime for KafkaRuntime {
 
     async fn start_query(&mut self, query: PersistentQuery) -> Result<(), Error> {
         self.check_co_partitioned(&query).await?;
-        let (consumer, producer) = clients(&self.config, &query)?;
-        // Joins' state is not checkpointed yet: such queries replay their input instead.
-        let changelog =
-            if query.commits && query.pipeline.is_stateful() && query.pipeline.joins.is_empty() {
-                let topic = self.internal_topic(&query.id, "Aggregate-Materialize-changelog");
-                let mut partitions = 1;
-                for source in &query.source_topics {
-                    partitions = partitions.max(self.topics.partitions(source).await?.unwrap_or(1));
-                }
-                self.topics
-                    .create_with(&topic, partitions, &[("cleanup.policy", "compact")])
-                    .await?;
-                Some(topic)
-            } else {
-                None
-            };
+        let mut tasks = 1;
+        for source in &query.source_topics {
+            tasks = tasks.max(self.topics.partitions(source).await?.unwrap_or(1));
+        }
+        let changelog = if query.commits && query.pipeline.is_stateful() {
+            let topic = self.internal_topic(&query.id, "Aggregate-Materialize-changelog");
+            self.topics
+                .create_with(&topic, tasks, &[("cleanup.policy", "compact")])
+                .await?;
+            Some(topic)
+        } else {
+            None
+        };
+        let sink_partitions = match query.sink_topic.as_str() {
+            "" => 0,
+            sink => self.topics.partitions(sink).await?.unwrap_or(0),
+        };
+        let setup = move || lifecycle::Setup {
+            changelog: changelog.clone(),
+            sink_partitions,
+            tasks,
+        };
         let config = self.config.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let id = query.id.clone();
         let loop_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(format!("query-{id}"))
-            .spawn(move || {
-                let id = query.id.clone();
-                let query_loop = QueryLoop::new(query, (consumer, producer), (config, changelog));
-                if let Err(e) = query_loop.run(&loop_stop) {
-                    tracing::error!(query = %id, "query stopped with an error: {e}");
-                }
-            })
+            .spawn(move || run_with_restarts(&query, &config, &setup, &loop_stop))
             .map_err(|e| KafkaError::Unavailable(format!("cannot start a query thread: {e}")))?;
         tracing::info!(query = %id, "query started");
         self.queries.insert(id, RunningQuery { stop, thread });
@@ -226,221 +213,107 @@ impl Runtime for KafkaRuntime {
     }
 }
 
-fn clients(
-    config: &KafkaConfig,
+/// Runs `query` until `stop`; a run that fails starts again from what is committed.
+fn run_with_restarts(
     query: &PersistentQuery,
-) -> Result<(BaseConsumer, QueryProducer), KafkaError> {
-    let consumer: BaseConsumer = config
-        .client_config()
-        .set("group.id", config.application_id(&query.id))
-        .set("enable.auto.commit", "false")
-        .set(
-            "auto.offset.reset",
-            if query.from_beginning {
-                "earliest"
-            } else {
-                "latest"
-            },
-        )
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        // A crashed server's partitions move (to it, restarted, or to another) after 10 s.
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "3000")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    let topics: Vec<&str> = query.source_topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
-    let producer: QueryProducer = config
-        .client_config()
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .create_with_context(Deliveries::default())?;
-    Ok((consumer, producer))
+    config: &KafkaConfig,
+    setup: &dyn Fn() -> lifecycle::Setup,
+    stop: &AtomicBool,
+) {
+    let mut backoff = Duration::from_millis(500);
+    while !stop.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        let result = TaskManager::new(query.clone(), config.clone(), setup())
+            .and_then(|manager| QueryLoop::new(query, config, manager))
+            .and_then(|query_loop| query_loop.run(stop));
+        let Err(e) = result else {
+            return;
+        };
+        tracing::error!(query = %query.id, "query failed, starting again in {backoff:?}: {e}");
+        if started.elapsed() > MAX_BACKOFF {
+            backoff = Duration::from_millis(500);
+        }
+        let until = std::time::Instant::now() + backoff;
+        while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
 }
-
-/// A query's producer: delivery reports counted by commit epoch.
-type QueryProducer = BaseProducer<Deliveries>;
 
 /// The polling loop of one query.
 struct QueryLoop {
-    query: PersistentQuery,
-    consumer: BaseConsumer,
-    producer: QueryProducer,
-    /// The checkpoint the records sent now belong to.
-    epoch: usize,
-    /// Checkpoints whose offsets wait for their records' acknowledgements, oldest first.
-    pending: VecDeque<(usize, rdkafka::TopicPartitionList)>,
-    tasks: HashMap<i32, Task>,
-    log: ProcessingLog,
-    config: KafkaConfig,
-    /// The changelog topic of a query with state.
-    changelog: Option<String>,
-    /// Next offset to read, per (topic, partition): what a commit records.
-    positions: HashMap<(String, i32), i64>,
-    /// Records were read since the last commit (an idle query writes nothing).
-    uncommitted: bool,
-    /// Per (topic, partition): records below this offset are already in restored state.
-    resume: HashMap<(String, i32), i64>,
-    last_commit: std::time::Instant,
-    /// False once some task's state could not be checkpointed: nothing is committed then.
-    durable: bool,
+    consumer: QueryConsumer,
+    id: String,
 }
 
 impl QueryLoop {
+    /// A consumer for `query` in its group, subscribed to its lead topic; its rebalances
+    /// assign and revoke `manager`'s tasks.
     fn new(
-        query: PersistentQuery,
-        (consumer, producer): (BaseConsumer, QueryProducer),
-        (config, changelog): (KafkaConfig, Option<String>),
-    ) -> Self {
-        let log = query.log.clone();
-        let durable = query.commits;
-        Self {
-            query,
-            consumer,
-            producer,
-            epoch: 0,
-            pending: VecDeque::new(),
-            tasks: HashMap::new(),
-            log,
-            config,
-            changelog,
-            positions: HashMap::new(),
-            uncommitted: false,
-            resume: HashMap::new(),
-            last_commit: std::time::Instant::now(),
-            durable,
+        query: &PersistentQuery,
+        config: &KafkaConfig,
+        manager: TaskManager,
+    ) -> Result<Self, Error> {
+        let membership = Membership::new(&query.source_topics, manager);
+        let mut client = config.client_config();
+        client
+            .set("group.id", config.application_id(&query.id))
+            .set("enable.auto.commit", "false")
+            .set(
+                "auto.offset.reset",
+                if query.from_beginning {
+                    "earliest"
+                } else {
+                    "latest"
+                },
+            )
+            .set("isolation.level", "read_committed")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            // A crashed server's partitions move to another after 10 s; restarted, it gets
+            // them back at once (static membership).
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "3000")
+            .set("enable.partition.eof", "false");
+        if query.commits {
+            client.set("group.instance.id", &config.instance_id);
         }
+        let consumer: QueryConsumer = client
+            .create_with_context(membership)
+            .map_err(KafkaError::from)?;
+        let lead = consumer.context().lead().to_string();
+        consumer.subscribe(&[&lead]).map_err(KafkaError::from)?;
+        Ok(Self {
+            consumer,
+            id: query.id.clone(),
+        })
     }
 
-    fn run(mut self, stop: &AtomicBool) -> Result<(), Error> {
+    /// Runs until `stop` (then commits a last time) or a failure.
+    fn run(self, stop: &AtomicBool) -> Result<(), Error> {
+        let result = self.run_until(stop);
+        let mut manager = self.consumer.context().manager();
+        let result = result.and_then(|()| manager.close(&self.consumer));
+        manager.stop();
+        result
+    }
+
+    fn run_until(&self, stop: &AtomicBool) -> Result<(), Error> {
         while !stop.load(Ordering::Relaxed) {
             let batch = self.poll_batch();
+            let mut manager = self.consumer.context().manager();
+            if let Some(e) = manager.take_failure() {
+                return Err(e);
+            }
             for ((topic, partition), records) in batch {
-                let inputs: Vec<usize> = (0..self.query.source_topics.len())
-                    .filter(|i| self.query.source_topics[*i] == topic)
-                    .collect();
-                for input in inputs {
-                    self.process(input, partition, &records)?;
-                }
-                if let Some(last) = records.last() {
-                    self.positions.insert((topic, partition), last.offset + 1);
-                    self.uncommitted = true;
-                }
+                manager.process(&topic, partition, &records)?;
             }
-            self.producer.poll(Duration::ZERO);
-            self.commit_acknowledged(rdkafka::consumer::CommitMode::Async)?;
-            if self.last_commit.elapsed() >= COMMIT_INTERVAL {
-                self.checkpoint()?;
+            manager.poll_producers()?;
+            if manager.commit_due() {
+                manager.commit(&self.consumer)?;
             }
-        }
-        self.checkpoint()?;
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(KafkaError::from)?;
-        self.commit_acknowledged(rdkafka::consumer::CommitMode::Sync)
-    }
-
-    /// Commits the offsets of the checkpoints whose records are all acknowledged; fails if
-    /// a record could not be written.
-    fn commit_acknowledged(&mut self, mode: rdkafka::consumer::CommitMode) -> Result<(), Error> {
-        let deliveries = self.producer.context();
-        if let Some(why) = deliveries.failure() {
-            return Err(KafkaError::Unavailable(format!("a record was not written: {why}")).into());
-        }
-        let mut ready = None;
-        while let Some((epoch, _)) = self.pending.front()
-            && deliveries.done_through(*epoch)
-        {
-            ready = self.pending.pop_front().map(|(_, offsets)| offsets);
-        }
-        // The latest ready checkpoint's offsets cover the earlier ones'.
-        if let Some(offsets) = ready {
-            self.consumer
-                .commit(&offsets, mode)
-                .map_err(KafkaError::from)?;
         }
         Ok(())
-    }
-
-    /// Checkpoints every task's state to the changelog and queues the offsets to commit once
-    /// everything sent so far is acknowledged.
-    fn checkpoint(&mut self) -> Result<(), Error> {
-        self.last_commit = std::time::Instant::now();
-        if !self.durable || !self.uncommitted {
-            return Ok(());
-        }
-        let mut records = Vec::new();
-        for (partition, task) in &mut self.tasks {
-            let entries = task.checkpoint().map_err(|source| Error::Query {
-                query: self.query.id.clone(),
-                source,
-            })?;
-            let Some(entries) = entries else {
-                tracing::warn!(
-                    query = %self.query.id,
-                    "this query's state cannot be checkpointed yet: it will re-read its input after a restart"
-                );
-                self.durable = false;
-                return Ok(());
-            };
-            if let Some(topic) = &self.changelog {
-                let offsets: HashMap<String, i64> = self
-                    .positions
-                    .iter()
-                    .filter(|((_, p), _)| p == partition)
-                    .map(|((t, _), o)| (t.clone(), *o))
-                    .collect();
-                records.extend(changelog::commit_records(
-                    topic, *partition, entries, &offsets,
-                ));
-            }
-        }
-        for record in &records {
-            self.send(record)?;
-        }
-        let mut offsets = rdkafka::TopicPartitionList::new();
-        for ((topic, partition), offset) in &self.positions {
-            offsets
-                .add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
-                .map_err(KafkaError::from)?;
-        }
-        self.pending.push_back((self.epoch, offsets));
-        self.epoch += 1;
-        self.uncommitted = false;
-        Ok(())
-    }
-
-    /// A new task for `partition`, its state restored from the changelog.
-    fn new_task(&mut self, partition: i32) -> Result<Task, Error> {
-        let query_error = |source| Error::Query {
-            query: self.query.id.clone(),
-            source,
-        };
-        let Some(topic) = &self.changelog else {
-            return self
-                .query
-                .pipeline
-                .new_task(self.log.clone())
-                .map_err(query_error);
-        };
-        let restored = changelog::read(&self.config, topic, partition)?;
-        let task = self
-            .query
-            .pipeline
-            .restored_task(self.log.clone(), &restored.entries)
-            .map_err(query_error)?;
-        tracing::info!(
-            query = %self.query.id,
-            partition,
-            entries = restored.entries.len(),
-            "task state restored from {topic}"
-        );
-        for (input, offset) in restored.offsets {
-            self.resume.insert((input, partition), offset);
-        }
-        Ok(task)
     }
 
     /// Up to [`MAX_BATCH`] records, grouped by topic and partition in arrival order.
@@ -461,56 +334,10 @@ impl QueryLoop {
                         None => by_partition.push((at, vec![record])),
                     }
                 }
-                Err(e) => tracing::warn!(query = %self.query.id, "consumer: {e}"),
+                Err(e) => tracing::warn!(query = %self.id, "consumer: {e}"),
             }
         }
         by_partition
-    }
-
-    fn process(&mut self, input: usize, partition: i32, records: &[Record]) -> Result<(), Error> {
-        if !self.tasks.contains_key(&partition) {
-            tracing::info!(query = %self.query.id, partition, "task created");
-            let task = self.new_task(partition)?;
-            self.tasks.insert(partition, task);
-        }
-        // Records the restored state already accounts for (a commit cut short).
-        let topic = &self.query.source_topics[input];
-        let skip = self
-            .resume
-            .get(&(topic.clone(), partition))
-            .map_or(0, |from| {
-                records.iter().take_while(|r| r.offset < *from).count()
-            });
-        let records = &records[skip..];
-        let Some(task) = self.tasks.get_mut(&partition) else {
-            return Ok(());
-        };
-        let outputs = task
-            .process(input, records)
-            .map_err(|source| Error::Query {
-                query: self.query.id.clone(),
-                source,
-            })?;
-        for output in &outputs {
-            self.send(output)?;
-        }
-        Ok(())
-    }
-
-    /// Produces one record (of the current epoch), waiting while the producer's queue is full.
-    fn send(&self, record: &Record) -> Result<(), Error> {
-        loop {
-            match self.producer.send(base_record(record, self.epoch)) {
-                Ok(()) => {
-                    self.producer.context().sent(self.epoch);
-                    return Ok(());
-                }
-                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(50));
-                }
-                Err((e, _)) => return Err(KafkaError::from(e).into()),
-            }
-        }
     }
 }
 
@@ -581,7 +408,7 @@ pub fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
 }
 
 /// A record as rdkafka sends it (a null key or value stays null), with its delivery opaque.
-fn base_record<D: rdkafka::util::IntoOpaque>(
+pub(crate) fn base_record<D: rdkafka::util::IntoOpaque>(
     record: &Record,
     opaque: D,
 ) -> BaseRecord<'_, [u8], [u8], D> {

@@ -6,7 +6,8 @@
 //! compacted sink topic holds, so a pull query decodes a snapshot of it with the table's
 //! own decoder and runs its filter and projection over the rows, as a push query would over
 //! the topic. The store is in memory and shared by the query's tasks (keys never meet across
-//! partitions); it is rebuilt when the query re-reads its input.
+//! partitions). A task restored on a server reads its sink partition into the store and
+//! forgets it when the partition moves away ([`crate::kafka::lifecycle`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -38,6 +39,11 @@ impl TableStore {
                 rows.remove(&key);
             }
         }
+    }
+
+    /// Forgets the records of sink partition `partition` (its task moved to another server).
+    pub fn remove_partition(&self, partition: i32) {
+        self.rows().retain(|(p, _), _| *p != partition);
     }
 
     /// Every live record, by partition then key bytes (the order a scan of Kafka Streams'

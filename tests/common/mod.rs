@@ -23,6 +23,7 @@ pub fn config() -> KafkaConfig {
         bootstrap_servers: bootstrap(),
         service_id: "e2e_".into(),
         properties: Vec::new(),
+        instance_id: "e2e-test".into(),
     }
 }
 

@@ -1,0 +1,634 @@
+//! The task lifecycle: how a query's partitions are assigned to this server, restored,
+//! processed, committed and given up, in one place.
+//!
+//! A persistent query runs one [`TaskManager`] per server. Its consumer is a member of the
+//! query's consumer group (`<service-id>-query-<id>`), subscribed to the query's **lead**
+//! topic only (its first input); the group hands out lead partitions, and [`Membership`]
+//! (the consumer's rebalance callback) assigns partition `p` of every other input topic
+//! (the other side of a join) together with lead partition `p`. So co-partitioned inputs
+//! always meet in one task on one server, whatever the group's assignor does with several
+//! topics (see `docs/design.md`).
+//!
+//! A task goes through these states:
+//! - **assigned**: the group gave this server lead partition `p` (cooperative-sticky
+//!   rebalances, static membership: a restarted server gets its partitions back at once);
+//! - **restoring**: its state is read from changelog partition `p` with `read_committed`
+//!   up to the end, and a table sink's store for pull queries from sink partition `p`;
+//!   newly assigned partitions restore in parallel, before any of their records is processed;
+//! - **running**: records of partition `p` of each input go through the task;
+//! - **committing**: every commit interval (1 s, or 100 ms exactly-once), each task's state
+//!   changes go to its changelog partition, and the input offsets are added with
+//!   `send_offsets_to_transaction` (KIP-447: fenced by the group's generation) to one Kafka
+//!   transaction, which commits them all at once;
+//! - **revoked**: the group takes `p` away: the manager commits first, then drops the task
+//!   and its share of the store. A partition taken away without warning (lost: this server
+//!   was thrown out of the group) cannot commit: the manager fails and the query restarts
+//!   from what is committed.
+//!
+//! Transactions hold the state (changelog records), the records written to repartition
+//! topics and the input offsets, so state is never counted twice, whatever the guarantee.
+//! With `processing.guarantee=exactly_once_v2` the query's sink records are in the
+//! transaction too, so a `read_committed` reader of the sink sees each result exactly once.
+//! With `at_least_once` (the default, as in ksqlDB) sink records go out at once through a
+//! second, idempotent producer, flushed before each commit: after a crash, results since the
+//! last commit are written again. The transactional id is `<application id>-<instance id>`,
+//! so a restarted server fences its previous incarnation and aborts its open transaction at
+//! once (`init_transactions`).
+//!
+//! Queries that do not commit (push queries, a source table's materialization, and queries
+//! whose state cannot be checkpointed yet) use the same manager without transactions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::deliveries::Deliveries;
+use super::{KafkaConfig, KafkaError, changelog};
+use crate::engine::{Guarantee, PersistentQuery};
+use crate::error::Error;
+use crate::exec::output::Output;
+use crate::exec::task::Task;
+use crate::record::Record;
+use crate::state::table_store::TableStore;
+
+/// How often an at-least-once query commits.
+pub const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often an exactly-once query commits (ksqlDB's default for exactly-once).
+pub const EXACTLY_ONCE_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a transaction may stay open before the broker aborts it (a crashed server's).
+const TRANSACTION_TIMEOUT_MS: &str = "10000";
+/// How long a commit's broker calls may take.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A query's producer: its context records the first failed delivery.
+pub type QueryProducer = BaseProducer<Deliveries>;
+
+/// A query's consumer, whose rebalances drive its [`TaskManager`].
+pub type QueryConsumer = BaseConsumer<Membership>;
+
+/// Where a table sink's store (for pull queries) is rebuilt from.
+#[derive(Debug)]
+struct SinkStore {
+    topic: String,
+    store: Arc<TableStore>,
+    /// Task `p` writes only sink partition `p` (the sink has as many partitions as the
+    /// inputs), so each task restores and drops its own share; otherwise the whole store is
+    /// read when the query starts.
+    per_partition: bool,
+}
+
+/// The tasks of one query on this server, and their commits.
+pub struct TaskManager {
+    query: PersistentQuery,
+    config: KafkaConfig,
+    /// The changelog topic of a query with checkpointed state.
+    changelog: Option<String>,
+    sink_store: Option<SinkStore>,
+    /// Commits offsets and state in transactions (false: never commits, replays its input).
+    durable: bool,
+    /// Sink records go in the transaction too.
+    exactly_once: bool,
+    /// The transactional producer (durable queries).
+    transactional: Option<QueryProducer>,
+    /// Sink records of at-least-once and non-durable queries.
+    immediate: QueryProducer,
+    in_transaction: bool,
+    tasks: BTreeMap<i32, Task>,
+    /// Next offset to read, per (topic, partition) of an owned task.
+    positions: HashMap<(String, i32), i64>,
+    /// Something was processed since the last commit.
+    dirty: bool,
+    last_commit: Instant,
+    interval: Duration,
+    /// Why the manager cannot go on (set in a rebalance callback, read by the loop).
+    failure: Option<Error>,
+    /// The query thread is done with it (closed, or failed): the revocation librdkafka
+    /// makes when the consumer closes commits nothing.
+    stopped: bool,
+}
+
+impl std::fmt::Debug for TaskManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskManager")
+            .field("query", &self.query.id)
+            .field("tasks", &self.tasks.keys().collect::<Vec<_>>())
+            .field("durable", &self.durable)
+            .field("exactly_once", &self.exactly_once)
+            .finish()
+    }
+}
+
+/// What starting a manager needs from the runtime.
+#[derive(Debug)]
+pub struct Setup {
+    /// The changelog topic (queries whose state is checkpointed).
+    pub changelog: Option<String>,
+    /// The sink topic's partition count (a table sink's store is rebuilt from it).
+    pub sink_partitions: i32,
+    /// The lead topic's partition count (one task per partition).
+    pub tasks: i32,
+}
+
+impl TaskManager {
+    /// The manager of `query`, with its producers; a durable query's transactional producer
+    /// has fenced any earlier incarnation of this server's (its open transaction is aborted).
+    pub fn new(query: PersistentQuery, config: KafkaConfig, setup: Setup) -> Result<Self, Error> {
+        // A query whose state cannot be checkpointed re-reads its input on restart.
+        let durable = query.commits && checkpointable(&query)?;
+        if query.commits && !durable {
+            tracing::warn!(
+                query = %query.id,
+                "this query's state cannot be checkpointed yet: it re-reads its input after a restart"
+            );
+        }
+        let exactly_once = durable
+            && query
+                .guarantee
+                .unwrap_or_else(|| config.default_guarantee())
+                == Guarantee::ExactlyOnce;
+        let transactional = if durable {
+            Some(transactional_producer(&config, &query.id)?)
+        } else {
+            None
+        };
+        let immediate: QueryProducer = config
+            .client_config()
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("enable.idempotence", "true")
+            .create_with_context(Deliveries::default())
+            .map_err(KafkaError::from)?;
+        let sink_store = match &query.pipeline.output {
+            Output::Topic {
+                store: Some(store), ..
+            } => Some(SinkStore {
+                topic: query.sink_topic.clone(),
+                store: Arc::clone(store),
+                per_partition: setup.sink_partitions == setup.tasks,
+            }),
+            _ => None,
+        };
+        let mut manager = Self {
+            changelog: if durable { setup.changelog } else { None },
+            sink_store,
+            durable,
+            exactly_once,
+            transactional,
+            immediate,
+            in_transaction: false,
+            tasks: BTreeMap::new(),
+            positions: HashMap::new(),
+            dirty: false,
+            last_commit: Instant::now(),
+            interval: if exactly_once {
+                EXACTLY_ONCE_COMMIT_INTERVAL
+            } else {
+                COMMIT_INTERVAL
+            },
+            failure: None,
+            stopped: false,
+            query,
+            config,
+        };
+        manager.restore_whole_store(setup.sink_partitions)?;
+        Ok(manager)
+    }
+
+    /// The query's id.
+    pub fn query_id(&self) -> &str {
+        &self.query.id
+    }
+
+    /// A sink store that tasks cannot restore share by share is read whole, once.
+    fn restore_whole_store(&mut self, partitions: i32) -> Result<(), Error> {
+        let Some(sink) = &self.sink_store else {
+            return Ok(());
+        };
+        if sink.per_partition || !self.durable {
+            return Ok(());
+        }
+        for p in 0..partitions {
+            changelog::read_partition(&self.config, &sink.topic, p, |r| {
+                sink.store.apply(std::slice::from_ref(&r));
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Lead partitions `partitions` were assigned: their tasks are restored (in parallel)
+    /// and start running.
+    pub fn assign(&mut self, partitions: &[i32]) {
+        if let Err(e) = self.try_assign(partitions) {
+            self.failure.get_or_insert(e);
+        }
+    }
+
+    fn try_assign(&mut self, partitions: &[i32]) -> Result<(), Error> {
+        let started = Instant::now();
+        let restore_store = self
+            .sink_store
+            .as_ref()
+            .filter(|s| s.per_partition && self.durable);
+        let restored = read_states(
+            &self.config,
+            self.changelog.as_deref(),
+            restore_store,
+            partitions,
+        );
+        for (p, entries) in restored {
+            let entries = entries?;
+            let task = self
+                .query
+                .pipeline
+                .restored_task(self.query.log.clone(), &entries)
+                .map_err(|source| Error::Query {
+                    query: self.query.id.clone(),
+                    source,
+                })?;
+            tracing::info!(
+                query = %self.query.id,
+                partition = p,
+                entries = entries.len(),
+                "task assigned and restored"
+            );
+            self.tasks.insert(p, task);
+        }
+        if !partitions.is_empty() {
+            tracing::info!(
+                query = %self.query.id,
+                ?partitions,
+                millis = started.elapsed().as_millis() as u64,
+                "tasks running"
+            );
+        }
+        Ok(())
+    }
+
+    /// Lead partitions `partitions` are taken away: commit what is processed, then drop their
+    /// tasks. `lost`: the group already gave them to another server, so nothing may be
+    /// committed; the manager fails and the query restarts from its last commit.
+    pub fn revoke(&mut self, consumer: &QueryConsumer, partitions: &[i32], lost: bool) {
+        if self.stopped {
+        } else if lost {
+            if self.durable && self.dirty {
+                self.failure.get_or_insert(
+                    KafkaError::Unavailable(
+                        "partitions were lost (this server left the group): restarting from the last commit".into(),
+                    )
+                    .into(),
+                );
+            }
+        } else if let Err(e) = self.commit(consumer) {
+            self.failure.get_or_insert(e);
+        }
+        for p in partitions {
+            self.tasks.remove(p);
+            self.positions.retain(|(_, q), _| q != p);
+            if let Some(sink) = self.sink_store.as_ref().filter(|s| s.per_partition) {
+                sink.store.remove_partition(*p);
+            }
+        }
+        tracing::info!(query = %self.query.id, ?partitions, lost, "tasks revoked");
+    }
+
+    /// Why the manager cannot go on, if it cannot.
+    pub fn take_failure(&mut self) -> Option<Error> {
+        self.failure.take()
+    }
+
+    /// Processes records of `topic`/`partition`, in order; records of a partition this
+    /// server no longer owns are dropped (they belong to another server now).
+    pub fn process(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> Result<(), Error> {
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        let Some(task) = self.tasks.get_mut(&partition) else {
+            return Ok(());
+        };
+        let mut outputs = Vec::new();
+        for input in 0..self.query.source_topics.len() {
+            if self.query.source_topics[input] != topic {
+                continue;
+            }
+            outputs.extend(
+                task.process(input, records)
+                    .map_err(|source| Error::Query {
+                        query: self.query.id.clone(),
+                        source,
+                    })?,
+            );
+        }
+        for output in &outputs {
+            self.send(output, self.exactly_once)?;
+        }
+        self.positions
+            .insert((topic.to_string(), partition), last.offset + 1);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Serves delivery reports; fails if a record could not be written.
+    pub fn poll_producers(&self) -> Result<(), Error> {
+        self.immediate.poll(Duration::ZERO);
+        if let Some(p) = &self.transactional {
+            p.poll(Duration::ZERO);
+        }
+        for producer in std::iter::once(&self.immediate).chain(&self.transactional) {
+            if let Some(why) = producer.context().failure() {
+                return Err(
+                    KafkaError::Unavailable(format!("a record was not written: {why}")).into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the commit interval has passed.
+    pub fn commit_due(&self) -> bool {
+        self.last_commit.elapsed() >= self.interval
+    }
+
+    /// Commits: every task's state changes and the input offsets in one transaction (after
+    /// the at-least-once sink records are all written).
+    pub fn commit(&mut self, consumer: &QueryConsumer) -> Result<(), Error> {
+        self.last_commit = Instant::now();
+        if !self.durable || !self.dirty {
+            return Ok(());
+        }
+        let mut records = Vec::new();
+        for (partition, task) in &mut self.tasks {
+            let entries = task.checkpoint().map_err(|source| Error::Query {
+                query: self.query.id.clone(),
+                source,
+            })?;
+            if let (Some(topic), Some(entries)) = (&self.changelog, entries) {
+                records.extend(changelog::records(topic, *partition, entries));
+            }
+        }
+        for record in &records {
+            self.send(record, true)?;
+        }
+        if !self.exactly_once {
+            self.immediate
+                .flush(COMMIT_TIMEOUT)
+                .map_err(KafkaError::from)?;
+        }
+        self.poll_producers()?;
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.positions {
+            offsets
+                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(KafkaError::from)?;
+        }
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| KafkaError::Unavailable("the consumer has no group metadata".into()))?;
+        self.begin()?;
+        let producer = self.transactional()?;
+        producer
+            .send_offsets_to_transaction(&offsets, &group, COMMIT_TIMEOUT)
+            .map_err(KafkaError::from)?;
+        producer
+            .commit_transaction(COMMIT_TIMEOUT)
+            .map_err(KafkaError::from)?;
+        self.in_transaction = false;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// The last commit, when the query stops: then every record is written.
+    pub fn close(&mut self, consumer: &QueryConsumer) -> Result<(), Error> {
+        self.commit(consumer)?;
+        self.immediate
+            .flush(COMMIT_TIMEOUT)
+            .map_err(KafkaError::from)?;
+        self.poll_producers()
+    }
+
+    /// The query thread is done with the manager: nothing more is committed.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    fn transactional(&self) -> Result<&QueryProducer, Error> {
+        self.transactional
+            .as_ref()
+            .ok_or_else(|| KafkaError::Unavailable("no transactional producer".into()).into())
+    }
+
+    fn begin(&mut self) -> Result<(), Error> {
+        if !self.in_transaction {
+            self.transactional()?
+                .begin_transaction()
+                .map_err(KafkaError::from)?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Produces one record, in the transaction or at once, waiting while the producer's
+    /// queue is full.
+    fn send(&mut self, record: &Record, transactional: bool) -> Result<(), Error> {
+        if transactional {
+            self.begin()?;
+        }
+        let producer = match (&self.transactional, transactional) {
+            (Some(p), true) => p,
+            _ => &self.immediate,
+        };
+        loop {
+            match producer.send(super::runtime::base_record(record, ())) {
+                Ok(()) => return Ok(()),
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => return Err(KafkaError::from(e).into()),
+            }
+        }
+    }
+}
+
+/// Whether every operator of `query` can checkpoint its state (a fresh task says).
+fn checkpointable(query: &PersistentQuery) -> Result<bool, Error> {
+    let probe = query
+        .pipeline
+        .new_task(query.log.clone())
+        .and_then(|mut t| t.checkpoint())
+        .map_err(|source| Error::Query {
+            query: query.id.clone(),
+            source,
+        })?;
+    Ok(probe.is_some())
+}
+
+/// A durable query's producer, its transactions initialized: an earlier incarnation with the
+/// same transactional id is fenced, and its open transaction aborted.
+fn transactional_producer(config: &KafkaConfig, query_id: &str) -> Result<QueryProducer, Error> {
+    let id = format!("{}-{}", config.application_id(query_id), config.instance_id);
+    let producer: QueryProducer = config
+        .client_config()
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create_with_context(Deliveries::default())
+        .map_err(KafkaError::from)?;
+    producer
+        .init_transactions(COMMIT_TIMEOUT)
+        .map_err(KafkaError::from)?;
+    Ok(producer)
+}
+
+/// Reads the changelog partition of each of `partitions` (and its share of a sink's store)
+/// on a thread of its own; each partition's state entries.
+fn read_states(
+    config: &KafkaConfig,
+    changelog: Option<&str>,
+    store: Option<&SinkStore>,
+    partitions: &[i32],
+) -> Vec<(i32, Result<Vec<crate::exec::StateEntry>, KafkaError>)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = partitions
+            .iter()
+            .map(|&p| {
+                let handle = scope.spawn(move || {
+                    if let Some(sink) = store {
+                        sink.store.remove_partition(p);
+                        changelog::read_partition(config, &sink.topic, p, |r| {
+                            sink.store.apply(std::slice::from_ref(&r));
+                        })?;
+                    }
+                    match changelog {
+                        Some(topic) => changelog::read(config, topic, p),
+                        None => Ok(Vec::new()),
+                    }
+                });
+                (p, handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(p, h)| {
+                let result = h.join().unwrap_or_else(|_| {
+                    Err(KafkaError::Unavailable(format!(
+                        "restoring partition {p} panicked"
+                    )))
+                });
+                (p, result)
+            })
+            .collect()
+    })
+}
+
+/// The consumer's context: turns the group's rebalances into task assignments and
+/// revocations of the query's [`TaskManager`].
+pub struct Membership {
+    /// The topic the consumer subscribes to.
+    lead: String,
+    /// The other topics whose partition `p` goes with lead partition `p`.
+    co_topics: Vec<String>,
+    manager: Mutex<TaskManager>,
+}
+
+impl Membership {
+    /// The membership of `manager`'s query, which reads `topics` (the first leads).
+    pub fn new(topics: &[String], manager: TaskManager) -> Self {
+        let lead = topics.first().cloned().unwrap_or_default();
+        let mut co_topics: Vec<String> = Vec::new();
+        for t in topics.iter().skip(1) {
+            if *t != lead && !co_topics.contains(t) {
+                co_topics.push(t.clone());
+            }
+        }
+        Self {
+            lead,
+            co_topics,
+            manager: Mutex::new(manager),
+        }
+    }
+
+    /// The topic the consumer subscribes to.
+    pub fn lead(&self) -> &str {
+        &self.lead
+    }
+
+    /// The manager (never held while the consumer is polled: rebalances run inside polls).
+    pub fn manager(&self) -> MutexGuard<'_, TaskManager> {
+        self.manager
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The lead partitions of `tpl`, and the list with each one's co-partitions added.
+    fn with_co_partitions(&self, tpl: &TopicPartitionList) -> (Vec<i32>, TopicPartitionList) {
+        let leads: Vec<i32> = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.lead)
+            .map(|e| e.partition())
+            .collect();
+        let mut full = tpl.clone();
+        for topic in &self.co_topics {
+            for p in &leads {
+                full.add_partition(topic, *p);
+            }
+        }
+        (leads, full)
+    }
+}
+
+impl ClientContext for Membership {}
+
+impl ConsumerContext for Membership {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let (leads, full) = self.with_co_partitions(tpl);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let assigned = if cooperative {
+                    consumer.incremental_assign(&full)
+                } else {
+                    consumer.assign(&full)
+                };
+                if assigned.is_ok() {
+                    self.manager().assign(&leads);
+                }
+                assigned
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let lost = consumer.assignment_lost();
+                self.manager().revoke(consumer, &leads, lost);
+                if cooperative {
+                    consumer.incremental_unassign(&full)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => Err(RdKafkaError::Rebalance(other.into())),
+        };
+        if let Err(e) = result {
+            let mut manager = self.manager();
+            tracing::warn!(query = %manager.query_id(), "rebalance: {e}");
+            manager.failure.get_or_insert(KafkaError::from(e).into());
+        }
+    }
+}
