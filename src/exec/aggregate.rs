@@ -13,7 +13,7 @@
 //! Over a table source, an update retracts the row it replaces (DataFusion's retracting
 //! accumulators) before adding itself, and both affected groups are emitted, as in ksqlDB.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::AsArray;
@@ -33,6 +33,7 @@ use crate::functions::WhenNull;
 use crate::state::aggregate_store::{
     AggregateStore, FastMap, GroupKey, decode_key, decode_state, encode_key, encode_state,
 };
+use crate::state::row_codec::RowCodec;
 
 /// When aggregate results are emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +144,11 @@ pub struct AggregateOp {
     /// Table sources: each source key's current contribution, to retract on update.
     previous: HashMap<Box<[u8]>, Contribution>,
     source_converter: Option<RowConverter>,
+    /// Table sources: writes contributions to the changelog (all arguments of all
+    /// aggregates as one row), with each aggregate's argument count.
+    contribution_codec: Option<(RowCodec, Vec<usize>)>,
+    /// Table sources: keys whose contribution changed since the last checkpoint.
+    changed_sources: HashSet<Box<[u8]>>,
     stream_time: i64,
     late_records: u64,
     /// EMIT FINAL: what has been released so far.
@@ -199,6 +205,21 @@ impl AggregateOp {
             )?),
             None => None,
         };
+        let contribution_codec = match &spec.source_keys {
+            Some(_) => {
+                let mut types = Vec::new();
+                let mut counts = Vec::new();
+                for aggregate in &spec.aggregates {
+                    let args = aggregate.expressions();
+                    counts.push(args.len());
+                    for e in args {
+                        types.push(e.data_type(input)?);
+                    }
+                }
+                Some((RowCodec::try_new(types)?, counts))
+            }
+            None => None,
+        };
         let sessions = matches!(spec.window, Some(WindowSpec::Session { .. }));
         Ok(Self {
             spec,
@@ -206,6 +227,8 @@ impl AggregateOp {
             converter: RowConverter::new(fields)?,
             previous: HashMap::new(),
             source_converter,
+            contribution_codec,
+            changed_sources: HashSet::new(),
             stream_time: i64::MIN,
             late_records: 0,
             finals: FinalEmitter::default(),
@@ -434,6 +457,7 @@ impl AggregateOp {
             let ts = inputs.rowtime.value(row);
             let new_group: Option<GroupKey> =
                 (!batch.is_tombstone(row)).then(|| (inputs.groups.row(row).as_ref().into(), None));
+            self.changed_sources.insert(source_key.clone());
             if let Some((group, old_args)) = self.previous.remove(&source_key) {
                 self.apply(&group, &old_args, ts, true)?;
                 // An update within one group is one change (Kafka Streams sends the old and
@@ -678,19 +702,17 @@ impl Operator for AggregateOp {
         self.close_windows(out)
     }
 
-    /// Entries: `t` holds stream time; `g<group>` a group's state. Aggregations over tables
-    /// also remember each source row's contribution, which is not checkpointed yet.
+    /// Entries: `t` holds stream time; `g<group>` a group's state; over tables,
+    /// `p<source key>` what the source row contributes (its group and arguments).
     fn checkpoint(&mut self) -> Result<Option<Vec<StateEntry>>, ExecError> {
-        if self.spec.source_keys.is_some() {
-            return Ok(None);
-        }
-        let mut entries = vec![
+        let mut entries = self.checkpoint_contributions()?;
+        entries.extend([
             (
                 STREAM_TIME.to_vec(),
                 Some(self.stream_time.to_be_bytes().to_vec()),
             ),
             (FINALS.to_vec(), Some(encode_finals(&self.finals))),
-        ];
+        ]);
         self.store.drain_changed(|key, state| {
             let mut k = GROUP.to_vec();
             k.extend(encode_key(key));
@@ -714,6 +736,9 @@ impl Operator for AggregateOp {
             self.finals = decode_finals(value.unwrap_or_default());
             return Ok(());
         }
+        if let Some(source_key) = key.strip_prefix(CONTRIBUTION) {
+            return self.restore_contribution(source_key, value);
+        }
         let Some(group) = key.strip_prefix(GROUP).and_then(decode_key) else {
             return Err(ExecError::Internal("unknown changelog entry".into()));
         };
@@ -726,6 +751,74 @@ impl Operator for AggregateOp {
     }
 }
 
+impl AggregateOp {
+    /// The changed contributions of table rows, as changelog entries: the group key's
+    /// bytes (length-prefixed), then the arguments as one row.
+    fn checkpoint_contributions(&mut self) -> Result<Vec<StateEntry>, ExecError> {
+        let Some((codec, _)) = &self.contribution_codec else {
+            return Ok(Vec::new());
+        };
+        let mut entries = Vec::with_capacity(self.changed_sources.len());
+        for source_key in self.changed_sources.drain() {
+            let mut key = CONTRIBUTION.to_vec();
+            key.extend_from_slice(&source_key);
+            let value = match self.previous.get(&source_key) {
+                Some((group, args)) => {
+                    let group = encode_key(group);
+                    let mut value = (group.len() as u32).to_be_bytes().to_vec();
+                    value.extend(group);
+                    let values = args
+                        .iter()
+                        .flatten()
+                        .map(|a| ScalarValue::try_from_array(a, 0))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    value.extend(codec.encode(&values)?);
+                    Some(value)
+                }
+                None => None,
+            };
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+
+    fn restore_contribution(
+        &mut self,
+        source_key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), ExecError> {
+        let bad = || ExecError::Internal("malformed table aggregation changelog entry".into());
+        let Some(value) = value else {
+            self.previous.remove(source_key);
+            return Ok(());
+        };
+        let (codec, counts) = self.contribution_codec.as_ref().ok_or_else(bad)?;
+        let len = u32::from_be_bytes(
+            value
+                .get(..4)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
+        let group = decode_key(value.get(4..4 + len).ok_or_else(bad)?).ok_or_else(bad)?;
+        let mut values = codec.decode(&value[4 + len..])?.into_iter();
+        let mut args = Vec::with_capacity(counts.len());
+        for count in counts {
+            args.push(
+                values
+                    .by_ref()
+                    .take(*count)
+                    .map(|v| v.to_array())
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        self.previous.insert(source_key.into(), (group, args));
+        Ok(())
+    }
+}
+
+/// Changelog key prefix of a table row's contribution.
+const CONTRIBUTION: &[u8] = b"p";
 /// Changelog key of an aggregation's stream time.
 const STREAM_TIME: &[u8] = b"t";
 /// Changelog key of EMIT FINAL's progress.

@@ -16,10 +16,13 @@
 //! - foreign key: the left table's key is its own primary key; its join-key column points at
 //!   the right table's key; a right change re-joins every left row that points at it.
 //!
-//! State lives in memory per task; it is not yet backed by a changelog topic. Rows are kept
-//! as `ScalarValue`s: joins look rows up one at a time.
+//! State lives in memory per task, rows as `ScalarValue`s (joins look rows up one at a
+//! time). Every change is remembered until the next checkpoint ([`JoinOp::checkpoint`]),
+//! which writes the changed entries (buffered stream rows per key and timestamp, rows
+//! waiting for a partner, table rows, foreign-key left rows) in Arrow's row format
+//! ([`RowCodec`]); [`JoinOp::restore`] reads them back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
@@ -27,8 +30,9 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 
 use super::window::DEFAULT_GRACE_MS;
-use super::{Batch, ExecError};
+use super::{Batch, ExecError, StateEntry};
 use crate::sql::ast::JoinKind;
+use crate::state::row_codec::RowCodec;
 
 /// Which input a batch comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +100,11 @@ struct WindowStore {
 }
 
 impl WindowStore {
-    /// Stores a row unless it is older than the retention allows.
-    fn put(&mut self, key: ScalarValue, ts: i64, row: Vec<ScalarValue>, retention: i64) {
+    /// Stores a row unless it is older than the retention allows; whether it stored it.
+    fn put(&mut self, key: ScalarValue, ts: i64, row: Vec<ScalarValue>, retention: i64) -> bool {
         self.observed = self.observed.max(ts);
         if ts <= self.observed - retention {
-            return;
+            return false;
         }
         self.rows
             .entry(key)
@@ -108,6 +112,7 @@ impl WindowStore {
             .entry(ts)
             .or_default()
             .push(row);
+        true
     }
 
     /// Rows of `key` with timestamps in `[from, to]` still within retention.
@@ -127,13 +132,35 @@ impl WindowStore {
             .unwrap_or_default()
     }
 
-    fn expire(&mut self, retention: i64) {
+    /// Drops rows past retention; the (key, timestamp) entries dropped.
+    fn expire(&mut self, retention: i64) -> Vec<(ScalarValue, i64)> {
         let horizon = self.observed - retention;
-        self.rows.retain(|_, by_ts| {
-            by_ts.retain(|ts, _| *ts > horizon);
+        let mut expired = Vec::new();
+        self.rows.retain(|key, by_ts| {
+            by_ts.retain(|ts, _| {
+                let keep = *ts > horizon;
+                if !keep {
+                    expired.push((key.clone(), *ts));
+                }
+                keep
+            });
             !by_ts.is_empty()
         });
+        expired
     }
+}
+
+/// A state entry changed since the last checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Dirty {
+    /// Side, key and timestamp of buffered stream rows.
+    Window(u8, ScalarValue, i64),
+    /// A row waiting for a partner.
+    Unmatched((i64, u8, u64)),
+    /// Side and key of a table row.
+    Table(u8, ScalarValue),
+    /// A foreign-key join's left row, by its own key.
+    FkLeft(Vec<ScalarValue>),
 }
 
 /// The state of a running join.
@@ -151,11 +178,14 @@ struct State {
     fk_left: HashMap<Vec<ScalarValue>, Row>,
     fk_of: HashMap<Vec<ScalarValue>, ScalarValue>,
     pointing_at: HashMap<ScalarValue, Vec<Vec<ScalarValue>>>,
+    /// Entries changed since the last checkpoint.
+    dirty: HashSet<Dirty>,
 }
 
 impl State {
     /// Upserts or deletes `key` in table `side`.
     fn apply(&mut self, side: usize, key: ScalarValue, row: Row, tombstone: bool) {
+        self.dirty.insert(Dirty::Table(side as u8, key.clone()));
         if tombstone {
             self.tables[side].remove(&key);
         } else {
@@ -173,7 +203,197 @@ impl State {
             .collect();
         for id in waiting {
             self.unmatched.remove(&id);
+            self.dirty.insert(Dirty::Unmatched(id));
         }
+    }
+
+    /// Forgets which foreign key left row `own` pointed at.
+    fn unpoint(&mut self, own: &[ScalarValue]) {
+        if let Some(old) = self.fk_of.remove(own)
+            && let Some(list) = self.pointing_at.get_mut(&old)
+        {
+            list.retain(|k| k != own);
+            if list.is_empty() {
+                self.pointing_at.remove(&old);
+            }
+        }
+    }
+
+    /// Left row `own` points at right key `key`.
+    fn point(&mut self, own: Vec<ScalarValue>, key: ScalarValue) {
+        self.fk_of.insert(own.clone(), key.clone());
+        self.pointing_at.entry(key).or_default().push(own);
+    }
+
+    /// The changelog entry of `dirty` as the state holds it now (`None`: deleted).
+    /// `no_key` is the left key type's NULL (a foreign-key left row pointing nowhere).
+    fn entry(
+        &self,
+        dirty: &Dirty,
+        codecs: &Codecs,
+        no_key: &ScalarValue,
+    ) -> Result<StateEntry, ExecError> {
+        Ok(match dirty {
+            Dirty::Window(side, key, ts) => {
+                let mut k = vec![WINDOW, *side];
+                k.extend(ts.to_be_bytes());
+                k.extend(codecs.keys[*side as usize].encode(std::slice::from_ref(key))?);
+                let rows = self.windows[*side as usize]
+                    .rows
+                    .get(key)
+                    .and_then(|by_ts| by_ts.get(ts));
+                let value = match rows {
+                    Some(rows) => {
+                        let mut v = Vec::new();
+                        for row in rows {
+                            put_bytes(&mut v, &codecs.row(*side, key, (*ts, row))?);
+                        }
+                        Some(v)
+                    }
+                    None => None,
+                };
+                (k, value)
+            }
+            Dirty::Unmatched(id @ (ts, side, seq)) => {
+                let mut k = vec![UNMATCHED];
+                k.extend(ts.to_be_bytes());
+                k.push(*side);
+                k.extend(seq.to_be_bytes());
+                let value = match self.unmatched.get(id) {
+                    Some((key, row)) => Some(codecs.row(*side, key, (*ts, row))?),
+                    None => None,
+                };
+                (k, value)
+            }
+            Dirty::Table(side, key) => {
+                let mut k = vec![TABLE, *side];
+                k.extend(codecs.keys[*side as usize].encode(std::slice::from_ref(key))?);
+                let value = match self.tables[*side as usize].get(key) {
+                    Some((ts, row)) => Some(codecs.row(*side, key, (*ts, row))?),
+                    None => None,
+                };
+                (k, value)
+            }
+            Dirty::FkLeft(own) => {
+                let mut k = vec![FK_LEFT];
+                k.extend(codecs.own.encode(own)?);
+                let value = match self.fk_left.get(own) {
+                    Some((ts, row)) => {
+                        let fk = self.fk_of.get(own).unwrap_or(no_key);
+                        Some(codecs.row(0, fk, (*ts, row))?)
+                    }
+                    None => None,
+                };
+                (k, value)
+            }
+        })
+    }
+
+    /// Buffered stream rows of one side, key and timestamp.
+    fn restore_window(
+        &mut self,
+        codecs: &Codecs,
+        mut rest: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), ExecError> {
+        let side = *rest.first().ok_or_else(bad_entry)?;
+        rest = &rest[1..];
+        let ts = take_i64(&mut rest).ok_or_else(bad_entry)?;
+        let join_key = codecs.keys[side as usize % 2]
+            .decode(rest)?
+            .pop()
+            .ok_or_else(bad_entry)?;
+        let store = &mut self.windows[side as usize % 2];
+        match value {
+            Some(mut v) => {
+                let mut rows = Vec::new();
+                while !v.is_empty() {
+                    let bytes = take_bytes(&mut v).ok_or_else(bad_entry)?;
+                    rows.push(codecs.unrow(side, bytes)?.1.1);
+                }
+                store.rows.entry(join_key).or_default().insert(ts, rows);
+            }
+            None => {
+                if let Some(by_ts) = store.rows.get_mut(&join_key) {
+                    by_ts.remove(&ts);
+                    if by_ts.is_empty() {
+                        store.rows.remove(&join_key);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A row waiting for a partner.
+    fn restore_unmatched(
+        &mut self,
+        codecs: &Codecs,
+        mut rest: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), ExecError> {
+        let ts = take_i64(&mut rest).ok_or_else(bad_entry)?;
+        let side = *rest.first().ok_or_else(bad_entry)?;
+        rest = &rest[1..];
+        let seq = take_i64(&mut rest).ok_or_else(bad_entry)? as u64;
+        match value {
+            Some(v) => {
+                let (join_key, (_, row)) = codecs.unrow(side, v)?;
+                self.unmatched.insert((ts, side, seq), (join_key, row));
+            }
+            None => {
+                self.unmatched.remove(&(ts, side, seq));
+            }
+        }
+        Ok(())
+    }
+
+    /// A table row of one side.
+    fn restore_table(
+        &mut self,
+        codecs: &Codecs,
+        rest: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), ExecError> {
+        let side = *rest.first().ok_or_else(bad_entry)? as usize % 2;
+        let join_key = codecs.keys[side]
+            .decode(&rest[1..])?
+            .pop()
+            .ok_or_else(bad_entry)?;
+        match value {
+            Some(v) => {
+                let (_, row) = codecs.unrow(side as u8, v)?;
+                self.tables[side].insert(join_key, row);
+            }
+            None => {
+                self.tables[side].remove(&join_key);
+            }
+        }
+        Ok(())
+    }
+
+    /// A foreign-key join's left row and the key it points at.
+    fn restore_fk_left(
+        &mut self,
+        codecs: &Codecs,
+        rest: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), ExecError> {
+        let own = codecs.own.decode(rest)?;
+        self.unpoint(&own);
+        match value {
+            Some(v) => {
+                let (fk, row) = codecs.unrow(0, v)?;
+                if !fk.is_null() {
+                    self.point(own.clone(), fk);
+                }
+                self.fk_left.insert(own, row);
+            }
+            None => {
+                self.fk_left.remove(&own);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -183,6 +403,98 @@ pub struct JoinOp {
     spec: Arc<JoinSpec>,
     state: State,
     processed: u64,
+    /// Changelog encodings, made at the first checkpoint or restore.
+    codecs: Option<Codecs>,
+}
+
+/// How a join's state entries are written: each side's rows in its side layout (key,
+/// payload, `ROWTIME`), join keys alone, and a foreign-key join's left keys.
+#[derive(Debug)]
+struct Codecs {
+    sides: [RowCodec; 2],
+    keys: [RowCodec; 2],
+    own: RowCodec,
+}
+
+impl Codecs {
+    fn try_new(spec: &JoinSpec) -> Result<Self, ExecError> {
+        let key = |schema: &SchemaRef| RowCodec::try_new(vec![schema.field(0).data_type().clone()]);
+        let own = spec
+            .left_key_columns
+            .iter()
+            .map(|c| spec.left.field(c + 1).data_type().clone())
+            .collect();
+        Ok(Self {
+            sides: [
+                RowCodec::of_schema(&spec.left)?,
+                RowCodec::of_schema(&spec.right)?,
+            ],
+            keys: [key(&spec.left)?, key(&spec.right)?],
+            own: RowCodec::try_new(own)?,
+        })
+    }
+
+    /// A side-layout row: key, payload, timestamp.
+    fn row(
+        &self,
+        side: u8,
+        key: &ScalarValue,
+        (ts, payload): (i64, &[ScalarValue]),
+    ) -> Result<Vec<u8>, ExecError> {
+        let mut values = Vec::with_capacity(payload.len() + 2);
+        values.push(key.clone());
+        values.extend_from_slice(payload);
+        values.push(ScalarValue::Int64(Some(ts)));
+        self.sides[side as usize].encode(&values)
+    }
+
+    /// The key, timestamp and payload of a side-layout row.
+    fn unrow(&self, side: u8, bytes: &[u8]) -> Result<(ScalarValue, Row), ExecError> {
+        let mut values = self.sides[side as usize].decode(bytes)?;
+        let ts = match values.pop() {
+            Some(ScalarValue::Int64(Some(ts))) => ts,
+            _ => {
+                return Err(ExecError::Internal(
+                    "join changelog row without ROWTIME".into(),
+                ));
+            }
+        };
+        if values.is_empty() {
+            return Err(ExecError::Internal("join changelog row without key".into()));
+        }
+        let key = values.remove(0);
+        Ok((key, (ts, values)))
+    }
+}
+
+/// Changelog key tags of a join's entries.
+const TIMES: u8 = b't';
+const WINDOW: u8 = b'w';
+const UNMATCHED: u8 = b'u';
+const TABLE: u8 = b'b';
+const FK_LEFT: u8 = b'f';
+
+/// Length-prefixed byte strings, one after another.
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend((bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn take_bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = u32::from_be_bytes(input.get(..4)?.try_into().ok()?) as usize;
+    let bytes = input.get(4..4 + len)?;
+    *input = &input[4 + len..];
+    Some(bytes)
+}
+
+fn take_i64(input: &mut &[u8]) -> Option<i64> {
+    let v = i64::from_be_bytes(input.get(..8)?.try_into().ok()?);
+    *input = &input[8..];
+    Some(v)
+}
+
+fn bad_entry() -> ExecError {
+    ExecError::Internal("malformed join changelog entry".into())
 }
 
 impl JoinOp {
@@ -195,6 +507,66 @@ impl JoinOp {
                 ..State::default()
             },
             processed: 0,
+            codecs: None,
+        }
+    }
+
+    fn codecs(&mut self) -> Result<&Codecs, ExecError> {
+        if self.codecs.is_none() {
+            self.codecs = Some(Codecs::try_new(&self.spec)?);
+        }
+        self.codecs
+            .as_ref()
+            .ok_or_else(|| ExecError::Internal("join codecs".into()))
+    }
+
+    /// The state entries changed since the last checkpoint (a deleted entry has no value),
+    /// and the join's clocks.
+    pub fn checkpoint(&mut self) -> Result<Vec<StateEntry>, ExecError> {
+        let dirty: Vec<Dirty> = self.state.dirty.drain().collect();
+        self.codecs()?;
+        let (state, Some(codecs)) = (&self.state, &self.codecs) else {
+            return Err(ExecError::Internal("join codecs".into()));
+        };
+        let mut clocks = Vec::with_capacity(32);
+        for v in [
+            state.stream_time,
+            state.windows[0].observed,
+            state.windows[1].observed,
+            state.next_seq as i64,
+        ] {
+            clocks.extend(v.to_be_bytes());
+        }
+        let no_key = ScalarValue::try_from(self.spec.left.field(0).data_type())?;
+        let mut entries = vec![(vec![TIMES], Some(clocks))];
+        for d in &dirty {
+            entries.push(state.entry(d, codecs, &no_key)?);
+        }
+        Ok(entries)
+    }
+
+    /// Applies one entry [`JoinOp::checkpoint`] wrote.
+    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), ExecError> {
+        self.codecs()?;
+        let (state, Some(codecs)) = (&mut self.state, &self.codecs) else {
+            return Err(ExecError::Internal("join codecs".into()));
+        };
+        let (&tag, rest) = key.split_first().ok_or_else(bad_entry)?;
+        match tag {
+            TIMES => {
+                let mut v = value.unwrap_or_default();
+                let mut next = || take_i64(&mut v).ok_or_else(bad_entry);
+                state.stream_time = next()?;
+                state.windows[0].observed = next()?;
+                state.windows[1].observed = next()?;
+                state.next_seq = next()? as u64;
+                Ok(())
+            }
+            WINDOW => state.restore_window(codecs, rest, value),
+            UNMATCHED => state.restore_unmatched(codecs, rest, value),
+            TABLE => state.restore_table(codecs, rest, value),
+            FK_LEFT => state.restore_fk_left(codecs, rest, value),
+            _ => Err(bad_entry()),
         }
     }
 
@@ -283,7 +655,11 @@ impl JoinOp {
             Side::Left => (0, 1),
             Side::Right => (1, 0),
         };
-        state.windows[this].put(key.clone(), ts, row.clone(), retention);
+        if state.windows[this].put(key.clone(), ts, row.clone(), retention) {
+            state
+                .dirty
+                .insert(Dirty::Window(this as u8, key.clone(), ts));
+        }
         // The other side's rows within the window, seen from this side.
         let (from, to) = match side {
             Side::Left => (ts - before, ts + after),
@@ -311,14 +687,16 @@ impl JoinOp {
                 out.push(joined(side, key, row, None, ts));
             } else {
                 state.next_seq += 1;
-                state
-                    .unmatched
-                    .insert((ts, this as u8, state.next_seq), (key, row));
+                let id = (ts, this as u8, state.next_seq);
+                state.unmatched.insert(id, (key, row));
+                state.dirty.insert(Dirty::Unmatched(id));
             }
         }
         if self.processed.is_multiple_of(1024) {
-            for store in &mut state.windows {
-                store.expire(retention);
+            for (side, store) in state.windows.iter_mut().enumerate() {
+                for (key, ts) in store.expire(retention) {
+                    state.dirty.insert(Dirty::Window(side as u8, key, ts));
+                }
             }
         }
     }
@@ -435,11 +813,8 @@ impl JoinOp {
         if own.iter().any(ScalarValue::is_null) {
             return;
         }
-        if let Some(old) = state.fk_of.remove(&own)
-            && let Some(list) = state.pointing_at.get_mut(&old)
-        {
-            list.retain(|k| *k != own);
-        }
+        state.unpoint(&own);
+        state.dirty.insert(Dirty::FkLeft(own.clone()));
         if tombstone {
             state.fk_left.remove(&own);
             out.push(tombstone_of(key, row, ts));
@@ -452,8 +827,7 @@ impl JoinOp {
         let right = if key.is_null() {
             None
         } else {
-            state.fk_of.insert(own.clone(), key.clone());
-            state.pointing_at.entry(key.clone()).or_default().push(own);
+            state.point(own, key.clone());
             state.tables[1].get(&key).cloned()
         };
         match right {
@@ -563,6 +937,7 @@ fn emit_unmatched(
         .copied()
         .collect();
     for id in closed {
+        state.dirty.insert(Dirty::Unmatched(id));
         if let Some((key, row)) = state.unmatched.remove(&id) {
             let side = if id.1 == 0 { Side::Left } else { Side::Right };
             out.push(joined(side, key, row, None, id.0));

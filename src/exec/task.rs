@@ -23,6 +23,10 @@ use super::{Batch, ExecError, Operator, StateEntry};
 use crate::format::decode::SourceDecoder;
 use crate::record::Record;
 
+/// The first byte of a join's changelog keys (plus the join's index); operators' keys start
+/// with their index, which stays below it.
+pub const JOIN_PREFIX: u8 = 0xc0;
+
 /// One planned operator and the schema of its input.
 #[derive(Debug, Clone)]
 pub enum OperatorSpec {
@@ -315,12 +319,9 @@ impl Task {
     }
 
     /// The changes to the task's state since the last checkpoint, as changelog entries whose
-    /// keys start with the operator's index; `None` if some state cannot be checkpointed
-    /// (joins' window and table stores, aggregations over tables).
+    /// keys start with the operator's index (a join's: [`JOIN_PREFIX`] plus its index); `None`
+    /// if some state cannot be checkpointed (aggregations over tables).
     pub fn checkpoint(&mut self) -> Result<Option<Vec<StateEntry>>, ExecError> {
-        if !self.joins.is_empty() {
-            return Ok(None);
-        }
         let mut entries = Vec::new();
         for (i, op) in self.operators_mut().enumerate() {
             let Some(changes) = op.checkpoint()? else {
@@ -332,16 +333,41 @@ impl Task {
                 entries.push((k, value));
             }
         }
+        for (j, (join, _)) in self.joins.iter_mut().enumerate() {
+            for (key, value) in join.checkpoint()? {
+                let mut k = vec![JOIN_PREFIX + j as u8];
+                k.extend(key);
+                entries.push((k, value));
+            }
+        }
         Ok(Some(entries))
     }
 
     /// Applies changelog entries written by [`Task::checkpoint`], in order.
     pub fn restore(&mut self, entries: &[StateEntry]) -> Result<(), ExecError> {
-        let mut operators: Vec<&mut Box<dyn Operator>> = self.operators_mut().collect();
+        // The operators in operators_mut's order, and the joins beside them.
+        let mut operators: Vec<&mut Box<dyn Operator>> = self
+            .inputs
+            .iter_mut()
+            .flat_map(|(_, ops)| ops.iter_mut())
+            .collect();
+        let mut joins: Vec<&mut JoinOp> = Vec::new();
+        for (join, then) in &mut self.joins {
+            joins.push(join);
+            operators.extend(then.iter_mut());
+        }
+        operators.extend(self.operators.iter_mut());
         for (key, value) in entries {
             let (index, rest) = key
                 .split_first()
                 .ok_or_else(|| ExecError::Internal("empty changelog key".into()))?;
+            if *index >= JOIN_PREFIX {
+                let join = joins
+                    .get_mut((*index - JOIN_PREFIX) as usize)
+                    .ok_or_else(|| ExecError::Internal("changelog entry of no join".into()))?;
+                join.restore(rest, value.as_deref())?;
+                continue;
+            }
             let op = operators
                 .get_mut(*index as usize)
                 .ok_or_else(|| ExecError::Internal("changelog entry of no operator".into()))?;
