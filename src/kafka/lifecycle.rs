@@ -15,7 +15,9 @@
 //! - **restoring**: its state is read from changelog partition `p` with `read_committed`
 //!   up to the end, and a table sink's store for pull queries from sink partition `p`;
 //!   newly assigned partitions restore in parallel, before any of their records is processed;
-//! - **running**: records of partition `p` of each input go through the task;
+//! - **running**: records of partition `p` of each input go through the task; a task with
+//!   several input topics processes them in timestamp order across the topics, waiting while
+//!   an input with nothing buffered still has records on the broker ([`super::alignment`]);
 //! - **committing**: every commit interval (1 s, or 100 ms exactly-once), each task's state
 //!   changes go to its changelog partition, and the input offsets are added with
 //!   `send_offsets_to_transaction` (KIP-447: fenced by the group's generation) to one Kafka
@@ -38,7 +40,7 @@
 //! Queries that do not commit (push queries, a source table's materialization, and queries
 //! whose state cannot be checkpointed yet) use the same manager without transactions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::alignment::InputQueues;
 use super::deliveries::Deliveries;
 use super::{KafkaConfig, KafkaError, changelog};
 use crate::engine::{Guarantee, PersistentQuery};
@@ -65,6 +68,12 @@ pub const EXACTLY_ONCE_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 const TRANSACTION_TIMEOUT_MS: &str = "10000";
 /// How long a commit's broker calls may take.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a task waits for a lagging input before processing the others' records.
+pub const MAX_IDLE: Duration = Duration::from_secs(5);
+/// How long a partition's high watermark is trusted.
+const WATERMARK_TTL: Duration = Duration::from_millis(100);
+/// Records buffered for one input partition at which it is paused (resumed at half).
+const PAUSE_AT: usize = 20_000;
 
 /// A query's producer: its context records the first failed delivery.
 pub type QueryProducer = BaseProducer<Deliveries>;
@@ -81,6 +90,22 @@ struct SinkStore {
     /// inputs), so each task restores and drops its own share; otherwise the whole store is
     /// read when the query starts.
     per_partition: bool,
+}
+
+impl SinkStore {
+    /// The store of `query`'s table sink, if it has one.
+    fn of(query: &PersistentQuery, setup: &Setup) -> Option<Self> {
+        match &query.pipeline.output {
+            Output::Topic {
+                store: Some(store), ..
+            } => Some(SinkStore {
+                topic: query.sink_topic.clone(),
+                store: Arc::clone(store),
+                per_partition: setup.sink_partitions == setup.tasks,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The tasks of one query on this server, and their commits.
@@ -100,6 +125,18 @@ pub struct TaskManager {
     immediate: QueryProducer,
     in_transaction: bool,
     tasks: BTreeMap<i32, Task>,
+    /// The distinct input topics (the lead first); a task with several aligns them.
+    topics: Vec<String>,
+    /// Per task reading several topics: records not processed yet, by input topic.
+    queues: BTreeMap<i32, InputQueues>,
+    /// When a task started waiting for a lagging input.
+    waiting_since: HashMap<i32, Instant>,
+    /// High watermarks of input partitions, and when they were asked.
+    watermarks: HashMap<(String, i32), (i64, Instant)>,
+    /// Input partitions paused because their buffer is full.
+    paused: HashSet<(String, i32)>,
+    /// Where reading an input partition started, for one nothing was consumed from yet.
+    starts: HashMap<(String, i32), i64>,
     /// Next offset to read, per (topic, partition) of an owned task.
     positions: HashMap<(String, i32), i64>,
     /// Something was processed since the last commit.
@@ -164,17 +201,14 @@ impl TaskManager {
             .set("enable.idempotence", "true")
             .create_with_context(Deliveries::default())
             .map_err(KafkaError::from)?;
-        let sink_store = match &query.pipeline.output {
-            Output::Topic {
-                store: Some(store), ..
-            } => Some(SinkStore {
-                topic: query.sink_topic.clone(),
-                store: Arc::clone(store),
-                per_partition: setup.sink_partitions == setup.tasks,
-            }),
-            _ => None,
-        };
+        let sink_store = SinkStore::of(&query, &setup);
         let mut manager = Self {
+            topics: distinct(&query.source_topics),
+            queues: BTreeMap::new(),
+            waiting_since: HashMap::new(),
+            watermarks: HashMap::new(),
+            paused: HashSet::new(),
+            starts: HashMap::new(),
             changelog: if durable { setup.changelog } else { None },
             sink_store,
             durable,
@@ -289,6 +323,19 @@ impl TaskManager {
         }
         for p in partitions {
             self.tasks.remove(p);
+            self.queues.remove(p);
+            self.waiting_since.remove(p);
+            self.starts.retain(|(_, q), _| q != p);
+            let paused: Vec<(String, i32)> = self
+                .paused
+                .iter()
+                .filter(|(_, q)| q == p)
+                .cloned()
+                .collect();
+            for key in paused {
+                self.paused.remove(&key);
+                let _ = consumer.resume(&one_partition(&key.0, key.1));
+            }
             self.positions.retain(|(_, q), _| q != p);
             if let Some(sink) = self.sink_store.as_ref().filter(|s| s.per_partition) {
                 sink.store.remove_partition(*p);
@@ -302,9 +349,150 @@ impl TaskManager {
         self.failure.take()
     }
 
-    /// Processes records of `topic`/`partition`, in order; records of a partition this
-    /// server no longer owns are dropped (they belong to another server now).
+    /// Takes records of `topic`/`partition`, in order: a task with one input topic processes
+    /// them at once, one with several buffers them until [`Self::drain_all`] (called once the
+    /// whole poll is taken: the consumer's positions count every polled record as read).
+    /// Records of a partition this server no longer owns are dropped (they belong to another
+    /// server now).
     pub fn process(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> Result<(), Error> {
+        if !self.tasks.contains_key(&partition) {
+            return Ok(());
+        }
+        if self.topics.len() < 2 {
+            return self.process_run(topic, partition, records);
+        }
+        let Some(input) = self.topics.iter().position(|t| t == topic) else {
+            return Ok(());
+        };
+        let inputs = self.topics.len();
+        self.queues
+            .entry(partition)
+            .or_insert_with(|| InputQueues::new(inputs))
+            .push(input, records);
+        Ok(())
+    }
+
+    /// Processes what every waiting task can process now.
+    pub fn drain_all(&mut self, consumer: &QueryConsumer) -> Result<(), Error> {
+        let waiting: Vec<i32> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        for p in waiting {
+            self.drain(consumer, p)?;
+        }
+        Ok(())
+    }
+
+    /// Processes task `partition`'s buffered records in timestamp order, as far as no
+    /// lagging input may still hold older ones.
+    fn drain(&mut self, consumer: &QueryConsumer, partition: i32) -> Result<(), Error> {
+        let Some(mut queues) = self.queues.remove(&partition) else {
+            return Ok(());
+        };
+        let waited = self
+            .waiting_since
+            .get(&partition)
+            .is_some_and(|since| since.elapsed() >= MAX_IDLE);
+        let topics = self.topics.clone();
+        let mut result = Ok(());
+        loop {
+            let next =
+                queues.next_run(&mut |i| waited || self.caught_up(consumer, &topics[i], partition));
+            let Some((input, run)) = next else {
+                break;
+            };
+            self.waiting_since.remove(&partition);
+            if let Err(e) = self.process_run(&topics[input], partition, &run) {
+                result = Err(e);
+                break;
+            }
+        }
+        if queues.is_empty() {
+            self.waiting_since.remove(&partition);
+        } else {
+            self.waiting_since
+                .entry(partition)
+                .or_insert_with(Instant::now);
+        }
+        self.flow_control(consumer, partition, &queues);
+        self.queues.insert(partition, queues);
+        result
+    }
+
+    /// Whether this server has read everything `topic`/`partition` holds (so an empty
+    /// buffer of it cannot hide an older record).
+    fn caught_up(&mut self, consumer: &QueryConsumer, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        let cached = self
+            .watermarks
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < WATERMARK_TTL)
+            .map(|(high, _)| *high);
+        let (low, high) = match cached {
+            Some(high) => (0, high),
+            None => match consumer.fetch_watermarks(topic, partition, Duration::from_secs(1)) {
+                Ok((low, high)) => {
+                    self.watermarks.insert(key.clone(), (high, Instant::now()));
+                    (low, high)
+                }
+                Err(_) => return false,
+            },
+        };
+        let consumed = consumer.position().ok().and_then(|positions| {
+            positions
+                .find_partition(topic, partition)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0)
+        });
+        let position = match consumed.or_else(|| self.starts.get(&key).copied()) {
+            Some(position) => position,
+            // Nothing consumed from it since it was assigned: where reading starts is its
+            // committed offset, else its first (reading from the beginning).
+            None => {
+                let committed = consumer
+                    .committed_offsets(one_partition(topic, partition), Duration::from_secs(1))
+                    .ok()
+                    .and_then(|c| {
+                        c.find_partition(topic, partition)
+                            .and_then(|e| e.offset().to_raw())
+                    })
+                    .filter(|o| *o >= 0);
+                let start = committed.unwrap_or(if self.query.from_beginning { low } else { high });
+                self.starts.insert(key, start);
+                start
+            }
+        };
+        position >= high
+    }
+
+    /// Pauses an input partition whose buffer is full, resumes it once half is processed.
+    fn flow_control(&mut self, consumer: &QueryConsumer, partition: i32, queues: &InputQueues) {
+        for (i, topic) in self.topics.iter().enumerate() {
+            let key = (topic.clone(), partition);
+            let len = queues.len(i);
+            if len >= PAUSE_AT && !self.paused.contains(&key) {
+                if consumer.pause(&one_partition(topic, partition)).is_ok() {
+                    self.paused.insert(key);
+                }
+            } else if len < PAUSE_AT / 2
+                && self.paused.remove(&key)
+                && let Err(e) = consumer.resume(&one_partition(topic, partition))
+            {
+                tracing::warn!(query = %self.query.id, "resuming {topic}/{partition}: {e}");
+            }
+        }
+    }
+
+    /// Processes records of `topic`/`partition`, in order, through its task.
+    fn process_run(
         &mut self,
         topic: &str,
         partition: i32,
@@ -459,6 +647,24 @@ impl TaskManager {
     }
 }
 
+/// `topics` without repetitions, in order.
+fn distinct(topics: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in topics {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+/// A list of one partition.
+fn one_partition(topic: &str, partition: i32) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    tpl
+}
+
 /// Whether every operator of `query` can checkpoint its state (a fresh task says).
 fn checkpointable(query: &PersistentQuery) -> Result<bool, Error> {
     let probe = query
@@ -544,13 +750,12 @@ pub struct Membership {
 impl Membership {
     /// The membership of `manager`'s query, which reads `topics` (the first leads).
     pub fn new(topics: &[String], manager: TaskManager) -> Self {
-        let lead = topics.first().cloned().unwrap_or_default();
-        let mut co_topics: Vec<String> = Vec::new();
-        for t in topics.iter().skip(1) {
-            if *t != lead && !co_topics.contains(t) {
-                co_topics.push(t.clone());
-            }
-        }
+        let mut co_topics = distinct(topics);
+        let lead = if co_topics.is_empty() {
+            String::new()
+        } else {
+            co_topics.remove(0)
+        };
         Self {
             lead,
             co_topics,

@@ -5,12 +5,13 @@
 //! by batch and partition by partition, to that partition's [`crate::exec::task::Task`]; results go
 //! out through a producer placing records with Java's partitioner ([`partitioner`]).
 //! [`lifecycle`] is the task lifecycle: co-partitioned assignment, restore, transactional
-//! commits, revocation; [`changelog`] writes and reads the changelog topics that make task
+//! commits, revocation; [`alignment`] orders a task's inputs by timestamp; [`changelog`] writes and reads the changelog topics that make task
 //! state survive restarts; [`deliveries`] keeps a producer's first failed delivery.
 //! [`print`] reads a topic for people (the quickstart's alert view). Everything here is I/O:
 //! no query logic.
 
 pub mod admin;
+pub mod alignment;
 pub mod changelog;
 pub mod deliveries;
 pub mod lifecycle;

@@ -308,6 +308,7 @@ impl QueryLoop {
             for ((topic, partition), records) in batch {
                 manager.process(&topic, partition, &records)?;
             }
+            manager.drain_all(&self.consumer)?;
             manager.poll_producers()?;
             if manager.commit_due() {
                 manager.commit(&self.consumer)?;
