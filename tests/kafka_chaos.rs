@@ -354,7 +354,8 @@ async fn sigkills_lose_nothing_and_count_nothing_twice() {
 struct JoinTruth {
     /// Every (order id, shipment id) of one key: the stream-stream join's rows.
     shipped: BTreeMap<(i64, i64), usize>,
-    /// Every order id with the price of its key: the stream-table join's rows.
+    /// Every order id with the price its key had at the order's time: the stream-table
+    /// join's rows (prices change while orders flow).
     priced: BTreeMap<i64, i64>,
     /// Per key in both tables, the last (a, b): the table-table join's rows.
     both: BTreeMap<String, (i64, i64)>,
@@ -386,22 +387,31 @@ CREATE STREAM shipped_eos WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oi
     )
 }
 
-/// Produces `records` records spread over orders, shipments and both tables (prices are
-/// written before, by [`produce_prices`]), at `per_second`.
+/// Produces `records` records spread over orders, shipments, price changes and both tables
+/// (every key's first price is written before, by [`produce_prices`]), at `per_second`;
+/// timestamps grow by 1 ms a record, in the order written.
 fn produce_joins(run: i64, records: usize, keys: usize, per_second: usize) -> JoinTruth {
     let producer = producer();
     let mut rng = rand::rngs::SmallRng::seed_from_u64(run as u64 ^ 0x101);
     let mut orders: HashMap<String, Vec<i64>> = HashMap::new();
     let mut shipments: HashMap<String, Vec<i64>> = HashMap::new();
     let (mut left, mut right) = (HashMap::new(), HashMap::new());
+    let mut prices: HashMap<String, i64> = HashMap::new();
+    let mut truth = JoinTruth::default();
     let started = Instant::now();
     for i in 0..records {
         let key = format!("k{}", rng.random_range(0..keys));
         let id = i as i64;
-        let (topic, value) = match rng.random_range(0..4) {
+        let (topic, value) = match rng.random_range(0..5) {
             0 => {
                 orders.entry(key.clone()).or_default().push(id);
+                let price = prices.get(&key).copied().unwrap_or_else(|| price_of(&key));
+                truth.priced.insert(id, price);
                 ("orders", format!(r#"{{"ID":{id}}}"#))
+            }
+            4 => {
+                prices.insert(key.clone(), id);
+                ("prices", format!(r#"{{"PRICE":{id}}}"#))
             }
             1 => {
                 shipments.entry(key.clone()).or_default().push(id);
@@ -427,13 +437,11 @@ fn produce_joins(run: i64, records: usize, keys: usize, per_second: usize) -> Jo
         pace(&producer, started, i, per_second);
     }
     producer.flush(Duration::from_secs(60)).unwrap();
-    let mut truth = JoinTruth::default();
     for (key, ids) in &orders {
         for o in ids {
             for s in shipments.get(key).map(Vec::as_slice).unwrap_or_default() {
                 *truth.shipped.entry((*o, *s)).or_default() += 1;
             }
-            truth.priced.insert(*o, price_of(key));
         }
     }
     for (key, a) in &left {
@@ -449,7 +457,7 @@ fn price_of(key: &str) -> i64 {
     key.trim_start_matches('k').parse::<i64>().unwrap() * 10 + 1
 }
 
-/// Every key's price, before the orders (with earlier timestamps), so each order meets it.
+/// Every key's first price, before the orders (with earlier timestamps).
 fn produce_prices(run: i64, keys: usize) {
     let topic = format!("chaosj_{run}_prices");
     let records: Vec<(String, String, i64)> = (0..keys)
@@ -477,6 +485,31 @@ fn pairs(topic: &str) -> BTreeMap<(i64, i64), usize> {
     out
 }
 
+/// The stream-table join's sink: each order id's price (the last written), and the rows.
+fn read_priced(run: i64) -> (BTreeMap<i64, i64>, usize) {
+    let mut priced = BTreeMap::new();
+    let mut rows = 0;
+    for (_, value) in read_topic(&format!("chaosj_{run}_priced")) {
+        let v = value.unwrap();
+        priced.insert(v["OID"].as_i64().unwrap(), v["PRICE"].as_i64().unwrap());
+        rows += 1;
+    }
+    (priced, rows)
+}
+
+/// The table-table join's sink: each key's last (a, b), deleted keys left out.
+fn read_both(run: i64) -> BTreeMap<String, (i64, i64)> {
+    let mut both = BTreeMap::new();
+    for (key, value) in read_topic(&format!("chaosj_{run}_both")) {
+        let key = String::from_utf8(key).unwrap();
+        match value {
+            Some(v) => both.insert(key, (v["A"].as_i64().unwrap(), v["B"].as_i64().unwrap())),
+            None => both.remove(&key),
+        };
+    }
+    both
+}
+
 /// Missing and extra rows of a join's sink against the truth, as counts.
 fn missing_and_extra(
     got: &BTreeMap<(i64, i64), usize>,
@@ -490,12 +523,13 @@ fn missing_and_extra(
     (missing, extra)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn joins_survive_sigkills() {
-    let size = size();
-    let (records, keys) = (size.records / 2, size.keys / 2);
-    let run = now_ms();
-    let service = format!("chaosj{run}_");
+/// A run id (also the first timestamp) for join topics of their own, even when tests start
+/// in the same millisecond: the join topics, every key's first price, and the queries' file.
+async fn join_setup(keys: usize) -> (i64, std::path::PathBuf, std::path::PathBuf) {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = now_ms();
+    let run = LAST.fetch_max(now, Ordering::SeqCst).max(now - 1) + 1;
+    LAST.fetch_max(run, Ordering::SeqCst);
     let admin = eddy::kafka::admin::Topics::connect(&config()).unwrap();
     for name in ["orders", "shipments", "prices", "left", "right"] {
         admin
@@ -508,14 +542,21 @@ async fn joins_survive_sigkills() {
     std::fs::create_dir_all(&dir).unwrap();
     let sql = dir.join("joins.sql");
     std::fs::write(&sql, join_queries(run)).unwrap();
+    (run, dir, sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_survive_sigkills() {
+    let size = size();
+    let (records, keys) = (size.records / 2, size.keys / 2);
+    let (run, dir, sql) = join_setup(keys).await;
+    let service = format!("chaosj{run}_");
     let log = dir.join("server.log");
     let port = free_port();
     let http = Http::new(port);
     let start = || Server::start_headless(&service, port, &sql, &log);
 
     let server = start();
-    // The stream-table join must see every price before the first order.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let producing = Arc::new(AtomicBool::new(true));
     let producer = {
         let producing = Arc::clone(&producing);
@@ -560,21 +601,12 @@ async fn check_join_sinks(run: i64, truth: &JoinTruth) -> String {
     }
     let (missing, extra) = missing_and_extra(&shipped, &truth.shipped);
     let (missing_eos, extra_eos) = missing_and_extra(&shipped_eos, &truth.shipped);
-    let mut priced: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut priced_rows = 0;
-    for (_, value) in read_topic(&format!("chaosj_{run}_priced")) {
-        let v = value.unwrap();
-        priced.insert(v["OID"].as_i64().unwrap(), v["PRICE"].as_i64().unwrap());
-        priced_rows += 1;
+    let (mut priced, mut priced_rows) = read_priced(run);
+    while priced.len() < truth.priced.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (priced, priced_rows) = read_priced(run);
     }
-    let mut both_sink: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (key, value) in read_topic(&format!("chaosj_{run}_both")) {
-        let key = String::from_utf8(key).unwrap();
-        match value {
-            Some(v) => both_sink.insert(key, (v["A"].as_i64().unwrap(), v["B"].as_i64().unwrap())),
-            None => both_sink.remove(&key),
-        };
-    }
+    let both_sink = read_both(run);
     let report = format!(
         "stream-stream: {} rows expected, {} written at least once ({missing} missing, {extra} repeated), \
          exactly-once {} written ({missing_eos} missing, {extra_eos} repeated); \
@@ -590,7 +622,214 @@ async fn check_join_sinks(run: i64, truth: &JoinTruth) -> String {
         (0, 0, 0),
         "stream-stream join"
     );
-    assert_eq!(priced, truth.priced, "stream-table join");
+    let wrong: Vec<(i64, i64, Option<&i64>)> = truth
+        .priced
+        .iter()
+        .filter(|(id, price)| priced.get(*id) != Some(*price))
+        .map(|(id, price)| (*id, *price, priced.get(id)))
+        .collect();
+    assert!(
+        wrong.is_empty() && priced.len() == truth.priced.len(),
+        "stream-table join: {} of {} orders missing or joined with another price than their key's at their time, e.g. (order, price, got) {:?}",
+        wrong.len(),
+        truth.priced.len(),
+        &wrong[..wrong.len().min(10)]
+    );
     assert_eq!(both_sink, truth.both, "table-table join");
     report
+}
+
+/// Two servers with one service id share the join queries' partitions (each join's partition
+/// `p` of both inputs on one server); one is SIGKILLed (the other takes its partitions over
+/// once its session times out, restoring their state from the changelogs) and started again
+/// (partitions move back: revoked, committed, restored). The sinks end exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_joins_and_fail_over() {
+    let (records, keys) = (4_000, 200);
+    let (run, dir, sql) = join_setup(keys).await;
+    let service = format!("chaos2s{run}_");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (log_a, log_b) = (dir.join("a.log"), dir.join("b.log"));
+    let a = Server::start_headless(&service, port_a, &sql, &log_a);
+    let b = Server::start_headless(&service, port_b, &sql, &log_b);
+    // Both servers run tasks of the joins: the group split the lead partitions, and each
+    // server reads the co-partitions of its own (a plain group of both topics could give
+    // each server one topic: no join row at all).
+    let tasks_a = tasks_on(&log_a).await;
+    let tasks_b = tasks_on(&log_b).await;
+    let producer = std::thread::spawn(move || produce_joins(run, records, keys, 250));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    b.kill();
+    // Past the session timeout: the survivor owns every partition, restored from changelogs.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let b = Server::start_headless(&service, port_b, &sql, &log_b);
+    let tasks_b_again = tasks_on(&log_b).await;
+    let truth = producer.join().unwrap();
+    let report = check_join_sinks(run, &truth).await;
+    println!(
+        "two servers ({tasks_a} and {tasks_b} tasks), one SIGKILLed and restarted ({tasks_b_again} tasks back): {report}"
+    );
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How many tasks the server logging to `log` has restored, once it has some (at most 60 s).
+async fn tasks_on(log: &std::path::Path) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tasks = text.matches("task assigned and restored").count();
+        assert!(
+            tasks > 0 || Instant::now() < deadline,
+            "no task on the server of {log:?} after 60 s"
+        );
+        if tasks > 0 {
+            return tasks;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the committed offsets of consumer group `group` reached the end of every
+/// partition of `topics`.
+fn caught_up(group: &str, topics: &[String]) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = config()
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        for p in 0..PARTITIONS {
+            tpl.add_partition(topic, p);
+        }
+    }
+    let Ok(committed) = consumer.committed_offsets(tpl, Duration::from_secs(10)) else {
+        return false;
+    };
+    committed.elements().iter().all(|e| {
+        let (_, high) = consumer
+            .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+            .unwrap();
+        e.offset().to_raw().is_some_and(|o| o >= high)
+    })
+}
+
+/// Waits (at most 900 s) until every group has committed the end of its topics.
+async fn wait_caught_up(groups: &[(String, Vec<String>)]) -> Duration {
+    let started = Instant::now();
+    while !groups.iter().all(|(g, topics)| caught_up(g, topics)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "not caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+/// A stream-stream join (exactly-once) and an aggregation over `n` records: once they are
+/// caught up the server is SIGKILLed and started again. Printed: how long the restart takes
+/// until every task is restored and until the committed offsets are at the ends again. The
+/// join's sink must still hold each row exactly once (nothing re-emitted). CI runs 100,000
+/// records, `EDDY_CHAOS=full` 1,000,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_sigkill_catches_up_without_reemitting() {
+    let full = std::env::var("EDDY_CHAOS").is_ok_and(|v| v == "full");
+    let n: usize = if full { 1_000_000 } else { 100_000 };
+    let keys = n / 4;
+    let run = now_ms();
+    let service = format!("chaosr{run}_");
+    let topic = |name: &str| format!("chaosr_{run}_{name}");
+    let admin = eddy::kafka::admin::Topics::connect(&config()).unwrap();
+    for name in ["orders", "shipments"] {
+        admin.create(&topic(name), PARTITIONS).await.unwrap();
+    }
+    produce_pairs(run, n, keys);
+    let dir = std::env::temp_dir().join(format!("eddy-chaosr-{run}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sql = dir.join("restart.sql");
+    std::fs::write(&sql, restart_queries(run)).unwrap();
+    let groups = vec![
+        (
+            format!("{service}-query-CTAS_COUNTS_0"),
+            vec![topic("orders")],
+        ),
+        (
+            format!("{service}-query-CSAS_SHIPPED_1"),
+            vec![topic("orders"), topic("shipments")],
+        ),
+    ];
+    let (log, port) = (dir.join("server.log"), free_port());
+    let server = Server::start_headless(&service, port, &sql, &log);
+    let first = wait_caught_up(&groups).await;
+    let rows = |t: &str| read_topic(t).len();
+    assert_eq!(rows(&topic("shipped")), n, "join rows before the kill");
+
+    server.kill();
+    let started = Instant::now();
+    let server = Server::start_headless(&service, port, &sql, &log);
+    let restored = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("tasks running").count() >= groups.len() {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "no restore");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_caught_up(&groups).await;
+    let caught_up_after = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "restart: {n} records ({} join rows, {keys} aggregated keys) processed in {first:?}; \
+         after SIGKILL every task restored in {restored:?}, offsets at the ends in {caught_up_after:?}",
+        n
+    );
+    assert_eq!(
+        rows(&topic("shipped")),
+        n,
+        "join rows re-emitted after the restart"
+    );
+    assert!(server.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Records for the restart test: each key gets two orders and two shipments (four join rows
+/// a key, `n` in all), timestamps 1 ms apart.
+fn produce_pairs(run: i64, n: usize, keys: usize) {
+    let producer = producer();
+    for i in 0..n {
+        let name = if i % 2 == 0 { "orders" } else { "shipments" };
+        let key = format!("k{}", (i / 2) % keys);
+        let value = format!(r#"{{"ID":{i}}}"#);
+        let t = format!("chaosr_{run}_{name}");
+        send(
+            &producer,
+            BaseRecord::to(&t)
+                .key(key.as_bytes())
+                .payload(value.as_bytes())
+                .timestamp(run + i as i64),
+        );
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// The restart test's queries: an aggregation, and an exactly-once stream-stream join.
+fn restart_queries(run: i64) -> String {
+    let topic = |name: &str| format!("chaosr_{run}_{name}");
+    format!(
+            "CREATE STREAM orders (k VARCHAR KEY, id BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
+CREATE STREAM shipments (k VARCHAR KEY, id BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
+CREATE TABLE counts WITH (KAFKA_TOPIC='{}') AS SELECT k, COUNT(*) AS n FROM orders GROUP BY k;
+SET 'processing.guarantee'='exactly_once_v2';
+CREATE STREAM shipped WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s.id AS sid FROM orders o JOIN shipments s WITHIN 1 HOUR ON o.k = s.k;
+",
+            topic("orders"),
+            topic("shipments"),
+            topic("counts"),
+            topic("shipped")
+        )
 }
