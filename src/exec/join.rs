@@ -30,7 +30,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion_common::ScalarValue;
 
 use super::window::DEFAULT_GRACE_MS;
-use super::{Batch, ExecError, StateEntry};
+use super::{Batch, EntryRef, ExecError, StateEntry};
 use crate::sql::ast::JoinKind;
 use crate::state::row_codec::RowCodec;
 
@@ -96,6 +96,8 @@ struct Joined {
 #[derive(Debug, Default)]
 struct WindowStore {
     rows: HashMap<ScalarValue, BTreeMap<i64, Vec<Vec<ScalarValue>>>>,
+    /// The keys with rows at each timestamp, so expiry touches only what expires.
+    times: BTreeMap<i64, Vec<ScalarValue>>,
     observed: i64,
 }
 
@@ -106,13 +108,30 @@ impl WindowStore {
         if ts <= self.observed - retention {
             return false;
         }
-        self.rows
-            .entry(key)
+        let at = self
+            .rows
+            .entry(key.clone())
             .or_default()
             .entry(ts)
-            .or_default()
-            .push(row);
+            .or_default();
+        if at.is_empty() {
+            self.times.entry(ts).or_default().push(key);
+        }
+        at.push(row);
         true
+    }
+
+    /// Puts back the rows of `key` at `ts` (restore).
+    fn insert(&mut self, key: ScalarValue, ts: i64, rows: Vec<Vec<ScalarValue>>) {
+        if self
+            .rows
+            .entry(key.clone())
+            .or_default()
+            .insert(ts, rows)
+            .is_none()
+        {
+            self.times.entry(ts).or_default().push(key);
+        }
     }
 
     /// Rows of `key` with timestamps in `[from, to]` still within retention.
@@ -136,16 +155,23 @@ impl WindowStore {
     fn expire(&mut self, retention: i64) -> Vec<(ScalarValue, i64)> {
         let horizon = self.observed - retention;
         let mut expired = Vec::new();
-        self.rows.retain(|key, by_ts| {
-            by_ts.retain(|ts, _| {
-                let keep = *ts > horizon;
-                if !keep {
-                    expired.push((key.clone(), *ts));
+        while let Some(entry) = self.times.first_entry() {
+            if *entry.key() > horizon {
+                break;
+            }
+            let (ts, keys) = entry.remove_entry();
+            for key in keys {
+                let Some(by_ts) = self.rows.get_mut(&key) else {
+                    continue;
+                };
+                if by_ts.remove(&ts).is_some() {
+                    expired.push((key.clone(), ts));
                 }
-                keep
-            });
-            !by_ts.is_empty()
-        });
+                if by_ts.is_empty() {
+                    self.rows.remove(&key);
+                }
+            }
+        }
         expired
     }
 }
@@ -289,6 +315,44 @@ impl State {
         })
     }
 
+    /// Puts back buffered stream rows and table rows decoded in bulk: `slots` says per entry
+    /// its side, its timestamp (window rows) and how many of `bytes[side]`'s rows it holds.
+    fn insert_decoded(
+        &mut self,
+        codecs: &Codecs,
+        slots: &[(u8, Option<i64>, usize)],
+        bytes: &[Vec<&[u8]>; 2],
+    ) -> Result<(), ExecError> {
+        let mut rows = [
+            codecs.sides[0].decode_many(&bytes[0])?.into_iter(),
+            codecs.sides[1].decode_many(&bytes[1])?.into_iter(),
+        ];
+        for &(side, ts, n) in slots {
+            let mut taken = Vec::with_capacity(n);
+            for _ in 0..n {
+                taken.push(split_row(
+                    rows[side as usize].next().ok_or_else(bad_entry)?,
+                )?);
+            }
+            let Some(join_key) = taken.first().map(|(key, _)| key.clone()) else {
+                continue;
+            };
+            match ts {
+                Some(ts) => self.windows[side as usize].insert(
+                    join_key,
+                    ts,
+                    taken.into_iter().map(|(_, (_, r))| r).collect(),
+                ),
+                None => {
+                    if let Some((key, row)) = taken.pop() {
+                        self.tables[side as usize].insert(key, row);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Buffered stream rows of one side, key and timestamp.
     fn restore_window(
         &mut self,
@@ -311,7 +375,7 @@ impl State {
                     let bytes = take_bytes(&mut v).ok_or_else(bad_entry)?;
                     rows.push(codecs.unrow(side, bytes)?.1.1);
                 }
-                store.rows.entry(join_key).or_default().insert(ts, rows);
+                store.insert(join_key, ts, rows);
             }
             None => {
                 if let Some(by_ts) = store.rows.get_mut(&join_key) {
@@ -450,20 +514,7 @@ impl Codecs {
 
     /// The key, timestamp and payload of a side-layout row.
     fn unrow(&self, side: u8, bytes: &[u8]) -> Result<(ScalarValue, Row), ExecError> {
-        let mut values = self.sides[side as usize].decode(bytes)?;
-        let ts = match values.pop() {
-            Some(ScalarValue::Int64(Some(ts))) => ts,
-            _ => {
-                return Err(ExecError::Internal(
-                    "join changelog row without ROWTIME".into(),
-                ));
-            }
-        };
-        if values.is_empty() {
-            return Err(ExecError::Internal("join changelog row without key".into()));
-        }
-        let key = values.remove(0);
-        Ok((key, (ts, values)))
+        split_row(self.sides[side as usize].decode(bytes)?)
     }
 }
 
@@ -473,6 +524,23 @@ const WINDOW: u8 = b'w';
 const UNMATCHED: u8 = b'u';
 const TABLE: u8 = b'b';
 const FK_LEFT: u8 = b'f';
+
+/// A decoded side-layout row as its key, timestamp and payload.
+fn split_row(mut values: Vec<ScalarValue>) -> Result<(ScalarValue, Row), ExecError> {
+    let ts = match values.pop() {
+        Some(ScalarValue::Int64(Some(ts))) => ts,
+        _ => {
+            return Err(ExecError::Internal(
+                "join changelog row without ROWTIME".into(),
+            ));
+        }
+    };
+    if values.is_empty() {
+        return Err(ExecError::Internal("join changelog row without key".into()));
+    }
+    let key = values.remove(0);
+    Ok((key, (ts, values)))
+}
 
 /// Length-prefixed byte strings, one after another.
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -543,6 +611,49 @@ impl JoinOp {
             entries.push(state.entry(d, codecs, &no_key)?);
         }
         Ok(entries)
+    }
+
+    /// Rebuilds a fresh join's state from the entries [`JoinOp::checkpoint`] wrote, in log
+    /// order. Only each entry key's last value matters (a deleted one restores nothing), so
+    /// buffered stream rows and table rows, the bulk of a join's state, are decoded all at
+    /// once per side; the other entries are applied in order.
+    pub fn restore_all(&mut self, entries: &[EntryRef<'_>]) -> Result<(), ExecError> {
+        let mut last: HashMap<&[u8], Option<&[u8]>> = HashMap::with_capacity(entries.len());
+        for (key, value) in entries {
+            last.insert(key, *value);
+        }
+        // (side, timestamp for window rows, how many rows) per entry, and every row's bytes.
+        let mut slots: Vec<(u8, Option<i64>, usize)> = Vec::new();
+        let mut bytes: [Vec<&[u8]>; 2] = [Vec::new(), Vec::new()];
+        for (key, _) in entries {
+            let Some(value) = last.remove(key) else {
+                continue; // an earlier value of a key written again later
+            };
+            match (key.first(), value) {
+                (Some(&WINDOW), Some(mut v)) if key.len() >= 10 => {
+                    let side = key[1] % 2;
+                    let ts = i64::from_be_bytes(key[2..10].try_into().map_err(|_| bad_entry())?);
+                    let mut n = 0;
+                    while !v.is_empty() {
+                        bytes[side as usize].push(take_bytes(&mut v).ok_or_else(bad_entry)?);
+                        n += 1;
+                    }
+                    slots.push((side, Some(ts), n));
+                }
+                (Some(&TABLE), Some(v)) if key.len() >= 2 => {
+                    let side = key[1] % 2;
+                    bytes[side as usize].push(v);
+                    slots.push((side, None, 1));
+                }
+                (Some(&WINDOW | &TABLE), None) => {}
+                (_, value) => self.restore(key, value)?,
+            }
+        }
+        self.codecs()?;
+        let (state, Some(codecs)) = (&mut self.state, &self.codecs) else {
+            return Err(ExecError::Internal("join codecs".into()));
+        };
+        state.insert_decoded(codecs, &slots, &bytes)
     }
 
     /// Applies one entry [`JoinOp::checkpoint`] wrote.

@@ -80,6 +80,9 @@ impl Batch {
 /// One changelog entry of an operator's state: a key and its new value (`None`: deleted).
 pub type StateEntry = (Vec<u8>, Option<Vec<u8>>);
 
+/// A [`StateEntry`] borrowed.
+pub type EntryRef<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// One step of a running continuous query.
 ///
 /// The task calls [`Operator::process`] for each input batch, in order. Operators keep

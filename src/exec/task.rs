@@ -19,7 +19,7 @@ use super::output::Output;
 use super::processing_log::ProcessingLog;
 use super::project::ProjectOp;
 use super::unnest::UnnestOp;
-use super::{Batch, ExecError, Operator, StateEntry};
+use super::{Batch, EntryRef, ExecError, Operator, StateEntry};
 use crate::format::decode::SourceDecoder;
 use crate::record::Record;
 
@@ -357,21 +357,26 @@ impl Task {
             operators.extend(then.iter_mut());
         }
         operators.extend(self.operators.iter_mut());
+        // Each join's entries, restored at once after the loop.
+        let mut join_entries: Vec<Vec<EntryRef<'_>>> = vec![Vec::new(); joins.len()];
         for (key, value) in entries {
             let (index, rest) = key
                 .split_first()
                 .ok_or_else(|| ExecError::Internal("empty changelog key".into()))?;
             if *index >= JOIN_PREFIX {
-                let join = joins
+                join_entries
                     .get_mut((*index - JOIN_PREFIX) as usize)
-                    .ok_or_else(|| ExecError::Internal("changelog entry of no join".into()))?;
-                join.restore(rest, value.as_deref())?;
+                    .ok_or_else(|| ExecError::Internal("changelog entry of no join".into()))?
+                    .push((rest, value.as_deref()));
                 continue;
             }
             let op = operators
                 .get_mut(*index as usize)
                 .ok_or_else(|| ExecError::Internal("changelog entry of no operator".into()))?;
             op.restore(rest, value.as_deref())?;
+        }
+        for (join, entries) in joins.iter_mut().zip(join_entries) {
+            join.restore_all(&entries)?;
         }
         Ok(())
     }
