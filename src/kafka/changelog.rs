@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError as RdKafkaError;
 
 use super::{KafkaConfig, KafkaError};
 use crate::exec::StateEntry;
@@ -81,7 +80,6 @@ pub fn read_partition(
         .set("group.id", format!("{}-restore", config.service_id))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
         .set("fetch.max.bytes", "52428800")
         .create()?;
     let timeout = Duration::from_secs(10);
@@ -95,7 +93,7 @@ pub fn read_partition(
     let deadline = Instant::now() + RESTORE_TIMEOUT;
     let mut read = 0;
     loop {
-        match consumer.poll(Duration::from_millis(100)) {
+        match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
                 read += 1;
                 let next = m.offset() + 1;
@@ -105,7 +103,7 @@ pub fn read_partition(
                 }
                 continue;
             }
-            Some(Err(RdKafkaError::PartitionEOF(_))) | None => {}
+            None => {}
             Some(Err(e)) => return Err(e.into()),
         }
         // Control records (transaction markers) and aborted records are never handed out:
