@@ -117,7 +117,9 @@ fn spawn(
     queries: Option<&std::path::Path>,
     log: std::fs::File,
 ) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eddy"));
+    // EDDY_BIN runs another build of the server (a release build, for figures by hand).
+    let binary = std::env::var("EDDY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_eddy").into());
+    let mut command = Command::new(binary);
     command.args([
         "server",
         "--bootstrap-servers",
