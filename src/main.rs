@@ -270,7 +270,12 @@ fn run_server(mut kafka: KafkaArgs, listeners: String, queries_file: Option<Path
     if kafka.instance_id.is_none() {
         kafka.instance_id = Some(default_instance_id(&listeners));
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Statements are parsed and planned on the runtime's threads (see sql::limits).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(eddy::sql::limits::THREAD_STACK)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             return report(Err(eddy::Error::Io {

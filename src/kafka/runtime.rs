@@ -133,6 +133,8 @@ impl Runtime for KafkaRuntime {
         let loop_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(format!("query-{id}"))
+            // Evaluating expressions recurses once per level (see sql::limits).
+            .stack_size(crate::sql::limits::THREAD_STACK)
             .spawn(move || run_with_restarts(&query, &config, &setup, &loop_stop))
             .map_err(|e| KafkaError::Unavailable(format!("cannot start a query thread: {e}")))?;
         tracing::info!(query = %id, "query started");

@@ -3,11 +3,12 @@
 //! [`parse`] turns a script into [`Statement`]s, or a [`ParseError`] with line and column.
 //! Layout: [`ast`] (the tree, printable back to SQL), [`parser`] (ksql statements and
 //! clauses, delegating expressions to sqlparser), [`dialect`] (sqlparser's tokenizing rules),
-//! [`error`]. Names are not resolved and types are not checked here: that is [`crate::plan`].
+//! [`limits`] (how deeply statements may nest), [`error`]. Names are not resolved and types are not checked here: that is [`crate::plan`].
 
 pub mod ast;
 pub mod dialect;
 pub mod error;
+pub mod limits;
 pub mod parser;
 pub mod types;
 pub mod variables;

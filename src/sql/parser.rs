@@ -19,6 +19,7 @@ use super::ast::{
 };
 use super::dialect::KsqlDialect;
 use super::error::ParseError;
+use super::limits;
 
 type Result<T> = std::result::Result<T, ParseError>;
 
@@ -321,7 +322,14 @@ impl<'a> KsqlParser<'a> {
 
     /// A select item, or `expr->*` (the dialect stops expressions before `->*`).
     fn parse_projection_item(&mut self) -> Result<ProjectionItem> {
+        let at = self.parser.peek_token().span.start;
         let item = self.parser.parse_select_item()?;
+        if !limits::within_depth(&item) {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                limits::dismantle(e);
+            }
+            return Err(ParseError::at(at, limits::too_deep()));
+        }
         if self.peek() == Token::Arrow && self.parser.peek_nth_token(1).token == Token::Mul {
             let SelectItem::UnnamedExpr(expr) = item else {
                 return self.expected("a struct before ->*");
@@ -335,7 +343,7 @@ impl<'a> KsqlParser<'a> {
 
     fn parse_optional_expr(&mut self, words: &[&str]) -> Result<Option<Expr>> {
         if self.parse_words(words) {
-            Ok(Some(self.parser.parse_expr()?))
+            Ok(Some(self.parse_expr()?))
         } else {
             Ok(None)
         }
@@ -362,7 +370,7 @@ impl<'a> KsqlParser<'a> {
     /// condition (`a AND b`, `a = b`, `a IS NULL`, ...) only in parentheses.
     fn parse_value_expr(&mut self) -> Result<Expr> {
         let at = self.parser.peek_token().span.start;
-        let expr = self.parser.parse_expr()?;
+        let expr = self.parse_expr()?;
         let condition = match &expr {
             Expr::BinaryOp { op, .. } => matches!(
                 op,
@@ -423,7 +431,7 @@ impl<'a> KsqlParser<'a> {
                 None
             };
             self.expect_word("ON")?;
-            let on = self.parser.parse_expr()?;
+            let on = self.parse_expr()?;
             joins.push(Join {
                 kind,
                 source,
@@ -608,7 +616,12 @@ impl<'a> KsqlParser<'a> {
         }
         if self.parse_word("VALUES") {
             self.expect_token(Token::LParen, "'(' after VALUES")?;
+            let at = self.parser.peek_token().span.start;
             let values = self.parser.parse_comma_separated(Parser::parse_expr)?;
+            if !values.iter().all(limits::within_depth) {
+                values.into_iter().for_each(limits::dismantle);
+                return Err(ParseError::at(at, limits::too_deep()));
+            }
             self.expect_token(Token::RParen, "')' after the values")?;
             return Ok(Statement::InsertValues(InsertValues {
                 target,
@@ -892,6 +905,18 @@ impl<'a> KsqlParser<'a> {
                 Ok(Ident::with_quote('`', t))
             }
             _ => self.parse_identifier(),
+        }
+    }
+
+    /// An expression, refused (with its position) if it nests too deeply ([`limits`]).
+    fn parse_expr(&mut self) -> Result<Expr> {
+        let at = self.parser.peek_token().span.start;
+        let expr = self.parser.parse_expr()?;
+        if limits::within_depth(&expr) {
+            Ok(expr)
+        } else {
+            limits::dismantle(expr);
+            Err(ParseError::at(at, limits::too_deep()))
         }
     }
 

@@ -10,12 +10,14 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::Token;
 
 use super::ast::SqlType;
+use super::limits::MAX_TYPE_DEPTH;
 
 /// Parses one type. `>>` closing two levels of nesting is handled.
 pub fn parse_sql_type(parser: &mut Parser<'_>) -> Result<SqlType, ParserError> {
     let mut types = TypeParser {
         parser,
         pending_gt: false,
+        depth: 0,
     };
     types.parse()
 }
@@ -24,10 +26,26 @@ struct TypeParser<'p, 'a> {
     parser: &'p mut Parser<'a>,
     /// A `>` left over from splitting a `>>` token.
     pending_gt: bool,
+    /// How many types enclose the one being parsed.
+    depth: usize,
 }
 
 impl TypeParser<'_, '_> {
+    /// One type, nested at most [`MAX_TYPE_DEPTH`] levels deep.
     fn parse(&mut self) -> Result<SqlType, ParserError> {
+        if self.depth >= MAX_TYPE_DEPTH {
+            return Err(ParserError::ParserError(format!(
+                "Type nests more than {MAX_TYPE_DEPTH} levels deep{}",
+                self.parser.peek_token().span.start
+            )));
+        }
+        self.depth += 1;
+        let parsed = self.parse_one();
+        self.depth -= 1;
+        parsed
+    }
+
+    fn parse_one(&mut self) -> Result<SqlType, ParserError> {
         let next = self.parser.peek_token();
         let Token::Word(word) = &next.token else {
             return self.parser.expected("a type", next);
