@@ -735,12 +735,14 @@ async fn wait_caught_up(groups: &[(String, Vec<String>)]) -> Duration {
 /// caught up the server is SIGKILLed and started again. Printed: how long the restart takes
 /// until every task is restored and until the committed offsets are at the ends again. The
 /// join's sink must still hold each row exactly once (nothing re-emitted). CI runs 100,000
-/// records, `EDDY_CHAOS=full` 1,000,000.
+/// records over 25,000 keys, `EDDY_CHAOS=full` 1,000,000 over 250,000;
+/// `EDDY_RESTART_RECORDS` and `EDDY_RESTART_KEYS` set other sizes (run by hand).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_after_sigkill_catches_up_without_reemitting() {
     let full = std::env::var("EDDY_CHAOS").is_ok_and(|v| v == "full");
-    let n: usize = if full { 1_000_000 } else { 100_000 };
-    let keys = n / 4;
+    let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let n: usize = number("EDDY_RESTART_RECORDS").unwrap_or(if full { 1_000_000 } else { 100_000 });
+    let keys: usize = number("EDDY_RESTART_KEYS").unwrap_or(n / 4);
     let run = now_ms();
     let service = format!("chaosr{run}_");
     let topic = |name: &str| format!("chaosr_{run}_{name}");
@@ -748,7 +750,7 @@ async fn restart_after_sigkill_catches_up_without_reemitting() {
     for name in ["orders", "shipments"] {
         admin.create(&topic(name), PARTITIONS).await.unwrap();
     }
-    produce_pairs(run, n, keys);
+    let join_rows = produce_pairs(run, n, keys);
     let dir = std::env::temp_dir().join(format!("eddy-chaosr-{run}"));
     std::fs::create_dir_all(&dir).unwrap();
     let sql = dir.join("restart.sql");
@@ -767,7 +769,11 @@ async fn restart_after_sigkill_catches_up_without_reemitting() {
     let server = Server::start_headless(&service, port, &sql, &log);
     let first = wait_caught_up(&groups).await;
     let rows = |t: &str| read_topic(t).len();
-    assert_eq!(rows(&topic("shipped")), n, "join rows before the kill");
+    assert_eq!(
+        rows(&topic("shipped")),
+        join_rows,
+        "join rows before the kill"
+    );
 
     server.kill();
     let started = Instant::now();
@@ -784,26 +790,32 @@ async fn restart_after_sigkill_catches_up_without_reemitting() {
     let caught_up_after = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
-        "restart: {n} records ({} join rows, {keys} aggregated keys) processed in {first:?}; \
-         after SIGKILL every task restored in {restored:?}, offsets at the ends in {caught_up_after:?}",
-        n
+        "restart: {n} records ({join_rows} join rows, {keys} aggregated keys) processed in {first:?}; \
+         after SIGKILL every task restored in {restored:?}, offsets at the ends in {caught_up_after:?}"
     );
     assert_eq!(
         rows(&topic("shipped")),
-        n,
+        join_rows,
         "join rows re-emitted after the restart"
     );
     assert!(server.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Records for the restart test: each key gets two orders and two shipments (four join rows
-/// a key, `n` in all), timestamps 1 ms apart.
-fn produce_pairs(run: i64, n: usize, keys: usize) {
+/// Records for the restart test, orders and shipments in turn over `keys` keys, timestamps
+/// 1 ms apart; the join rows they make.
+fn produce_pairs(run: i64, n: usize, keys: usize) -> usize {
+    let mut per_key = vec![(0, 0); keys];
     let producer = producer();
     for i in 0..n {
         let name = if i % 2 == 0 { "orders" } else { "shipments" };
-        let key = format!("k{}", (i / 2) % keys);
+        let k = (i / 2) % keys;
+        if i % 2 == 0 {
+            per_key[k].0 += 1;
+        } else {
+            per_key[k].1 += 1;
+        }
+        let key = format!("k{k}");
         let value = format!(r#"{{"ID":{i}}}"#);
         let t = format!("chaosr_{run}_{name}");
         send(
@@ -815,6 +827,7 @@ fn produce_pairs(run: i64, n: usize, keys: usize) {
         );
     }
     producer.flush(Duration::from_secs(120)).unwrap();
+    per_key.iter().map(|(o, s)| o * s).sum()
 }
 
 /// The restart test's queries: an aggregation, and an exactly-once stream-stream join.
