@@ -17,7 +17,8 @@
 //!   newly assigned partitions restore in parallel, before any of their records is processed;
 //! - **running**: records of partition `p` of each input go through the task; a task with
 //!   several input topics processes them in timestamp order across the topics, waiting while
-//!   an input with nothing buffered still has records on the broker ([`super::alignment`]);
+//!   an input with nothing buffered still has records on the broker (at most
+//!   [`MAX_LAGGING_IDLE`]; [`MAX_IDLE`] when the broker cannot tell; [`super::alignment`]);
 //! - **committing**: every commit interval (1 s, or 100 ms exactly-once), each task's state
 //!   changes go to its changelog partition, and the input offsets are added with
 //!   `send_offsets_to_transaction` (KIP-447: fenced by the group's generation) to one Kafka
@@ -68,8 +69,11 @@ pub const EXACTLY_ONCE_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 const TRANSACTION_TIMEOUT_MS: &str = "10000";
 /// How long a commit's broker calls may take.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest a task waits for a lagging input before processing the others' records.
+/// The longest a task waits for an input whose lag cannot be told (the broker does not
+/// answer) before processing the others' records.
 pub const MAX_IDLE: Duration = Duration::from_secs(5);
+/// The longest a task waits for an input known to have older records on the broker.
+pub const MAX_LAGGING_IDLE: Duration = Duration::from_secs(30);
 /// How long a partition's high watermark is trusted.
 const WATERMARK_TTL: Duration = Duration::from_millis(100);
 /// Records buffered for one input partition at which it is paused (resumed at half).
@@ -131,8 +135,8 @@ pub struct TaskManager {
     queues: BTreeMap<i32, InputQueues>,
     /// When a task started waiting for a lagging input.
     waiting_since: HashMap<i32, Instant>,
-    /// High watermarks of input partitions, and when they were asked.
-    watermarks: HashMap<(String, i32), (i64, Instant)>,
+    /// Low and high watermarks of input partitions, and when they were asked.
+    watermarks: HashMap<(String, i32), (i64, i64, Instant)>,
     /// Input partitions paused because their buffer is full.
     paused: HashSet<(String, i32)>,
     /// Where reading an input partition started, for one nothing was consumed from yet.
@@ -400,12 +404,15 @@ impl TaskManager {
         let waited = self
             .waiting_since
             .get(&partition)
-            .is_some_and(|since| since.elapsed() >= MAX_IDLE);
+            .map_or(Duration::ZERO, Instant::elapsed);
         let topics = self.topics.clone();
         let mut result = Ok(());
         loop {
-            let next =
-                queues.next_run(&mut |i| waited || self.caught_up(consumer, &topics[i], partition));
+            let next = queues.next_run(&mut |i| match self.lag(consumer, &topics[i], partition) {
+                Lag::CaughtUp => true,
+                Lag::Behind => waited >= MAX_LAGGING_IDLE,
+                Lag::Unknown => waited >= MAX_IDLE,
+            });
             let Some((input, run)) = next else {
                 break;
             };
@@ -427,23 +434,24 @@ impl TaskManager {
         result
     }
 
-    /// Whether this server has read everything `topic`/`partition` holds (so an empty
-    /// buffer of it cannot hide an older record).
-    fn caught_up(&mut self, consumer: &QueryConsumer, topic: &str, partition: i32) -> bool {
+    /// Whether this server has read everything `topic`/`partition` holds, so that an empty
+    /// buffer of it cannot hide an older record.
+    fn lag(&mut self, consumer: &QueryConsumer, topic: &str, partition: i32) -> Lag {
         let key = (topic.to_string(), partition);
         let cached = self
             .watermarks
             .get(&key)
-            .filter(|(_, at)| at.elapsed() < WATERMARK_TTL)
-            .map(|(high, _)| *high);
+            .filter(|(_, _, at)| at.elapsed() < WATERMARK_TTL)
+            .map(|(low, high, _)| (*low, *high));
         let (low, high) = match cached {
-            Some(high) => (0, high),
+            Some(marks) => marks,
             None => match consumer.fetch_watermarks(topic, partition, Duration::from_secs(1)) {
                 Ok((low, high)) => {
-                    self.watermarks.insert(key.clone(), (high, Instant::now()));
+                    self.watermarks
+                        .insert(key.clone(), (low, high, Instant::now()));
                     (low, high)
                 }
-                Err(_) => return false,
+                Err(_) => return Lag::Unknown,
             },
         };
         let consumed = consumer.position().ok().and_then(|positions| {
@@ -454,23 +462,28 @@ impl TaskManager {
         });
         let position = match consumed.or_else(|| self.starts.get(&key).copied()) {
             Some(position) => position,
-            // Nothing consumed from it since it was assigned: where reading starts is its
-            // committed offset, else its first (reading from the beginning).
+            // Nothing consumed from it since it was assigned: reading starts at its committed
+            // offset, else at its first (or last) offset, as auto.offset.reset says.
             None => {
-                let committed = consumer
-                    .committed_offsets(one_partition(topic, partition), Duration::from_secs(1))
-                    .ok()
-                    .and_then(|c| {
-                        c.find_partition(topic, partition)
-                            .and_then(|e| e.offset().to_raw())
-                    })
+                let Ok(committed) = consumer
+                    .committed_offsets(one_partition(topic, partition), Duration::from_secs(2))
+                else {
+                    return Lag::Unknown;
+                };
+                let committed = committed
+                    .find_partition(topic, partition)
+                    .and_then(|e| e.offset().to_raw())
                     .filter(|o| *o >= 0);
                 let start = committed.unwrap_or(if self.query.from_beginning { low } else { high });
                 self.starts.insert(key, start);
                 start
             }
         };
-        position >= high
+        if position >= high {
+            Lag::CaughtUp
+        } else {
+            Lag::Behind
+        }
     }
 
     /// Pauses an input partition whose buffer is full, resumes it once half is processed.
@@ -656,6 +669,16 @@ fn distinct(topics: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// How far this server's reading of an input partition is from its end.
+enum Lag {
+    /// Everything the partition holds was read.
+    CaughtUp,
+    /// The partition holds records not read yet.
+    Behind,
+    /// The broker did not say.
+    Unknown,
 }
 
 /// A list of one partition.
