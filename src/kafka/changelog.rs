@@ -56,10 +56,10 @@ pub fn read(
     partition: i32,
 ) -> Result<Vec<StateEntry>, KafkaError> {
     let mut entries = Vec::new();
-    read_partition(config, topic, partition, |record| {
-        let key = record.key.unwrap_or_default();
+    read_messages(config, topic, partition, |m| {
+        let key = m.key().unwrap_or_default();
         if key != MARKER {
-            entries.push((key, record.value));
+            entries.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
         }
     })?;
     Ok(entries)
@@ -75,12 +75,25 @@ pub fn read_partition(
     partition: i32,
     mut apply: impl FnMut(Record),
 ) -> Result<u64, KafkaError> {
+    read_messages(config, topic, partition, |m| {
+        apply(super::runtime::record_of(m))
+    })
+}
+
+/// [`read_partition`] handing over the messages as they come.
+fn read_messages(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    mut apply: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<u64, KafkaError> {
     let consumer: BaseConsumer = config
         .client_config()
         .set("group.id", format!("{}-restore", config.service_id))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "16777216")
         .create()?;
     let timeout = Duration::from_secs(10);
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
@@ -97,7 +110,7 @@ pub fn read_partition(
             Some(Ok(m)) => {
                 read += 1;
                 let next = m.offset() + 1;
-                apply(super::runtime::record_of(&m));
+                apply(&m);
                 if next >= high {
                     return Ok(read);
                 }

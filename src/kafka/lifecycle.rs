@@ -273,26 +273,28 @@ impl TaskManager {
             .sink_store
             .as_ref()
             .filter(|s| s.per_partition && self.durable);
-        let restored = read_states(
-            &self.config,
-            self.changelog.as_deref(),
-            restore_store,
-            partitions,
-        );
-        for (p, entries) in restored {
-            let entries = entries?;
-            let task = self
-                .query
+        let (query, log) = (&self.query, &self.query.log);
+        let build = |entries: &[crate::exec::StateEntry]| {
+            query
                 .pipeline
-                .restored_task(self.query.log.clone(), &entries)
+                .restored_task(log.clone(), entries)
                 .map_err(|source| Error::Query {
-                    query: self.query.id.clone(),
+                    query: query.id.clone(),
                     source,
-                })?;
+                })
+        };
+        let restored = restore_tasks(
+            &self.config,
+            (self.changelog.as_deref(), restore_store),
+            partitions,
+            &build,
+        );
+        for (p, restored) in restored {
+            let (task, entries) = restored?;
             tracing::info!(
                 query = %self.query.id,
                 partition = p,
-                entries = entries.len(),
+                entries,
                 "task assigned and restored"
             );
             self.tasks.insert(p, task);
@@ -719,14 +721,18 @@ fn transactional_producer(config: &KafkaConfig, query_id: &str) -> Result<QueryP
     Ok(producer)
 }
 
-/// Reads the changelog partition of each of `partitions` (and its share of a sink's store)
-/// on a thread of its own; each partition's state entries.
-fn read_states(
+/// A restored task and how many changelog entries it read.
+type Restored = Result<(Task, usize), Error>;
+
+/// Restores the task of each of `partitions` on a thread of its own: reads its changelog
+/// partition (and its share of a sink's store) and `build`s the task from the entries;
+/// each partition's task and how many entries it restored.
+fn restore_tasks(
     config: &KafkaConfig,
-    changelog: Option<&str>,
-    store: Option<&SinkStore>,
+    (changelog, store): (Option<&str>, Option<&SinkStore>),
     partitions: &[i32],
-) -> Vec<(i32, Result<Vec<crate::exec::StateEntry>, KafkaError>)> {
+    build: &(dyn Fn(&[crate::exec::StateEntry]) -> Result<Task, Error> + Sync),
+) -> Vec<(i32, Restored)> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = partitions
             .iter()
@@ -738,10 +744,11 @@ fn read_states(
                             sink.store.apply(std::slice::from_ref(&r));
                         })?;
                     }
-                    match changelog {
-                        Some(topic) => changelog::read(config, topic, p),
-                        None => Ok(Vec::new()),
-                    }
+                    let entries = match changelog {
+                        Some(topic) => changelog::read(config, topic, p)?,
+                        None => Vec::new(),
+                    };
+                    Ok((build(&entries)?, entries.len()))
                 });
                 (p, handle)
             })
@@ -750,9 +757,7 @@ fn read_states(
             .into_iter()
             .map(|(p, h)| {
                 let result = h.join().unwrap_or_else(|_| {
-                    Err(KafkaError::Unavailable(format!(
-                        "restoring partition {p} panicked"
-                    )))
+                    Err(KafkaError::Unavailable(format!("restoring partition {p} panicked")).into())
                 });
                 (p, result)
             })
