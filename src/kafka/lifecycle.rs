@@ -426,10 +426,14 @@ impl TaskManager {
         }
         if queues.is_empty() {
             self.waiting_since.remove(&partition);
-        } else {
-            self.waiting_since
-                .entry(partition)
-                .or_insert_with(Instant::now);
+        } else if !self.waiting_since.contains_key(&partition) {
+            tracing::debug!(
+                query = %self.query.id,
+                partition,
+                buffered = (0..topics.len()).map(|i| queues.len(i)).sum::<usize>(),
+                "task waits for an input with older records"
+            );
+            self.waiting_since.insert(partition, Instant::now());
         }
         self.flow_control(consumer, partition, &queues);
         self.queues.insert(partition, queues);
