@@ -135,6 +135,9 @@ pub struct TaskManager {
     queues: BTreeMap<i32, InputQueues>,
     /// When a task started waiting for a lagging input.
     waiting_since: HashMap<i32, Instant>,
+    /// When a task last took records: a high watermark asked before then may miss records
+    /// older than them (written before them, after it was asked).
+    pushed_at: HashMap<i32, Instant>,
     /// Low and high watermarks of input partitions, and when they were asked.
     watermarks: HashMap<(String, i32), (i64, i64, Instant)>,
     /// Input partitions paused because their buffer is full.
@@ -210,6 +213,7 @@ impl TaskManager {
             topics: distinct(&query.source_topics),
             queues: BTreeMap::new(),
             waiting_since: HashMap::new(),
+            pushed_at: HashMap::new(),
             watermarks: HashMap::new(),
             paused: HashSet::new(),
             starts: HashMap::new(),
@@ -331,6 +335,7 @@ impl TaskManager {
             self.tasks.remove(p);
             self.queues.remove(p);
             self.waiting_since.remove(p);
+            self.pushed_at.remove(p);
             self.starts.retain(|(_, q), _| q != p);
             let paused: Vec<(String, i32)> = self
                 .paused
@@ -380,6 +385,7 @@ impl TaskManager {
             .entry(partition)
             .or_insert_with(|| InputQueues::new(inputs))
             .push(input, records);
+        self.pushed_at.insert(partition, Instant::now());
         Ok(())
     }
 
@@ -444,10 +450,11 @@ impl TaskManager {
     /// buffer of it cannot hide an older record.
     fn lag(&mut self, consumer: &QueryConsumer, topic: &str, partition: i32) -> Lag {
         let key = (topic.to_string(), partition);
+        let pushed = self.pushed_at.get(&partition).copied();
         let cached = self
             .watermarks
             .get(&key)
-            .filter(|(_, _, at)| at.elapsed() < WATERMARK_TTL)
+            .filter(|(_, _, at)| at.elapsed() < WATERMARK_TTL && pushed.is_none_or(|p| *at > p))
             .map(|(low, high, _)| (*low, *high));
         let (low, high) = match cached {
             Some(marks) => marks,
