@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Http, Server, config, free_port, now_ms};
+use eddy::kafka::deliveries::Deliveries;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
@@ -73,19 +74,28 @@ struct Truth {
     per_window: BTreeMap<(String, i64), i64>,
 }
 
-/// An idempotent producer placing records as Java clients do.
-fn producer() -> BaseProducer {
+/// An idempotent producer placing records as Java clients do; its context keeps the first
+/// failed delivery ([`flush`] fails on it: the truth is what was written).
+fn producer() -> BaseProducer<Deliveries> {
     config()
         .client_config()
         .set("partitioner", "murmur2_random")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .create()
+        .create_with_context(Deliveries::default())
         .unwrap()
 }
 
+/// Waits until every record is written; fails if one was not.
+fn flush(producer: &BaseProducer<Deliveries>) {
+    producer.flush(Duration::from_secs(300)).unwrap();
+    if let Some(why) = producer.context().failure() {
+        panic!("the test's producer could not write every record: {why}");
+    }
+}
+
 /// Waits until record `i` is due at `per_second` since `started`, serving deliveries.
-fn pace(producer: &BaseProducer, started: Instant, i: usize, per_second: usize) {
+fn pace(producer: &BaseProducer<Deliveries>, started: Instant, i: usize, per_second: usize) {
     let due = Duration::from_secs_f64(i as f64 / per_second as f64);
     if let Some(wait) = due.checked_sub(started.elapsed()) {
         std::thread::park_timeout(wait);
@@ -94,7 +104,7 @@ fn pace(producer: &BaseProducer, started: Instant, i: usize, per_second: usize) 
 }
 
 /// Sends `record`, waiting while the producer's queue is full.
-fn send(producer: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
+fn send(producer: &BaseProducer<Deliveries>, mut record: BaseRecord<'_, [u8], [u8]>) {
     while let Err((_, back)) = producer.send(record) {
         record = back;
         producer.poll(Duration::from_millis(10));
@@ -131,7 +141,7 @@ fn produce(topic: String, size: &Size, t0: i64) -> Truth {
             .or_default() += 1;
         pace(&producer, started, i, size.per_second);
     }
-    producer.flush(Duration::from_secs(60)).unwrap();
+    flush(&producer);
     truth
 }
 
@@ -451,7 +461,7 @@ fn produce_joins(run: i64, records: usize, keys: usize, per_second: usize) -> Jo
         );
         pace(&producer, started, i, per_second);
     }
-    producer.flush(Duration::from_secs(60)).unwrap();
+    flush(&producer);
     for (key, ids) in &orders {
         for o in ids {
             for s in shipments.get(key).map(Vec::as_slice).unwrap_or_default() {
@@ -841,7 +851,7 @@ fn produce_pairs(run: i64, n: usize, keys: usize) -> usize {
                 .timestamp(run + i as i64),
         );
     }
-    producer.flush(Duration::from_secs(120)).unwrap();
+    flush(&producer);
     per_key.iter().map(|(o, s)| o * s).sum()
 }
 
