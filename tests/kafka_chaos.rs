@@ -246,6 +246,20 @@ async fn pull_until(http: &Http, table: &str, want: &BTreeMap<String, i64>) -> (
     );
 }
 
+/// Runs `produce` on a thread of its own; the flag is true until it is done.
+fn spawn_producer<T: Send + 'static>(
+    produce: impl FnOnce() -> T + Send + 'static,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<T>) {
+    let producing = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&producing);
+    let handle = std::thread::spawn(move || {
+        let out = produce();
+        flag.store(false, Ordering::Relaxed);
+        out
+    });
+    (producing, handle)
+}
+
 /// The server, killed at random moments while `producing` (and after, until 10 kills),
 /// started again each time; the running server, the kills and the restart times.
 async fn kill_while_producing(
@@ -327,15 +341,8 @@ async fn sigkills_lose_nothing_and_count_nothing_twice() {
     let start = || Server::start_headless(&service, port, &sql, &log);
 
     let server = start();
-    let producing = Arc::new(AtomicBool::new(true));
-    let producer = {
-        let (topic, producing) = (topic.clone(), Arc::clone(&producing));
-        std::thread::spawn(move || {
-            let truth = produce(topic, &size, run);
-            producing.store(false, Ordering::Relaxed);
-            (truth, size)
-        })
-    };
+    let topic_ = topic.clone();
+    let (producing, producer) = spawn_producer(move || (produce(topic_, &size, run), size));
     let (server, kills, restarts) =
         kill_while_producing(server, &start, &producing, run as u64 ^ 0x5eed).await;
     let (truth, size) = producer.join().unwrap();
@@ -582,16 +589,8 @@ async fn joins_survive_sigkills() {
     let start = || Server::start_headless(&service, port, &sql, &log);
 
     let server = start();
-    let producing = Arc::new(AtomicBool::new(true));
-    let producer = {
-        let producing = Arc::clone(&producing);
-        let rate = size.per_second;
-        std::thread::spawn(move || {
-            let truth = produce_joins(run, records, keys, rate);
-            producing.store(false, Ordering::Relaxed);
-            truth
-        })
-    };
+    let rate = size.per_second;
+    let (producing, producer) = spawn_producer(move || produce_joins(run, records, keys, rate));
     let (server, kills, _) = kill_while_producing(server, &start, &producing, run as u64).await;
     let truth = producer.join().unwrap();
 

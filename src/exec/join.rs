@@ -353,42 +353,6 @@ impl State {
         Ok(())
     }
 
-    /// Buffered stream rows of one side, key and timestamp.
-    fn restore_window(
-        &mut self,
-        codecs: &Codecs,
-        mut rest: &[u8],
-        value: Option<&[u8]>,
-    ) -> Result<(), ExecError> {
-        let side = *rest.first().ok_or_else(bad_entry)?;
-        rest = &rest[1..];
-        let ts = take_i64(&mut rest).ok_or_else(bad_entry)?;
-        let join_key = codecs.keys[side as usize % 2]
-            .decode(rest)?
-            .pop()
-            .ok_or_else(bad_entry)?;
-        let store = &mut self.windows[side as usize % 2];
-        match value {
-            Some(mut v) => {
-                let mut rows = Vec::new();
-                while !v.is_empty() {
-                    let bytes = take_bytes(&mut v).ok_or_else(bad_entry)?;
-                    rows.push(codecs.unrow(side, bytes)?.1.1);
-                }
-                store.insert(join_key, ts, rows);
-            }
-            None => {
-                if let Some(by_ts) = store.rows.get_mut(&join_key) {
-                    by_ts.remove(&ts);
-                    if by_ts.is_empty() {
-                        store.rows.remove(&join_key);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// A row waiting for a partner.
     fn restore_unmatched(
         &mut self,
@@ -407,30 +371,6 @@ impl State {
             }
             None => {
                 self.unmatched.remove(&(ts, side, seq));
-            }
-        }
-        Ok(())
-    }
-
-    /// A table row of one side.
-    fn restore_table(
-        &mut self,
-        codecs: &Codecs,
-        rest: &[u8],
-        value: Option<&[u8]>,
-    ) -> Result<(), ExecError> {
-        let side = *rest.first().ok_or_else(bad_entry)? as usize % 2;
-        let join_key = codecs.keys[side]
-            .decode(&rest[1..])?
-            .pop()
-            .ok_or_else(bad_entry)?;
-        match value {
-            Some(v) => {
-                let (_, row) = codecs.unrow(side as u8, v)?;
-                self.tables[side].insert(join_key, row);
-            }
-            None => {
-                self.tables[side].remove(&join_key);
             }
         }
         Ok(())
@@ -656,8 +596,9 @@ impl JoinOp {
         state.insert_decoded(codecs, &slots, &bytes)
     }
 
-    /// Applies one entry [`JoinOp::checkpoint`] wrote.
-    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), ExecError> {
+    /// Applies one entry [`JoinOp::checkpoint`] wrote, other than buffered stream rows and
+    /// table rows (those [`JoinOp::restore_all`] puts back in bulk).
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), ExecError> {
         self.codecs()?;
         let (state, Some(codecs)) = (&mut self.state, &self.codecs) else {
             return Err(ExecError::Internal("join codecs".into()));
@@ -673,9 +614,7 @@ impl JoinOp {
                 state.next_seq = next()? as u64;
                 Ok(())
             }
-            WINDOW => state.restore_window(codecs, rest, value),
             UNMATCHED => state.restore_unmatched(codecs, rest, value),
-            TABLE => state.restore_table(codecs, rest, value),
             FK_LEFT => state.restore_fk_left(codecs, rest, value),
             _ => Err(bad_entry()),
         }
