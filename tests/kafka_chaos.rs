@@ -393,6 +393,10 @@ struct JoinTruth {
     both: BTreeMap<String, (i64, i64)>,
 }
 
+/// The join queries over the run's topics. The stream-table join idles up to 2 s for an
+/// empty input that is caught up (`max.task.idle.ms`): the producer writes orders and prices
+/// at once, so an order can reach the broker after a price written later, and without idling
+/// it joins that later price (as in Kafka Streams, whose default is not to idle either).
 fn join_queries(run: i64) -> String {
     let t = |name: &str| format!("chaosj_{run}_{name}");
     format!(
@@ -402,7 +406,9 @@ CREATE TABLE prices (k VARCHAR PRIMARY KEY, price BIGINT) WITH (KAFKA_TOPIC='{}'
 CREATE TABLE left_t (k VARCHAR PRIMARY KEY, a BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
 CREATE TABLE right_t (k VARCHAR PRIMARY KEY, b BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
 CREATE STREAM shipped WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s.id AS sid FROM orders o JOIN shipments s WITHIN 1 HOUR ON o.k = s.k;
+SET 'max.task.idle.ms'='2000';
 CREATE STREAM priced WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, p.price AS price FROM orders o JOIN prices p ON o.k = p.k;
+UNSET 'max.task.idle.ms';
 CREATE TABLE both_t WITH (KAFKA_TOPIC='{}') AS SELECT l.k AS k, l.a AS a, r.b AS b FROM left_t l JOIN right_t r ON l.k = r.k;
 SET 'processing.guarantee'='exactly_once_v2';
 CREATE STREAM shipped_eos WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s.id AS sid FROM orders o JOIN shipments s WITHIN 1 HOUR ON o.k = s.k;

@@ -102,6 +102,8 @@ pub struct PersistentQuery {
     pub from_beginning: bool,
     /// `processing.guarantee` as set when the query was created (`None`: the server's).
     pub guarantee: Option<Guarantee>,
+    /// `max.task.idle.ms` as set when the query was created (`None`: the server's).
+    pub task_idle: Option<TaskIdle>,
 }
 
 /// Kafka Streams' (and ksqlDB's) `processing.guarantee` of a persistent query. Either way a
@@ -128,6 +130,41 @@ impl Guarantee {
             "exactly_once" | "exactly_once_beta" | "exactly_once_v2" => Ok(Self::ExactlyOnce),
             _ => Err(PlanError::Invalid(format!(
                 "Invalid value {value} for configuration processing.guarantee: String must be one of: at_least_once, exactly_once, exactly_once_beta, exactly_once_v2"
+            ))),
+        }
+    }
+}
+
+/// Kafka Streams' (and ksqlDB's) `max.task.idle.ms` of a query that reads several topics (a
+/// join): how long a task whose buffer of one input is empty waits before it processes the
+/// other inputs' records, which a record of the empty input with an older timestamp would
+/// have to precede.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskIdle {
+    /// `-1`: never waits; records are processed as they are fetched.
+    Never,
+    /// `0`, the default: waits only while the broker holds records of the empty input that
+    /// this server has not fetched yet, so records already written are processed in
+    /// timestamp order.
+    #[default]
+    UntilFetched,
+    /// `n > 0`: also waits up to `n` milliseconds for producers to write more, for inputs
+    /// written at the same time whose records reach the broker late.
+    For(std::time::Duration),
+}
+
+impl TaskIdle {
+    /// The property names that set it.
+    pub const PROPERTIES: [&str; 2] = ["max.task.idle.ms", "ksql.streams.max.task.idle.ms"];
+
+    /// Reads a value of `max.task.idle.ms`: milliseconds, at least `-1`.
+    pub fn parse(value: &str) -> Result<Self, PlanError> {
+        match value.trim().parse::<i64>() {
+            Ok(-1) => Ok(Self::Never),
+            Ok(0) => Ok(Self::UntilFetched),
+            Ok(ms) if ms > 0 => Ok(Self::For(std::time::Duration::from_millis(ms as u64))),
+            _ => Err(PlanError::Invalid(format!(
+                "Invalid value {value} for configuration max.task.idle.ms: Value must be a number of milliseconds, at least -1"
             ))),
         }
     }
@@ -288,10 +325,24 @@ impl<R: Runtime> Engine<R> {
 
     /// The guarantee the session's properties ask of new queries, if they ask one.
     fn guarantee(&self) -> Result<Option<Guarantee>, PlanError> {
-        Guarantee::PROPERTIES
+        self.streams_setting(&Guarantee::PROPERTIES, Guarantee::parse)
+    }
+
+    /// The `max.task.idle.ms` the session's properties ask of new queries, if they ask one.
+    fn task_idle(&self) -> Result<Option<TaskIdle>, PlanError> {
+        self.streams_setting(&TaskIdle::PROPERTIES, TaskIdle::parse)
+    }
+
+    /// The first of the session's properties `names` that is set, parsed.
+    fn streams_setting<T>(
+        &self,
+        names: &[&str],
+        parse: fn(&str) -> Result<T, PlanError>,
+    ) -> Result<Option<T>, PlanError> {
+        names
             .iter()
             .find_map(|name| self.properties.get(*name))
-            .map(|v| Guarantee::parse(v))
+            .map(|v| parse(v))
             .transpose()
     }
 
@@ -363,8 +414,12 @@ impl<R: Runtime> Engine<R> {
             Statement::Drop(d) => self.drop_source(d).await,
             Statement::Terminate(target) => self.terminate(target).await,
             Statement::SetProperty { name, value } => {
-                if Guarantee::PROPERTIES.contains(&name.to_ascii_lowercase().as_str()) {
+                let lower = name.to_ascii_lowercase();
+                if Guarantee::PROPERTIES.contains(&lower.as_str()) {
                     Guarantee::parse(value)?;
+                }
+                if TaskIdle::PROPERTIES.contains(&lower.as_str()) {
+                    TaskIdle::parse(value)?;
                 }
                 self.set_property(name, Some(value));
                 Ok(Outcome::Noop(format!("Property {name} set to {value}.")))
@@ -456,6 +511,7 @@ impl<R: Runtime> Engine<R> {
                 commits: false,
                 from_beginning: true,
                 guarantee: None,
+                task_idle: None,
             })
             .await?;
         self.next_id += 1;
@@ -542,6 +598,7 @@ impl<R: Runtime> Engine<R> {
             commits: true,
             from_beginning: true,
             guarantee: self.guarantee()?,
+            task_idle: self.task_idle()?,
         };
         self.runtime.start_query(query).await?;
         self.next_id += 1;
@@ -776,4 +833,30 @@ fn already_exists(existing: &Source) -> PlanError {
 
 fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Guarantee, TaskIdle};
+
+    #[test]
+    fn streams_settings_read_as_kafka_streams_reads_them() {
+        assert_eq!(TaskIdle::parse("-1").unwrap(), TaskIdle::Never);
+        assert_eq!(TaskIdle::parse("0").unwrap(), TaskIdle::UntilFetched);
+        assert_eq!(
+            TaskIdle::parse(" 250 ").unwrap(),
+            TaskIdle::For(Duration::from_millis(250))
+        );
+        for bad in ["-2", "soon", "1.5", ""] {
+            let e = TaskIdle::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("max.task.idle.ms"), "{bad}: {e}");
+        }
+        assert_eq!(
+            Guarantee::parse("EXACTLY_ONCE_V2").unwrap(),
+            Guarantee::ExactlyOnce
+        );
+        assert!(Guarantee::parse("twice").is_err());
+    }
 }

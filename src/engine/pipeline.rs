@@ -206,6 +206,7 @@ async fn repartition_stage<R: Runtime>(
         // The repartition topic is the next stage's input, so its records are state: they
         // are written in the stage's transactions whatever the query's guarantee.
         guarantee: Some(super::Guarantee::ExactlyOnce),
+        task_idle: None,
         pipeline: PipelineSpec {
             inputs: vec![InputSpec {
                 decoder: SourceDecoder::try_new(&input.source, registry)?,

@@ -246,6 +246,7 @@ impl<R: Runtime> Engine<R> {
                 commits: false,
                 from_beginning,
                 guarantee: None,
+                task_idle: None,
             })
             .await?;
         self.transients.insert(id.clone(), stages);

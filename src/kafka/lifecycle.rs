@@ -18,7 +18,8 @@
 //! - **running**: records of partition `p` of each input go through the task; a task with
 //!   several input topics processes them in timestamp order across the topics, waiting while
 //!   an input with nothing buffered still has records on the broker (at most
-//!   [`MAX_LAGGING_IDLE`]; [`MAX_IDLE`] when the broker cannot tell; [`super::alignment`]);
+//!   [`MAX_LAGGING_IDLE`]; [`MAX_IDLE`] when the broker cannot tell; [`super::alignment`]),
+//!   and as `max.task.idle.ms` says for one the broker has no more of ([`TaskIdle`]);
 //! - **committing**: every commit interval (1 s, or 100 ms exactly-once), each task's state
 //!   changes go to its changelog partition, and the input offsets are added with
 //!   `send_offsets_to_transaction` (KIP-447: fenced by the group's generation) to one Kafka
@@ -54,7 +55,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::alignment::InputQueues;
 use super::deliveries::Deliveries;
 use super::{KafkaConfig, KafkaError, changelog};
-use crate::engine::{Guarantee, PersistentQuery};
+use crate::engine::{Guarantee, PersistentQuery, TaskIdle};
 use crate::error::Error;
 use crate::exec::output::Output;
 use crate::exec::task::Task;
@@ -123,6 +124,8 @@ pub struct TaskManager {
     durable: bool,
     /// Sink records go in the transaction too.
     exactly_once: bool,
+    /// How long a task waits for an empty input that is caught up.
+    task_idle: TaskIdle,
     /// The transactional producer (durable queries).
     transactional: Option<QueryProducer>,
     /// Sink records of at-least-once and non-durable queries.
@@ -208,6 +211,9 @@ impl TaskManager {
             .set("enable.idempotence", "true")
             .create_with_context(Deliveries::default())
             .map_err(KafkaError::from)?;
+        let task_idle = query
+            .task_idle
+            .unwrap_or_else(|| config.default_task_idle());
         let sink_store = SinkStore::of(&query, &setup);
         let mut manager = Self {
             topics: distinct(&query.source_topics),
@@ -221,6 +227,7 @@ impl TaskManager {
             sink_store,
             durable,
             exactly_once,
+            task_idle,
             transactional,
             immediate,
             in_transaction: false,
@@ -414,12 +421,21 @@ impl TaskManager {
             .get(&partition)
             .map_or(Duration::ZERO, Instant::elapsed);
         let topics = self.topics.clone();
+        let idle = self.task_idle;
         let mut result = Ok(());
         loop {
-            let next = queues.next_run(&mut |i| match self.lag(consumer, &topics[i], partition) {
-                Lag::CaughtUp => true,
-                Lag::Behind => waited >= MAX_LAGGING_IDLE,
-                Lag::Unknown => waited >= MAX_IDLE,
+            let next = queues.next_run(&mut |i| {
+                if idle == TaskIdle::Never {
+                    return true;
+                }
+                match self.lag(consumer, &topics[i], partition) {
+                    Lag::CaughtUp => match idle {
+                        TaskIdle::For(wait) => waited >= wait,
+                        TaskIdle::Never | TaskIdle::UntilFetched => true,
+                    },
+                    Lag::Behind => waited >= MAX_LAGGING_IDLE,
+                    Lag::Unknown => waited >= MAX_IDLE,
+                }
             });
             let Some((input, run)) = next else {
                 break;

@@ -21,7 +21,7 @@ pub mod runtime;
 
 use rdkafka::ClientConfig;
 
-use crate::engine::Guarantee;
+use crate::engine::{Guarantee, TaskIdle};
 
 /// Errors talking to Kafka.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +45,8 @@ pub struct KafkaConfig {
     /// ksqlDB's `ksql.service.id`: prefixes consumer groups and internal topics.
     pub service_id: String,
     /// Extra librdkafka properties (security, tuning), applied to every client; Kafka
-    /// Streams' `processing.guarantee` (also as `ksql.streams.processing.guarantee`) is the
-    /// server's default guarantee instead.
+    /// Streams' `processing.guarantee` and `max.task.idle.ms` (also with the prefix
+    /// `ksql.streams.`) are the defaults of the server's queries instead.
     pub properties: Vec<(String, String)>,
     /// This server's stable identity among the servers of one service id: its static group
     /// membership (`group.instance.id`) and the suffix of its transactional ids. A restarted
@@ -55,7 +55,12 @@ pub struct KafkaConfig {
 }
 
 /// The properties that are Kafka Streams', not librdkafka's.
-const STREAMS_PROPERTIES: [&str; 2] = ["processing.guarantee", "ksql.streams.processing.guarantee"];
+const STREAMS_PROPERTIES: [&str; 4] = [
+    Guarantee::PROPERTIES[0],
+    Guarantee::PROPERTIES[1],
+    TaskIdle::PROPERTIES[0],
+    TaskIdle::PROPERTIES[1],
+];
 
 impl KafkaConfig {
     /// A client configuration with the bootstrap servers and the extra properties.
@@ -72,11 +77,25 @@ impl KafkaConfig {
 
     /// The guarantee of queries whose statement sets none (`processing.guarantee`).
     pub fn default_guarantee(&self) -> Guarantee {
+        self.streams_setting(&Guarantee::PROPERTIES, Guarantee::parse)
+    }
+
+    /// The `max.task.idle.ms` of queries whose statement sets none.
+    pub fn default_task_idle(&self) -> TaskIdle {
+        self.streams_setting(&TaskIdle::PROPERTIES, TaskIdle::parse)
+    }
+
+    /// The last of the server's properties `names` given, parsed (else the default).
+    fn streams_setting<T: Default>(
+        &self,
+        names: &[&str],
+        parse: fn(&str) -> Result<T, crate::plan::PlanError>,
+    ) -> T {
         self.properties
             .iter()
             .rev()
-            .find(|(k, _)| STREAMS_PROPERTIES.contains(&k.as_str()))
-            .and_then(|(_, v)| Guarantee::parse(v).ok())
+            .find(|(k, _)| names.contains(&k.as_str()))
+            .and_then(|(_, v)| parse(v).ok())
             .unwrap_or_default()
     }
 

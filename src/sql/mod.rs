@@ -47,13 +47,8 @@ pub fn parse_piece(
 ) -> Result<Vec<Statement>, ParseError> {
     let dialect = dialect::KsqlDialect;
     let text = variables::substitute(piece, variables)?;
-    // Padding puts the statement where it stands in the script, so positions stay true.
-    let padded = format!(
-        "{}{}{text}",
-        "\n".repeat(piece.start.line.saturating_sub(1) as usize),
-        " ".repeat(piece.start.column.saturating_sub(1) as usize)
-    );
-    let statements = parser::KsqlParser::new(&dialect, &padded)
+    // Positions are the script's, where the statement stands in it.
+    let statements = parser::KsqlParser::at(&dialect, &text, piece.start)
         .and_then(|mut p| p.parse_statements())
         .map_err(|mut e| {
             // ksqlDB's grammar errors quote the statement they are in.
@@ -103,6 +98,16 @@ mod tests {
         );
         let err = parse("UNDEFINE t;\nSELECT * FROM ${t};").unwrap_err();
         assert_eq!((err.line, err.column), (2, 15), "{err}");
+    }
+
+    #[test]
+    fn positions_are_the_scripts_after_earlier_statements() {
+        let err = parse("SET 'a'='b'; SET 'c'='d';\n\n  SELECT * FROM s WHERE;").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 24), "{err}");
+        let err = parse("SET 'a'='b';  SELECT * FROM s WHERE;").unwrap_err();
+        assert_eq!((err.line, err.column), (1, 36), "{err}");
+        let err = parse("SET 'a'='b';\n SELECT 'x FROM s;").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 9), "{err}");
     }
 
     #[test]

@@ -53,14 +53,23 @@ pub struct KsqlParser<'a> {
 impl<'a> KsqlParser<'a> {
     /// Tokenizes `sql` and prepares to parse it.
     pub fn new(dialect: &'a KsqlDialect, sql: &str) -> Result<Self> {
-        let tokens = Tokenizer::new(dialect, sql)
+        Self::at(dialect, sql, Location::new(1, 1))
+    }
+
+    /// A parser over `sql` that stands at `start` of a longer script: every position (of
+    /// the tree's spans and of errors) is the script's. Shifting the tokens costs the same
+    /// whatever `start` is, so a script parses in time linear in its length.
+    pub fn at(dialect: &'a KsqlDialect, sql: &str, start: Location) -> Result<Self> {
+        let mut tokens = Tokenizer::new(dialect, sql)
             .tokenize_with_location()
-            .map_err(|e| {
-                ParseError::at(Location::new(e.location.line, e.location.column), e.message)
-            })?;
+            .map_err(|e| ParseError::at(shift(e.location, start), e.message))?;
+        for token in &mut tokens {
+            token.span.start = shift(token.span.start, start);
+            token.span.end = shift(token.span.end, start);
+        }
         Ok(Self {
             parser: Parser::new(dialect).with_tokens_with_locations(tokens),
-            end: end_of(sql),
+            end: shift(end_of(sql), start),
         })
     }
 
@@ -1022,6 +1031,16 @@ impl<'a> KsqlParser<'a> {
 }
 
 /// The position just past the last non-blank character of `sql`.
+/// `location` in a text that starts at `start` of the script, as a position in the script.
+fn shift(location: Location, start: Location) -> Location {
+    match location.line {
+        // No position (an empty span).
+        0 => location,
+        1 => Location::new(start.line, location.column + start.column.saturating_sub(1)),
+        line => Location::new(line + start.line.saturating_sub(1), location.column),
+    }
+}
+
 fn end_of(sql: &str) -> Location {
     let text = sql.trim_end();
     let line = text.lines().count().max(1);
