@@ -193,7 +193,26 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // Every command parses and plans statements (a server its queries file and the command
+    // topic's statements, `check` and `test` theirs) on a thread with room for the deepest
+    // statement allowed (see sql::limits); the main thread's 8 MiB are not enough.
+    let main = std::thread::Builder::new()
+        .name("eddy-main".into())
+        .stack_size(eddy::sql::limits::THREAD_STACK)
+        .spawn(move || run(cli));
+    match main.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::FAILURE,
+        Err(e) => report(Err(eddy::Error::Io {
+            path: "the main thread".into(),
+            source: e,
+        })),
+    }
+}
+
+fn run(args: Cli) -> ExitCode {
+    match args.command {
         Command::Server {
             kafka,
             listeners,

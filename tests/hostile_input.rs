@@ -2,7 +2,8 @@
 //! server refuses it with ksqlDB's error body and the position, and keeps answering (it used
 //! to abort on a stack overflow: an OR chain of ~700 terms, `+` of ~670, `||` of ~930,
 //! `ARRAY<>` nested ~2,200 and `STRUCT<>` ~1,500 deep). Each construct is sent at ten times
-//! its limit (`eddy::sql::limits`); a chain just under the limit is planned and runs.
+//! its limit (`eddy::sql::limits`); a chain just under the limit is planned and runs, over
+//! REST and in `eddy check`.
 //!
 //! Needs the broker the project starts (`docker/kafka.sh start`).
 
@@ -114,6 +115,33 @@ fn eddy_check_refuses_deep_chains_without_aborting() {
     assert!(
         stdout.contains(":2:") && stdout.contains("levels deep"),
         "{stdout}"
+    );
+    // Just under the limit: planned (it used to overflow `check`'s main thread at 800).
+    let near = dir.join("near.sql");
+    let terms = MAX_EXPRESSION_DEPTH - 10;
+    std::fs::write(
+        &near,
+        format!(
+            "CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON', PARTITIONS=1);
+CREATE STREAM x AS SELECT {} AS b FROM s;
+CREATE STREAM y AS SELECT * FROM s WHERE {};
+",
+            values(terms, "+", "a"),
+            chain(terms, "OR")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .arg("check")
+        .arg(&near)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
