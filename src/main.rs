@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use eddy::kafka::KafkaConfig;
+use eddy::server::http::HttpLimits;
 
 /// mimalloc rather than glibc's malloc: the engine allocates many small, short-lived values
 /// per record (keys, states, arrays), which glibc's allocator handled at a quarter of the
@@ -39,6 +40,8 @@ enum Command {
         /// statements run at start, and REST requests that would change the server are refused.
         #[arg(long)]
         queries_file: Option<PathBuf>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// The interactive SQL shell, a client of a server's REST API.
     Cli {
@@ -132,6 +135,39 @@ struct TestArgs {
     verbose: bool,
 }
 
+/// Bounds on what one client may ask of the server (defaults: `eddy::server::http::HttpLimits`).
+#[derive(Args)]
+struct LimitArgs {
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, default_value_t = HttpLimits::default().max_connections)]
+    max_connections: usize,
+    /// Time a client has to send a request's headers (and, idle, its next request).
+    #[arg(long, default_value_t = HttpLimits::default().header_timeout.as_millis() as u64)]
+    header_timeout_ms: u64,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = HttpLimits::default().max_request_bytes)]
+    max_request_bytes: usize,
+    /// The most statements one /ksql request may have.
+    #[arg(long, default_value_t = HttpLimits::default().max_statements)]
+    max_statements: usize,
+    /// How long one /ksql request may run statements.
+    #[arg(long, default_value_t = HttpLimits::default().request_budget.as_millis() as u64)]
+    request_timeout_ms: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_request_bytes: self.max_request_bytes,
+            max_statements: self.max_statements,
+            request_budget: Duration::from_millis(self.request_timeout_ms),
+            ..HttpLimits::default()
+        }
+    }
+}
+
 #[derive(Args)]
 struct KafkaArgs {
     /// Kafka bootstrap servers.
@@ -217,7 +253,8 @@ fn run(args: Cli) -> ExitCode {
             kafka,
             listeners,
             queries_file,
-        } => run_server(kafka, listeners, queries_file),
+            limits,
+        } => run_server(kafka, listeners, queries_file, limits.limits()),
         Command::Check { files } => check(&files),
         Command::Cli {
             url,
@@ -285,7 +322,12 @@ fn datagen(args: DatagenArgs) -> ExitCode {
     }
 }
 
-fn run_server(mut kafka: KafkaArgs, listeners: String, queries_file: Option<PathBuf>) -> ExitCode {
+fn run_server(
+    mut kafka: KafkaArgs,
+    listeners: String,
+    queries_file: Option<PathBuf>,
+    limits: HttpLimits,
+) -> ExitCode {
     if kafka.instance_id.is_none() {
         kafka.instance_id = Some(default_instance_id(&listeners));
     }
@@ -308,6 +350,7 @@ fn run_server(mut kafka: KafkaArgs, listeners: String, queries_file: Option<Path
             kafka: kafka.config(),
             listeners,
             queries_file,
+            limits,
         })),
     )
 }

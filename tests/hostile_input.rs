@@ -189,3 +189,176 @@ fn deep_cases(topic: &str) -> Vec<(&'static str, String)> {
         ),
     ]
 }
+
+/// Writes `request` on a new connection and reads what comes back until the server closes
+/// it (or 20 s pass): the status line's code, and the body after the headers.
+async fn raw(port: u16, request: &[u8]) -> (Option<u16>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // The server may answer (431, 413) and close before it has read all of a huge request.
+    let _ = stream.write_all(request).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok());
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// ksqlDB's error body, with its code.
+fn error_code(body: &str) -> Option<i64> {
+    let start = body.find('{')?;
+    let end = body.rfind('}')?;
+    let error: serde_json::Value = serde_json::from_str(&body[start..=end]).ok()?;
+    error["@type"].as_str()?;
+    error["message"].as_str()?;
+    error["error_code"].as_i64()
+}
+
+/// Slow and idle connections are closed after the header timeout, more connections than
+/// the limit wait their turn, and every malformed or oversized request gets a 4xx with
+/// ksqlDB's error body; the server answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_abuse_is_bounded_and_answered_with_ksql_errors() {
+    let run = now_ms();
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("eddy-hostile-http-{run}.log"));
+    let server = Server::start_rest_with(
+        &format!("hostilehttp{run}_"),
+        port,
+        &log,
+        &[
+            "--header-timeout-ms",
+            "1000",
+            "--max-connections",
+            "40",
+            "--max-request-bytes",
+            "1048576",
+            "--max-statements",
+            "100",
+        ],
+    );
+    let http = Http::new(port);
+    slow_connections_are_closed(&http, port).await;
+    bad_requests_get_ksql_errors(&http, port).await;
+    assert!(server.stop().success());
+}
+
+/// Slowloris: more connections than the limit, each sending half a request or nothing.
+async fn slow_connections_are_closed(http: &Http, port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut slow = Vec::new();
+    for i in 0..60 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            stream
+                .write_all(b"POST /ksql HTTP/1.1\r\nHost: eddy\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        slow.push(stream);
+    }
+    // The server answers once the timeout has freed connections.
+    assert_alive(http, "60 slow connections").await;
+    for (i, mut stream) in slow.into_iter().enumerate() {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            stream.read_to_end(&mut buf),
+        )
+        .await;
+        assert!(read.is_ok(), "slow connection {i} is still open after 30 s");
+    }
+}
+
+/// Oversized and malformed requests: a 4xx with ksqlDB's error body each.
+async fn bad_requests_get_ksql_errors(http: &Http, port: u16) {
+    let big = serde_json::json!({ "ksql": format!("SHOW STREAMS; -- {}", "x".repeat(2 << 20)) });
+    let (status, body) = http.post("/ksql", big).await;
+    assert_eq!((status, error_code(&body)), (413, Some(41300)), "{body}");
+    let response = http
+        .client
+        .get(format!("{}/ksql", http.base))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!((status, error_code(&body)), (405, Some(40500)), "{body}");
+    let (status, body) = http
+        .post("/ksql", serde_json::json!({ "streamsProperties": {} }))
+        .await;
+    assert_eq!((status, error_code(&body)), (400, Some(40000)), "{body}");
+    assert!(body.contains("ksql"), "{body}");
+    let many = "SET 'a'='b';".repeat(101);
+    let (status, body) = http
+        .post("/ksql", serde_json::json!({ "ksql": many }))
+        .await;
+    assert_eq!((status, error_code(&body)), (400, Some(40000)), "{body}");
+    assert!(body.contains("at most 100"), "{body}");
+    let (status, body) = http.post_raw("/ksql", "{\"ksql\": ").await;
+    assert_eq!((status, error_code(&body)), (400, Some(40000)), "{body}");
+    assert_alive(http, "bad requests").await;
+
+    // Bad chunking.
+    let (status, body) = raw(
+        port,
+        b"POST /ksql HTTP/1.1\r\nHost: eddy\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, Some(400), "bad chunking: {body}");
+    assert_eq!(error_code(&body), Some(40000), "bad chunking: {body}");
+    // 10 MB of headers: refused (431) without reading them all.
+    let mut huge = b"GET /info HTTP/1.1\r\nHost: eddy\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 10 << 20));
+    huge.extend_from_slice(b"\r\n\r\n");
+    let (status, _) = raw(port, &huge).await;
+    assert!(
+        status.is_none_or(|s| s == 431),
+        "10 MB of headers: {status:?}"
+    );
+    assert_alive(http, "10 MB of headers").await;
+}
+
+/// A request whose statements run longer than its budget stops at the first statement not
+/// started in time, with the results of those before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_stops_running_statements_when_its_time_is_up() {
+    let run = now_ms();
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("eddy-hostile-budget-{run}.log"));
+    let server = Server::start_rest_with(
+        &format!("hostilebudget{run}_"),
+        port,
+        &log,
+        &["--request-timeout-ms", "20"],
+    );
+    let http = Http::new(port);
+    let sets = "SET 'a'='b';\n".repeat(9_000);
+    let (status, body) = http
+        .post("/ksql", serde_json::json!({ "ksql": sets }))
+        .await;
+    assert_eq!((status, error_code(&body)), (408, Some(40800)), "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["@type"], "statement_error", "{body}");
+    assert!(
+        error["message"].as_str().unwrap().contains("not run"),
+        "{body}"
+    );
+    assert_alive(&http, "a request out of time").await;
+    assert!(server.stop().success());
+}

@@ -23,6 +23,8 @@ pub mod code {
     pub const QUERY_ENDPOINT: i64 = 40002;
     /// Not found.
     pub const NOT_FOUND: i64 = 40400;
+    /// A request that ran out of time.
+    pub const REQUEST_TIMEOUT: i64 = 40800;
     /// Something failed on the server's side.
     pub const SERVER_ERROR: i64 = 50000;
 }

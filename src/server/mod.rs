@@ -5,7 +5,8 @@
 //! queries, `SHOW`, `DESCRIBE` and pull and push queries still work), and serves the REST API
 //! on `--listeners` ([`rest`]). Ctrl-C or SIGTERM closes the push queries' responses, stops
 //! the persistent queries (flushing their output) and exits. Layout: [`rest`] (routes and
-//! handlers), [`entities`] (ksqlDB's response shapes), [`error`] (its error bodies).
+//! handlers), [`http`] (connections and the limits on what one client may ask),
+//! [`entities`] (ksqlDB's response shapes), [`error`] (its error bodies).
 //!
 //! Unless headless, every statement that changes the server is appended to the command
 //! topic (`_eddy-<service-id>-command`, one partition, kept forever); a starting server
@@ -15,6 +16,7 @@
 
 pub mod entities;
 pub mod error;
+pub mod http;
 pub mod rest;
 
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ pub struct ServerConfig {
     pub listeners: String,
     /// A SQL file, or a folder of them, to run headless.
     pub queries_file: Option<PathBuf>,
+    /// Bounds on connections and requests.
+    pub limits: http::HttpLimits,
 }
 
 /// The `host:port` of a `listeners` value such as `http://0.0.0.0:8088`.
@@ -74,6 +78,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
             headless,
             command_topic,
             scalable_push: false,
+            limits: config.limits,
             properties: vec![
                 (
                     "bootstrap.servers".into(),

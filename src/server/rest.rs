@@ -54,6 +54,8 @@ pub struct ServerInfo {
     pub scalable_push: bool,
     /// The command topic statements are logged to (none: not logged).
     pub command_topic: Option<String>,
+    /// Bounds on connections and requests.
+    pub limits: super::http::HttpLimits,
 }
 
 /// A statement as the command topic holds it, with the properties it ran with.
@@ -149,13 +151,12 @@ pub async fn serve<R: Runtime + Sync + 'static>(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = state.info.limits;
     let closing = Arc::clone(&state);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.close_all();
-        })
-        .await
+    super::http::serve(router(state), listener, limits, shutdown, move || {
+        closing.close_all();
+    })
+    .await
 }
 
 /// `/ksql` and `/query` requests (`/query-stream` names the first two `sql` and
@@ -163,8 +164,8 @@ pub async fn serve<R: Runtime + Sync + 'static>(
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct KsqlRequest {
-    #[serde(default, alias = "sql")]
-    ksql: String,
+    #[serde(alias = "sql")]
+    ksql: Option<String>,
     #[serde(default, alias = "properties")]
     streams_properties: Map<String, Value>,
     #[serde(default)]
@@ -211,10 +212,37 @@ fn from_beginning(properties: &Map<String, Value>) -> bool {
         .any(|k| properties.get(*k).and_then(Value::as_str) == Some("earliest"))
 }
 
-/// Splits and parses `sql`: each statement with its text.
-fn statements(sql: &str, variables: &mut Variables) -> Result<Vec<(String, Statement)>, RestError> {
+impl KsqlRequest {
+    /// The statements' text; a request without it is malformed.
+    fn sql(&self) -> Result<&str, RestError> {
+        self.ksql.as_deref().ok_or_else(|| {
+            RestError::generic(
+                code::BAD_REQUEST,
+                "Invalid request: the \"ksql\" field (\"sql\" on /query-stream) is required",
+            )
+        })
+    }
+}
+
+/// Splits and parses `sql`: each statement with its text. More than `max` statements are
+/// refused before any is parsed.
+fn statements(
+    sql: &str,
+    variables: &mut Variables,
+    max: usize,
+) -> Result<Vec<(String, Statement)>, RestError> {
+    let pieces = variables::split(sql);
+    if pieces.len() > max {
+        return Err(RestError::generic(
+            code::BAD_REQUEST,
+            format!(
+                "The request has {} statements; a request may have at most {max} (--max-statements)",
+                pieces.len()
+            ),
+        ));
+    }
     let mut out = Vec::new();
-    for piece in variables::split(sql) {
+    for piece in pieces {
         let text = piece.text.trim().to_string();
         if text.is_empty() || text == ";" {
             continue;
@@ -245,7 +273,20 @@ async fn run_ksql<R: Runtime + Sync + 'static>(
     // The request's properties, and those its SET statements change for the statements after.
     let mut properties = property_strings(&request.streams_properties);
     let mut entities = Vec::new();
-    for (text, statement) in statements(&request.ksql, &mut variables)? {
+    let limits = &state.info.limits;
+    let started = std::time::Instant::now();
+    for (text, statement) in statements(request.sql()?, &mut variables, limits.max_statements)? {
+        if started.elapsed() > limits.request_budget {
+            return Err(RestError::statement(
+                code::REQUEST_TIMEOUT,
+                format!(
+                    "The request ran out of time ({} ms, --request-timeout-ms): this statement and those after it were not run",
+                    limits.request_budget.as_millis()
+                ),
+                &text,
+                entities,
+            ));
+        }
         match &statement {
             Statement::SetProperty { name, value } => {
                 properties.insert(name.to_ascii_lowercase(), value.clone());
@@ -598,7 +639,10 @@ async fn run_query<R: Runtime + Sync + 'static>(
         scalable: state.info.scalable_push,
     };
     let mut variables = session(&request.session_variables);
-    let parsed = match statements(&request.ksql, &mut variables) {
+    let parsed = match request
+        .sql()
+        .and_then(|sql| statements(sql, &mut variables, 1))
+    {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

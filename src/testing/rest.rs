@@ -48,6 +48,7 @@ impl TestServer {
                 // As ksqlDB's REST test executor configures its server.
                 scalable_push: true,
                 command_topic: None,
+                limits: crate::server::http::HttpLimits::default(),
             },
             0,
         );

@@ -48,17 +48,27 @@ impl Server {
     /// Runs the queries of `queries` under `service_id` (whose internal topics are its own).
     pub fn start_as(service_id: &str, queries: &std::path::Path, log: &std::path::Path) -> Self {
         let log = std::fs::File::create(log).unwrap();
-        Server(spawn(service_id, free_port(), Some(queries), log))
+        Server(spawn(service_id, free_port(), Some(queries), log, &[]))
     }
 
     /// Runs the server with its REST API on `port` under `service_id` (no queries file).
     pub fn start_rest(service_id: &str, port: u16, log: &std::path::Path) -> Self {
+        Self::start_rest_with(service_id, port, log, &[])
+    }
+
+    /// [`Self::start_rest`] with more command-line arguments (limits, say).
+    pub fn start_rest_with(
+        service_id: &str,
+        port: u16,
+        log: &std::path::Path,
+        args: &[&str],
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
-        let server = Server(spawn(service_id, port, None, log));
+        let server = Server(spawn(service_id, port, None, log, args));
         wait_for_port(port);
         server
     }
@@ -72,7 +82,7 @@ impl Server {
         log: &std::path::Path,
     ) -> Self {
         let log = std::fs::File::create(log).unwrap();
-        let server = Server(spawn(service_id, port, Some(queries), log));
+        let server = Server(spawn(service_id, port, Some(queries), log, &[]));
         wait_for_port(port);
         server
     }
@@ -116,6 +126,7 @@ fn spawn(
     port: u16,
     queries: Option<&std::path::Path>,
     log: std::fs::File,
+    args: &[&str],
 ) -> Child {
     // EDDY_BIN runs another build of the server (a release build, for figures by hand).
     let binary = std::env::var("EDDY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_eddy").into());
@@ -132,6 +143,7 @@ fn spawn(
     if let Some(queries) = queries {
         command.arg("--queries-file").arg(queries);
     }
+    command.args(args);
     command.stdout(Stdio::null()).stderr(log).spawn().unwrap()
 }
 
