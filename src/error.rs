@@ -66,7 +66,9 @@ impl Error {
                 ..
             } => ErrorKind::Internal,
             Error::Query { .. } => ErrorKind::User,
-            Error::Kafka(KafkaError::Topic(_)) => ErrorKind::User,
+            Error::Kafka(KafkaError::Topic(_) | KafkaError::RecordRefused { .. }) => {
+                ErrorKind::User
+            }
             Error::Kafka(_) | Error::Io { .. } => ErrorKind::External,
         }
     }

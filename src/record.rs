@@ -4,6 +4,13 @@
 //! messages to and from it, and the in-memory driver ([`crate::testing`]) stores it in its
 //! topics. Decoding into Arrow is [`crate::format`]'s job, not this file's.
 
+/// The time now, as a record timestamp: milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A record header: its key and value (a header's value may be null).
 pub type Header = (String, Option<Vec<u8>>);
 

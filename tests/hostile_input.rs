@@ -362,3 +362,111 @@ async fn a_request_stops_running_statements_when_its_time_is_up() {
     assert_alive(&http, "a request out of time").await;
     assert!(server.stop().success());
 }
+
+/// The id and state of the query writing `sink`, as `SHOW QUERIES` lists it.
+async fn query_state(http: &Http, sink: &str) -> (String, String) {
+    let (status, body) = http.ksql("SHOW QUERIES;").await;
+    assert_eq!(status, 200, "{body}");
+    let query = body[0]["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["sinks"][0] == sink)
+        .unwrap_or_else(|| panic!("no query writes {sink}: {body}"));
+    assert_eq!(query["statusCount"][query["state"].as_str().unwrap()], 1);
+    (
+        query["id"].as_str().unwrap().to_string(),
+        query["state"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A result record too large for Kafka: with `ksql.fail.on.production.error=false` it goes
+/// to the processing log and the query goes on; with the default the query shows state ERROR
+/// with the reason (and is retried); the server answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_record_kafka_refuses_is_skipped_or_stops_its_query_visibly() {
+    let run = now_ms();
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("eddy-hostile-poison-{run}.log"));
+    let server = Server::start_rest(&format!("hostilepoison{run}_"), port, &log);
+    let http = Http::new(port);
+    let topic = format!("hostile_poison_{run}");
+    let create = format!(
+        "CREATE STREAM big (k VARCHAR KEY, id INT, v VARCHAR) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON', PARTITIONS=1);
+         CREATE STREAM failing WITH (KAFKA_TOPIC='{topic}_failing') AS SELECT k, id, CONCAT(v, v) AS vv FROM big;"
+    );
+    let (status, body) = http.ksql(&create).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http
+        .post(
+            "/ksql",
+            serde_json::json!({
+                "ksql": format!("CREATE STREAM skipping WITH (KAFKA_TOPIC='{topic}_skipping') AS SELECT k, id, CONCAT(v, v) AS vv FROM big;"),
+                "streamsProperties": { "ksql.fail.on.production.error": false },
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A record the broker takes (under 1 MB) whose result is twice as large, between two
+    // small ones.
+    let huge = format!(r#"{{"ID":2,"V":"{}"}}"#, "x".repeat(600_000));
+    common::produce(
+        &topic,
+        &[
+            ("a", br#"{"ID":1,"V":"small"}"#.as_slice(), run),
+            ("b", huge.as_bytes(), run + 1),
+            ("c", br#"{"ID":3,"V":"small"}"#.as_slice(), run + 2),
+        ],
+    );
+    let skipped = common::consume(&format!("{topic}_skipping"), 2);
+    let ids: Vec<String> = skipped
+        .iter()
+        .map(|(_, _, v)| v.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        ids.len() == 2 && ids[0].contains("\"ID\":1") && ids[1].contains("\"ID\":3"),
+        "{ids:?}"
+    );
+    assert_eq!(query_state(&http, "SKIPPING").await.1, "RUNNING");
+    the_failing_query_shows_error(&http).await;
+    assert_alive(&http, "a poison record").await;
+    assert!(server.stop().success());
+}
+
+/// The query writing FAILING, whose result record Kafka refuses, is in state ERROR with the
+/// reason in `SHOW QUERIES`, `EXPLAIN` and `DESCRIBE EXTENDED`.
+async fn the_failing_query_shows_error(http: &Http) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failing = loop {
+        let (id, state) = query_state(http, "FAILING").await;
+        if state == "ERROR" {
+            break id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failing query never showed ERROR"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let (status, body) = http.ksql(&format!("EXPLAIN {failing};")).await;
+    assert_eq!(status, 200, "{body}");
+    let errors = body[0]["queryDescription"]["queryErrors"]
+        .as_array()
+        .unwrap();
+    let message = errors.last().unwrap()["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("cannot be written") && message.contains("fail.on.production.error"),
+        "{message}"
+    );
+    let (status, body) = http.ksql("DESCRIBE failing EXTENDED;").await;
+    assert_eq!(status, 200, "{body}");
+    let described = &body[0]["sourceDescription"];
+    assert_eq!(described["writeQueries"][0]["state"], "ERROR", "{body}");
+    assert!(
+        described["errorStats"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be written"),
+        "{body}"
+    );
+}

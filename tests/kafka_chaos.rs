@@ -90,7 +90,10 @@ fn producer() -> BaseProducer<Deliveries> {
 fn flush(producer: &BaseProducer<Deliveries>) {
     producer.flush(Duration::from_secs(300)).unwrap();
     if let Some(why) = producer.context().failure() {
-        panic!("the test's producer could not write every record: {why}");
+        panic!(
+            "the test's producer could not write every record: {}",
+            why.reason
+        );
     }
 }
 

@@ -118,7 +118,7 @@ pub fn produce(
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .create()?;
-    let prefix = format!("o{}", now_ms() / 1000 % 1_000_000);
+    let prefix = format!("o{}", crate::record::now_ms() / 1000 % 1_000_000);
     let mut orders = orders::OrderGenerator::new(7, &prefix);
     let mut auths = Authorizations::new(42, rates.cards);
     if rates.orders > 0.0 {
@@ -163,15 +163,9 @@ fn send(producer: &BaseProducer, topic: &str, key: &[u8], value: &[u8]) -> Resul
     let record = BaseRecord::to(topic)
         .key(key)
         .payload(value)
-        .timestamp(now_ms());
+        .timestamp(crate::record::now_ms());
     producer.send(record).map_err(|(e, _)| e)?;
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -213,16 +213,10 @@ fn row_of(
                 ScalarValue::Int64(ts) => ts,
                 _ => None,
             })
-            .unwrap_or_else(now_ms),
-        None => now_ms(),
+            .unwrap_or_else(crate::record::now_ms),
+        None => crate::record::now_ms(),
     };
     fields.push(Field::new(ROWTIME, DataType::Int64, false));
     columns.push(Arc::new(Int64Array::from(vec![rowtime])));
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(PlanError::from)?)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -10,6 +10,11 @@
 pub mod insert;
 pub mod pipeline;
 pub mod select;
+pub mod settings;
+pub mod status;
+
+pub use settings::{Guarantee, QuerySettings, TaskIdle};
+pub use status::{QueryState, QueryStatus};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -100,74 +105,11 @@ pub struct PersistentQuery {
     /// Read the inputs from their earliest offsets (persistent queries) rather than from
     /// their ends (push queries, unless `auto.offset.reset` is `earliest`).
     pub from_beginning: bool,
-    /// `processing.guarantee` as set when the query was created (`None`: the server's).
-    pub guarantee: Option<Guarantee>,
-    /// `max.task.idle.ms` as set when the query was created (`None`: the server's).
-    pub task_idle: Option<TaskIdle>,
-}
-
-/// Kafka Streams' (and ksqlDB's) `processing.guarantee` of a persistent query. Either way a
-/// query's state is exact after a crash; the guarantee says whether its sink records may be
-/// written twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Guarantee {
-    /// Sink records since the last commit are written again after a crash.
-    #[default]
-    AtLeastOnce,
-    /// Sink records are written in the commit's transaction: a `read_committed` reader sees
-    /// each exactly once.
-    ExactlyOnce,
-}
-
-impl Guarantee {
-    /// The property names that set it.
-    pub const PROPERTIES: [&str; 2] = ["processing.guarantee", "ksql.streams.processing.guarantee"];
-
-    /// Reads a value of `processing.guarantee`, as Kafka Streams accepts them.
-    pub fn parse(value: &str) -> Result<Self, PlanError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "at_least_once" => Ok(Self::AtLeastOnce),
-            "exactly_once" | "exactly_once_beta" | "exactly_once_v2" => Ok(Self::ExactlyOnce),
-            _ => Err(PlanError::Invalid(format!(
-                "Invalid value {value} for configuration processing.guarantee: String must be one of: at_least_once, exactly_once, exactly_once_beta, exactly_once_v2"
-            ))),
-        }
-    }
-}
-
-/// Kafka Streams' (and ksqlDB's) `max.task.idle.ms` of a query that reads several topics (a
-/// join): how long a task whose buffer of one input is empty waits before it processes the
-/// other inputs' records, which a record of the empty input with an older timestamp would
-/// have to precede.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TaskIdle {
-    /// `-1`: never waits; records are processed as they are fetched.
-    Never,
-    /// `0`, the default: waits only while the broker holds records of the empty input that
-    /// this server has not fetched yet, so records already written are processed in
-    /// timestamp order.
-    #[default]
-    UntilFetched,
-    /// `n > 0`: also waits up to `n` milliseconds for producers to write more, for inputs
-    /// written at the same time whose records reach the broker late.
-    For(std::time::Duration),
-}
-
-impl TaskIdle {
-    /// The property names that set it.
-    pub const PROPERTIES: [&str; 2] = ["max.task.idle.ms", "ksql.streams.max.task.idle.ms"];
-
-    /// Reads a value of `max.task.idle.ms`: milliseconds, at least `-1`.
-    pub fn parse(value: &str) -> Result<Self, PlanError> {
-        match value.trim().parse::<i64>() {
-            Ok(-1) => Ok(Self::Never),
-            Ok(0) => Ok(Self::UntilFetched),
-            Ok(ms) if ms > 0 => Ok(Self::For(std::time::Duration::from_millis(ms as u64))),
-            _ => Err(PlanError::Invalid(format!(
-                "Invalid value {value} for configuration max.task.idle.ms: Value must be a number of milliseconds, at least -1"
-            ))),
-        }
-    }
+    /// The Kafka Streams and ksqlDB settings it was created with (those not set: the
+    /// server's).
+    pub settings: QuerySettings,
+    /// Its state and recent failures, set by the runtime.
+    pub status: QueryStatus,
 }
 
 /// What executing a statement did.
@@ -227,6 +169,8 @@ pub struct QueryInfo {
     pub sources: Vec<String>,
     /// Its record counts.
     pub log: ProcessingLog,
+    /// Its state and recent failures.
+    pub status: QueryStatus,
     /// Its operators, as `EXPLAIN` prints them.
     pub plan: String,
 }
@@ -323,27 +267,9 @@ impl<R: Runtime> Engine<R> {
         })
     }
 
-    /// The guarantee the session's properties ask of new queries, if they ask one.
-    fn guarantee(&self) -> Result<Option<Guarantee>, PlanError> {
-        self.streams_setting(&Guarantee::PROPERTIES, Guarantee::parse)
-    }
-
-    /// The `max.task.idle.ms` the session's properties ask of new queries, if they ask one.
-    fn task_idle(&self) -> Result<Option<TaskIdle>, PlanError> {
-        self.streams_setting(&TaskIdle::PROPERTIES, TaskIdle::parse)
-    }
-
-    /// The first of the session's properties `names` that is set, parsed.
-    fn streams_setting<T>(
-        &self,
-        names: &[&str],
-        parse: fn(&str) -> Result<T, PlanError>,
-    ) -> Result<Option<T>, PlanError> {
-        names
-            .iter()
-            .find_map(|name| self.properties.get(*name))
-            .map(|v| parse(v))
-            .transpose()
+    /// The query settings the session's properties ask of new queries.
+    fn query_settings(&self) -> Result<QuerySettings, PlanError> {
+        QuerySettings::from_properties(self.properties.iter())
     }
 
     /// The catalog.
@@ -414,13 +340,7 @@ impl<R: Runtime> Engine<R> {
             Statement::Drop(d) => self.drop_source(d).await,
             Statement::Terminate(target) => self.terminate(target).await,
             Statement::SetProperty { name, value } => {
-                let lower = name.to_ascii_lowercase();
-                if Guarantee::PROPERTIES.contains(&lower.as_str()) {
-                    Guarantee::parse(value)?;
-                }
-                if TaskIdle::PROPERTIES.contains(&lower.as_str()) {
-                    TaskIdle::parse(value)?;
-                }
+                QuerySettings::from_properties([(name, value)])?;
                 self.set_property(name, Some(value));
                 Ok(Outcome::Noop(format!("Property {name} set to {value}.")))
             }
@@ -498,6 +418,7 @@ impl<R: Runtime> Engine<R> {
             output: Output::Store(Arc::clone(&store)),
         };
         let log = ProcessingLog::new(&id);
+        let status = QueryStatus::default();
         let text = format!("CREATE SOURCE TABLE {}", source.name);
         let plan = pipeline.describe(std::slice::from_ref(&source.topic), &source.name);
         self.runtime
@@ -510,8 +431,8 @@ impl<R: Runtime> Engine<R> {
                 log: log.clone(),
                 commits: false,
                 from_beginning: true,
-                guarantee: None,
-                task_idle: None,
+                settings: QuerySettings::default(),
+                status: status.clone(),
             })
             .await?;
         self.next_id += 1;
@@ -524,6 +445,7 @@ impl<R: Runtime> Engine<R> {
                 stages: Vec::new(),
                 sources: vec![source.name.clone()],
                 log,
+                status,
                 plan,
             },
         );
@@ -582,10 +504,16 @@ impl<R: Runtime> Engine<R> {
         }
         let stages: Vec<String> = assembled.stages.iter().map(|s| s.id.clone()).collect();
         let log = ProcessingLog::new(&id);
+        let status = QueryStatus::default();
         let describe = assembled
             .pipeline
             .describe(&assembled.source_topics, &plan.sink.topic);
         for stage in assembled.stages {
+            // A failing stage is the query failing.
+            let stage = PersistentQuery {
+                status: status.clone(),
+                ..stage
+            };
             self.runtime.start_query(stage).await?;
         }
         let query = PersistentQuery {
@@ -597,8 +525,8 @@ impl<R: Runtime> Engine<R> {
             log: log.clone(),
             commits: true,
             from_beginning: true,
-            guarantee: self.guarantee()?,
-            task_idle: self.task_idle()?,
+            settings: self.query_settings()?,
+            status: status.clone(),
         };
         self.runtime.start_query(query).await?;
         self.next_id += 1;
@@ -610,6 +538,7 @@ impl<R: Runtime> Engine<R> {
                 stages,
                 sources: plan.inputs.iter().map(|i| i.source.name.clone()).collect(),
                 log,
+                status,
                 plan: describe,
             },
         );
@@ -833,30 +762,4 @@ fn already_exists(existing: &Source) -> PlanError {
 
 fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::{Guarantee, TaskIdle};
-
-    #[test]
-    fn streams_settings_read_as_kafka_streams_reads_them() {
-        assert_eq!(TaskIdle::parse("-1").unwrap(), TaskIdle::Never);
-        assert_eq!(TaskIdle::parse("0").unwrap(), TaskIdle::UntilFetched);
-        assert_eq!(
-            TaskIdle::parse(" 250 ").unwrap(),
-            TaskIdle::For(Duration::from_millis(250))
-        );
-        for bad in ["-2", "soon", "1.5", ""] {
-            let e = TaskIdle::parse(bad).unwrap_err().to_string();
-            assert!(e.contains("max.task.idle.ms"), "{bad}: {e}");
-        }
-        assert_eq!(
-            Guarantee::parse("EXACTLY_ONCE_V2").unwrap(),
-            Guarantee::ExactlyOnce
-        );
-        assert!(Guarantee::parse("twice").is_err());
-    }
 }

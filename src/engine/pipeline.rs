@@ -205,8 +205,11 @@ async fn repartition_stage<R: Runtime>(
         from_beginning: true,
         // The repartition topic is the next stage's input, so its records are state: they
         // are written in the stage's transactions whatever the query's guarantee.
-        guarantee: Some(super::Guarantee::ExactlyOnce),
-        task_idle: None,
+        settings: super::QuerySettings {
+            guarantee: Some(super::Guarantee::ExactlyOnce),
+            ..super::QuerySettings::default()
+        },
+        status: super::QueryStatus::default(),
         pipeline: PipelineSpec {
             inputs: vec![InputSpec {
                 decoder: SourceDecoder::try_new(&input.source, registry)?,

@@ -245,8 +245,8 @@ impl<R: Runtime> Engine<R> {
                 log: ProcessingLog::new(&id),
                 commits: false,
                 from_beginning,
-                guarantee: None,
-                task_idle: None,
+                settings: super::QuerySettings::default(),
+                status: super::QueryStatus::default(),
             })
             .await?;
         self.transients.insert(id.clone(), stages);

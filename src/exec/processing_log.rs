@@ -44,6 +44,18 @@ impl ProcessingLog {
         );
     }
 
+    /// Reports a result record for `topic` that the broker refused (and that the query
+    /// skipped: `ksql.fail.on.production.error=false`).
+    pub fn result_refused(&self, topic: &str, error: &dyn std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            target: "processing_log",
+            query = %self.query_id,
+            topic = %topic,
+            "skipped a result record the broker refused: {error}"
+        );
+    }
+
     /// Reports an expression that failed on a record (its value became NULL).
     pub fn expression_failed(&self, error: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
@@ -57,10 +69,8 @@ impl ProcessingLog {
     /// Counts `n` records read (skipped ones included).
     pub fn record_processed(&self, n: usize) {
         self.processed.fetch_add(n as u64, Ordering::Relaxed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        self.last_ms.store(now, Ordering::Relaxed);
+        self.last_ms
+            .store(crate::record::now_ms(), Ordering::Relaxed);
     }
 
     /// How many records were read so far.

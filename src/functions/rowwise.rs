@@ -487,7 +487,7 @@ fn epochs(name: &str) -> Option<Arc<ScalarUDF>> {
         }),
         "UNIX_TIMESTAMP" => RowFn::variadic("unix_timestamp", DataType::Int64, |a| {
             ScalarValue::Int64(match a.first() {
-                None => Some(now_ms()),
+                None => Some(crate::record::now_ms()),
                 Some(ScalarValue::TimestampMillisecond(ms, _) | ScalarValue::Int64(ms)) => *ms,
                 Some(_) => None,
             })
@@ -500,7 +500,7 @@ fn epochs(name: &str) -> Option<Arc<ScalarUDF>> {
         }),
         "UNIX_DATE" => RowFn::variadic("unix_date", DataType::Int32, |a| {
             ScalarValue::Int32(match a.first() {
-                None => Some(now_ms().div_euclid(DAY_MS) as i32),
+                None => Some(crate::record::now_ms().div_euclid(DAY_MS) as i32),
                 Some(ScalarValue::Date32(d)) => *d,
                 Some(_) => None,
             })
@@ -513,12 +513,6 @@ const DAY_MS: i64 = 86_400_000;
 
 fn timestamp_type() -> DataType {
     DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `REGEXP_*` functions. ksqlDB's patterns are Java's; Rust's `regex` reads the common

@@ -32,9 +32,7 @@ const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A task's state changes as records of partition `partition` of changelog `topic`.
 pub fn records(topic: &str, partition: i32, entries: Vec<StateEntry>) -> Vec<Record> {
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let timestamp = crate::record::now_ms();
     entries
         .into_iter()
         .map(|(key, value)| Record {

@@ -58,6 +58,7 @@ use super::{KafkaConfig, KafkaError, changelog};
 use crate::engine::{Guarantee, PersistentQuery, TaskIdle};
 use crate::error::Error;
 use crate::exec::output::Output;
+use crate::exec::processing_log::ProcessingLog;
 use crate::exec::task::Task;
 use crate::record::Record;
 use crate::state::table_store::TableStore;
@@ -126,6 +127,8 @@ pub struct TaskManager {
     exactly_once: bool,
     /// How long a task waits for an empty input that is caught up.
     task_idle: TaskIdle,
+    /// A result record the broker refuses stops the query (else: processing log).
+    fail_on_production_error: bool,
     /// The transactional producer (durable queries).
     transactional: Option<QueryProducer>,
     /// Sink records of at-least-once and non-durable queries.
@@ -194,26 +197,19 @@ impl TaskManager {
                 "this query's state cannot be checkpointed yet: it re-reads its input after a restart"
             );
         }
-        let exactly_once = durable
-            && query
-                .guarantee
-                .unwrap_or_else(|| config.default_guarantee())
-                == Guarantee::ExactlyOnce;
+        let settings = query.settings.or(config.default_settings());
+        let exactly_once = durable && settings.guarantee() == Guarantee::ExactlyOnce;
         let transactional = if durable {
             Some(transactional_producer(&config, &query.id)?)
         } else {
             None
         };
-        let immediate: QueryProducer = config
-            .client_config()
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5")
-            .set("enable.idempotence", "true")
-            .create_with_context(Deliveries::default())
-            .map_err(KafkaError::from)?;
-        let task_idle = query
-            .task_idle
-            .unwrap_or_else(|| config.default_task_idle());
+        let fail_on_production_error = settings.fail_on_production_error();
+        let immediate = immediate_producer(
+            &config,
+            (!fail_on_production_error).then(|| query.log.clone()),
+        )?;
+        let task_idle = settings.task_idle();
         let sink_store = SinkStore::of(&query, &setup);
         let mut manager = Self {
             topics: distinct(&query.source_topics),
@@ -228,6 +224,7 @@ impl TaskManager {
             durable,
             exactly_once,
             task_idle,
+            fail_on_production_error,
             transactional,
             immediate,
             in_transaction: false,
@@ -560,7 +557,14 @@ impl TaskManager {
             );
         }
         for output in &outputs {
-            self.send(output, self.exactly_once)?;
+            match self.send(output, self.exactly_once) {
+                Err(Error::Kafka(KafkaError::RecordRefused { reason, .. }))
+                    if !self.fail_on_production_error =>
+                {
+                    self.query.log.result_refused(&output.topic, &reason);
+                }
+                result => result?,
+            }
         }
         self.positions
             .insert((topic.to_string(), partition), last.offset + 1);
@@ -575,10 +579,16 @@ impl TaskManager {
             p.poll(Duration::ZERO);
         }
         for producer in std::iter::once(&self.immediate).chain(&self.transactional) {
-            if let Some(why) = producer.context().failure() {
-                return Err(
-                    KafkaError::Unavailable(format!("a record was not written: {why}")).into(),
-                );
+            if let Some(failure) = producer.context().failure() {
+                let error = if failure.refused {
+                    KafkaError::RecordRefused {
+                        topic: failure.topic,
+                        reason: failure.reason,
+                    }
+                } else {
+                    KafkaError::Unavailable(format!("a record was not written: {}", failure.reason))
+                };
+                return Err(error.into());
             }
         }
         Ok(())
@@ -683,10 +693,37 @@ impl TaskManager {
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     producer.poll(Duration::from_millis(50));
                 }
+                // Refused before it was queued (larger than `message.max.bytes`): a
+                // transaction it would have been in is not affected.
+                Err((RdKafkaError::MessageProduction(code), _))
+                    if KafkaError::refuses_the_record(code) =>
+                {
+                    return Err(KafkaError::RecordRefused {
+                        topic: record.topic.clone(),
+                        reason: code.to_string(),
+                    }
+                    .into());
+                }
                 Err((e, _)) => return Err(KafkaError::from(e).into()),
             }
         }
     }
+}
+
+/// The producer of sink records outside transactions; records the broker refuses go to
+/// `skipped` (a query's processing log) if given, else fail the query.
+fn immediate_producer(
+    config: &KafkaConfig,
+    skipped: Option<ProcessingLog>,
+) -> Result<QueryProducer, Error> {
+    let deliveries = skipped.map_or_else(Deliveries::default, Deliveries::skipping);
+    Ok(config
+        .client_config()
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create_with_context(deliveries)
+        .map_err(KafkaError::from)?)
 }
 
 /// `topics` without repetitions, in order.

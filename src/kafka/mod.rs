@@ -21,7 +21,7 @@ pub mod runtime;
 
 use rdkafka::ClientConfig;
 
-use crate::engine::{Guarantee, TaskIdle};
+use crate::engine::QuerySettings;
 
 /// Errors talking to Kafka.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,32 @@ pub enum KafkaError {
     /// The broker did not answer in time.
     #[error("Kafka: {0}")]
     Unavailable(String),
+    /// A record that cannot be written whatever is tried again (too large, say).
+    #[error(
+        "a result record for topic {topic} cannot be written: {reason} (ksql.fail.on.production.error=false skips such records to the processing log)"
+    )]
+    RecordRefused {
+        /// The record's topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl KafkaError {
+    /// Whether librdkafka's `code` refuses one record, not the producer or the broker: the
+    /// same record fails every time, others may pass.
+    pub fn refuses_the_record(code: rdkafka::types::RDKafkaErrorCode) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        matches!(
+            code,
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidMessage
+                | C::InvalidRecord
+                | C::PolicyViolation
+        )
+    }
 }
 
 /// How to reach the cluster.
@@ -45,8 +71,8 @@ pub struct KafkaConfig {
     /// ksqlDB's `ksql.service.id`: prefixes consumer groups and internal topics.
     pub service_id: String,
     /// Extra librdkafka properties (security, tuning), applied to every client; Kafka
-    /// Streams' `processing.guarantee` and `max.task.idle.ms` (also with the prefix
-    /// `ksql.streams.`) are the defaults of the server's queries instead.
+    /// Streams' and ksqlDB's query settings ([`QuerySettings`]) are the defaults of the
+    /// server's queries instead.
     pub properties: Vec<(String, String)>,
     /// This server's stable identity among the servers of one service id: its static group
     /// membership (`group.instance.id`) and the suffix of its transactional ids. A restarted
@@ -54,48 +80,23 @@ pub struct KafkaConfig {
     pub instance_id: String,
 }
 
-/// The properties that are Kafka Streams', not librdkafka's.
-const STREAMS_PROPERTIES: [&str; 4] = [
-    Guarantee::PROPERTIES[0],
-    Guarantee::PROPERTIES[1],
-    TaskIdle::PROPERTIES[0],
-    TaskIdle::PROPERTIES[1],
-];
-
 impl KafkaConfig {
     /// A client configuration with the bootstrap servers and the extra properties.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (k, v) in &self.properties {
-            if !STREAMS_PROPERTIES.contains(&k.as_str()) {
+            if !QuerySettings::is_setting(k) {
                 config.set(k, v);
             }
         }
         config
     }
 
-    /// The guarantee of queries whose statement sets none (`processing.guarantee`).
-    pub fn default_guarantee(&self) -> Guarantee {
-        self.streams_setting(&Guarantee::PROPERTIES, Guarantee::parse)
-    }
-
-    /// The `max.task.idle.ms` of queries whose statement sets none.
-    pub fn default_task_idle(&self) -> TaskIdle {
-        self.streams_setting(&TaskIdle::PROPERTIES, TaskIdle::parse)
-    }
-
-    /// The last of the server's properties `names` given, parsed (else the default).
-    fn streams_setting<T: Default>(
-        &self,
-        names: &[&str],
-        parse: fn(&str) -> Result<T, crate::plan::PlanError>,
-    ) -> T {
-        self.properties
-            .iter()
-            .rev()
-            .find(|(k, _)| names.contains(&k.as_str()))
-            .and_then(|(_, v)| parse(v).ok())
+    /// The settings of queries whose statement does not give them (invalid values are
+    /// refused when the server starts).
+    pub fn default_settings(&self) -> QuerySettings {
+        QuerySettings::from_properties(self.properties.iter().map(|(k, v)| (k, v)))
             .unwrap_or_default()
     }
 

@@ -7,8 +7,11 @@
 //! and commits when the commit interval has passed. Assignment, restore, commits, revocation
 //! and transactions are the lifecycle's ([`super::lifecycle`]); this file starts and stops
 //! query threads and does the runtime's other I/O (`INSERT VALUES`, `PRINT`, scans).
-//! A query thread that fails (the broker gone, a transaction fenced or lost) starts its query
-//! again from what is committed, after a backoff that grows to [`MAX_BACKOFF`].
+//! A query thread that fails (the broker gone, a transaction fenced or lost, a result record
+//! the broker refuses under `ksql.fail.on.production.error=true`) puts its query in state
+//! `ERROR` with the reason (`SHOW QUERIES`, `EXPLAIN`) and starts it again from what is
+//! committed, after a backoff that grows to [`MAX_BACKOFF`]; it is `RUNNING` again once it
+//! has run [`HEALTHY_AFTER`] without failing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::admin::Topics;
 use super::lifecycle::{self, Membership, QueryConsumer, TaskManager};
 use super::{KafkaConfig, KafkaError};
-use crate::engine::{PersistentQuery, Runtime};
+use crate::engine::{PersistentQuery, QueryStatus, Runtime};
 use crate::error::Error;
 use crate::record::Record;
 
@@ -32,6 +35,8 @@ use crate::record::Record;
 pub const MAX_BATCH: usize = 5_000;
 /// The longest wait before a failed query starts again.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a restarted query runs without failing before its state is `RUNNING` again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(5);
 /// How long a poll waits for the first record of a batch.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -231,6 +236,9 @@ fn run_with_restarts(
         let Err(e) = result else {
             return;
         };
+        query
+            .status
+            .failed(&e.to_string(), e.kind() == crate::error::ErrorKind::User);
         tracing::error!(query = %query.id, "query failed, starting again in {backoff:?}: {e}");
         if started.elapsed() > MAX_BACKOFF {
             backoff = Duration::from_millis(500);
@@ -247,6 +255,7 @@ fn run_with_restarts(
 struct QueryLoop {
     consumer: QueryConsumer,
     id: String,
+    status: QueryStatus,
 }
 
 impl QueryLoop {
@@ -288,6 +297,7 @@ impl QueryLoop {
         Ok(Self {
             consumer,
             id: query.id.clone(),
+            status: query.status.clone(),
         })
     }
 
@@ -301,7 +311,14 @@ impl QueryLoop {
     }
 
     fn run_until(&self, stop: &AtomicBool) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        let mut healthy = false;
         while !stop.load(Ordering::Relaxed) {
+            if !healthy && started.elapsed() >= HEALTHY_AFTER {
+                // Restarted after a failure, it has run long enough to be running again.
+                self.status.running();
+                healthy = true;
+            }
             let batch = self.poll_batch();
             let mut manager = self.consumer.context().manager();
             if let Some(e) = manager.take_failure() {

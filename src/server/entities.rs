@@ -95,10 +95,19 @@ pub fn query_summary(id: &str, info: &QueryInfo, topic: Option<&str>) -> Value {
         "sinks": [info.sink],
         "sinkKafkaTopics": topic.into_iter().collect::<Vec<_>>(),
         "id": id,
-        "statusCount": {"RUNNING": 1},
+        "statusCount": {info.status.state().name(): 1},
         "queryType": "PERSISTENT",
-        "state": "RUNNING",
+        "state": info.status.state().name(),
     })
+}
+
+/// ksqlDB's `queryErrors` of a query: its recent failures.
+fn query_errors(info: &QueryInfo) -> Vec<Value> {
+    info.status
+        .errors()
+        .into_iter()
+        .map(|e| json!({"timestamp": e.timestamp, "errorMessage": e.message, "type": e.kind}))
+        .collect()
 }
 
 /// `queries`: `SHOW QUERIES` (persistent queries, then push queries).
@@ -184,6 +193,8 @@ pub struct SourceDetails {
     pub partitions: i32,
     /// A line of statistics (`DESCRIBE EXTENDED`).
     pub statistics: String,
+    /// The last failure of each query writing the source (`DESCRIBE EXTENDED`).
+    pub errors: Vec<String>,
 }
 
 /// `sourceDescription`: `DESCRIBE [EXTENDED] source`.
@@ -221,7 +232,7 @@ pub fn source_description(
             "type": source.kind.to_string(),
             "timestamp": source.timestamp_column.clone().unwrap_or_default(),
             "statistics": details.statistics,
-            "errorStats": "",
+            "errorStats": if extended { details.errors.join("; ") } else { String::new() },
             "extended": extended,
             "keyFormat": format_name(source.key_format),
             "valueFormat": format_name(source.value_format),
@@ -259,9 +270,9 @@ pub fn query_description(
             "overriddenProperties": {},
             "ksqlHostQueryStatus": {},
             "queryType": "PERSISTENT",
-            "queryErrors": [],
+            "queryErrors": query_errors(info),
             "tasksMetadata": [],
-            "state": "RUNNING",
+            "state": info.status.state().name(),
         },
         "warnings": [],
     })

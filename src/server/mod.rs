@@ -50,6 +50,10 @@ pub fn listen_address(listeners: &str) -> String {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), Error> {
+    // The queries' default settings (`-p processing.guarantee=...`) must be valid.
+    crate::engine::QuerySettings::from_properties(
+        config.kafka.properties.iter().map(|(k, v)| (k, v)),
+    )?;
     let mut engine = Engine::new(KafkaRuntime::connect(config.kafka.clone())?);
     let headless = config.queries_file.is_some();
     let command_topic = (!headless).then(|| format!("_eddy-{}-command", config.kafka.service_id));
@@ -58,17 +62,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         replayed = replay(&mut engine, &config.kafka, topic).await?;
     }
     if let Some(queries) = &config.queries_file {
-        // A file, or a folder's .sql files (recursively, in name order) as `eddy check` reads them.
-        for file in crate::check::sql_files(std::slice::from_ref(queries))? {
-            let path = file.display().to_string();
-            let script = std::fs::read_to_string(&file).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-            for outcome in engine.execute_script(&script).await? {
-                tracing::info!("{path}: {outcome}");
-            }
-        }
+        run_queries_file(&mut engine, queries).await?;
     }
     let queries = engine.queries().len();
     let state = rest::AppState::new(
@@ -107,6 +101,25 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         })?;
     tracing::info!("stopping");
     state.engine.lock().await.shutdown().await
+}
+
+/// Runs a queries file, or a folder's .sql files (recursively, in name order) as `eddy
+/// check` reads them.
+async fn run_queries_file(
+    engine: &mut Engine<KafkaRuntime>,
+    queries: &std::path::Path,
+) -> Result<(), Error> {
+    for file in crate::check::sql_files(&[queries.to_path_buf()])? {
+        let path = file.display().to_string();
+        let script = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        for outcome in engine.execute_script(&script).await? {
+            tracing::info!("{path}: {outcome}");
+        }
+    }
+    Ok(())
 }
 
 /// Creates the command topic if needed and re-executes its statements in order; returns

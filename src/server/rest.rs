@@ -71,9 +71,7 @@ pub fn command_record(
         offset: 0,
         key: None,
         value: Some(command.to_string().into_bytes()),
-        timestamp: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
+        timestamp: crate::record::now_ms(),
         headers: Vec::new(),
     }
 }
@@ -466,6 +464,9 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
         for (id, info) in engine.queries() {
             let reference = entities::query_summary(id, info, Some(source.topic.as_str()));
             if info.sink == source.name {
+                if let Some(last) = info.status.errors().last() {
+                    details.errors.push(format!("{id}: {}", last.message));
+                }
                 details.write_queries.push(reference);
             } else if info.sources.contains(&source.name) {
                 details.read_queries.push(reference);
