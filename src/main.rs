@@ -153,6 +153,9 @@ struct LimitArgs {
     /// How long one /ksql request may run statements.
     #[arg(long, default_value_t = HttpLimits::default().request_budget.as_millis() as u64)]
     request_timeout_ms: u64,
+    /// Bytes of rows a push query's client may fall behind by before it is disconnected.
+    #[arg(long, default_value_t = HttpLimits::default().push_buffer_bytes)]
+    push_buffer_bytes: usize,
 }
 
 impl LimitArgs {
@@ -163,6 +166,7 @@ impl LimitArgs {
             max_request_bytes: self.max_request_bytes,
             max_statements: self.max_statements,
             request_budget: Duration::from_millis(self.request_timeout_ms),
+            push_buffer_bytes: self.push_buffer_bytes,
             ..HttpLimits::default()
         }
     }

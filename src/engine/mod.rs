@@ -56,6 +56,18 @@ pub trait Runtime: Send {
         &mut self,
         query: PersistentQuery,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Starts a client's push query. `shared` names the source (and its decoding) of a
+    /// stateless query that reads that one source from its end: a runtime may serve every
+    /// such query of a source from one reader (the Kafka runtime does); by default it runs
+    /// as any query.
+    fn start_push(
+        &mut self,
+        query: PersistentQuery,
+        shared: Option<String>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = shared;
+        self.start_query(query)
+    }
     /// Stops query `id` and releases its resources.
     fn stop_query(&mut self, id: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// Appends `record` to its topic (`INSERT VALUES`).

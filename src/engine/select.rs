@@ -32,6 +32,9 @@ use sqlparser::ast::{Expr as SqlExpr, SelectItem};
 
 /// Most batches a push query's client may fall behind by before it is disconnected.
 pub const PUSH_BUFFER: usize = 1_000;
+/// Most bytes of rows a push query's client may fall behind by, unless the server says
+/// otherwise (`--push-buffer-bytes`).
+pub const PUSH_BUFFER_BYTES: usize = 4 << 20;
 /// Records decoded per batch by a pull query.
 const PULL_CHUNK: usize = 1_000;
 
@@ -95,7 +98,7 @@ pub struct PullResult {
 }
 
 /// How a client's push query runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct PushOptions {
     /// Read the inputs from their earliest offsets (`auto.offset.reset=earliest`).
     pub from_beginning: bool,
@@ -103,6 +106,18 @@ pub struct PushOptions {
     /// only filters and projects a query's sink from its latest offset is named
     /// `SCALABLE_PUSH_QUERY_<n>`.
     pub scalable: bool,
+    /// Bytes of rows the client may fall behind by before it is disconnected.
+    pub buffer_bytes: usize,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        Self {
+            from_beginning: false,
+            scalable: false,
+            buffer_bytes: PUSH_BUFFER_BYTES,
+        }
+    }
 }
 
 /// What a `SELECT` returned.
@@ -151,14 +166,14 @@ impl<R: Runtime> Engine<R> {
         &self,
         query: &Query,
         (id, text): (&str, &str),
-        capacity: usize,
-    ) -> Result<(pipeline::Assembled, Header, RowStream), Error> {
+        (capacity, max_bytes): (usize, usize),
+    ) -> Result<(pipeline::Assembled, Header, RowStream, QueryPlan), Error> {
         let (plan, header) = self.plan_transient(query, id)?;
-        let (sink, rows) = row_channel(capacity);
+        let (sink, rows) = row_channel(capacity, max_bytes);
         let assembled =
             pipeline::assemble(&self.runtime, &self.registry, (id, text), &plan, Some(sink))
                 .await?;
-        Ok((assembled, header, rows))
+        Ok((assembled, header, rows, plan))
     }
 
     fn plan_transient(&self, query: &Query, id: &str) -> Result<(QueryPlan, Header), Error> {
@@ -226,29 +241,36 @@ impl<R: Runtime> Engine<R> {
         } else {
             format!("transient_{}_{number}", normalize(&query.from.base.name))
         };
-        let (assembled, header, rows) = self
-            .assemble_transient(query, (&id, text), PUSH_BUFFER)
+        let (assembled, header, rows, plan) = self
+            .assemble_transient(query, (&id, text), (PUSH_BUFFER, options.buffer_bytes))
             .await?;
+        // A stateless query of one source from its end can share the source's reader.
+        let shared = (!from_beginning
+            && assembled.stages.is_empty()
+            && assembled.pipeline.inputs.len() == 1
+            && assembled.pipeline.joins.is_empty()
+            && !assembled.pipeline.is_stateful())
+        .then(|| shared_reader_key(&plan))
+        .flatten();
         let mut stages = Vec::new();
         for mut stage in assembled.stages {
             stage.from_beginning = from_beginning;
             stages.push(stage.id.clone());
             self.runtime.start_query(stage).await?;
         }
-        self.runtime
-            .start_query(PersistentQuery {
-                id: id.clone(),
-                statement: text.to_string(),
-                source_topics: assembled.source_topics,
-                sink_topic: String::new(),
-                pipeline: assembled.pipeline,
-                log: ProcessingLog::new(&id),
-                commits: false,
-                from_beginning,
-                settings: super::QuerySettings::default(),
-                status: super::QueryStatus::default(),
-            })
-            .await?;
+        let query_spec = PersistentQuery {
+            id: id.clone(),
+            statement: text.to_string(),
+            source_topics: assembled.source_topics,
+            sink_topic: String::new(),
+            pipeline: assembled.pipeline,
+            log: ProcessingLog::new(&id),
+            commits: false,
+            from_beginning,
+            settings: super::QuerySettings::default(),
+            status: super::QueryStatus::default(),
+        };
+        self.runtime.start_push(query_spec, shared).await?;
         self.transients.insert(id.clone(), stages);
         self.runtime.settle().await?;
         Ok(PushQuery {
@@ -275,8 +297,12 @@ impl<R: Runtime> Engine<R> {
             SourceKind::Stream => self.runtime.scan(&source.topic).await?,
         };
         let id = format!("pull_{name}");
-        let (assembled, header, mut rows) = self
-            .assemble_transient(query, (&id, text), records.len() / PULL_CHUNK + 2)
+        let (assembled, header, mut rows, _) = self
+            .assemble_transient(
+                query,
+                (&id, text),
+                (records.len() / PULL_CHUNK + 2, usize::MAX),
+            )
             .await?;
         let mut task = assembled
             .pipeline
@@ -294,7 +320,7 @@ impl<R: Runtime> Engine<R> {
         drop((task, assembled.pipeline));
         let mut batches = Vec::new();
         let mut left = query.limit.map_or(usize::MAX, |l| l as usize);
-        while let Ok(batch) = rows.receiver.try_recv() {
+        while let Some(batch) = rows.try_recv() {
             let live = live_rows(batch);
             let take = live.num_rows().min(left);
             left -= take;
@@ -308,6 +334,15 @@ impl<R: Runtime> Engine<R> {
             scanned_stream: source.kind == SourceKind::Stream,
         })
     }
+}
+
+/// What push queries that may share a reader of their source have in common: the source
+/// as the catalog holds it and how its null values are decoded (`None`: no single source).
+fn shared_reader_key(plan: &QueryPlan) -> Option<String> {
+    let [input] = plan.inputs.as_slice() else {
+        return None;
+    };
+    Some(format!("{:?}/{}", input.source, input.keep_null_values))
 }
 
 /// A table's rows without those a filter turned into deletes.

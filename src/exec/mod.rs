@@ -77,6 +77,18 @@ impl Batch {
     }
 }
 
+impl From<crate::format::decode::Decoded> for Batch {
+    /// The decoded rows as a batch, tombstones flagged.
+    fn from(decoded: crate::format::decode::Decoded) -> Self {
+        let tombstones =
+            (!decoded.tombstones.is_empty()).then(|| BooleanArray::from(decoded.tombstones));
+        Self {
+            data: decoded.batch,
+            tombstones,
+        }
+    }
+}
+
 /// One changelog entry of an operator's state: a key and its new value (`None`: deleted).
 pub type StateEntry = (Vec<u8>, Option<Vec<u8>>);
 

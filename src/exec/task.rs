@@ -226,10 +226,44 @@ impl Task {
     /// A panic inside an operator (a library function meeting an input it cannot handle) is
     /// turned into an internal error of this task, so it stops this query, not the server.
     pub fn process(&mut self, input: usize, records: &[Record]) -> Result<Vec<Record>, ExecError> {
+        self.guarded(|task| task.process_unguarded(input, records))
+    }
+
+    /// [`Self::process`] for `count` records of input `input` that the caller decoded into
+    /// `batch` with this input's decoder ([`Self::decoder`]): readers that serve several
+    /// tasks from one source decode each record once.
+    pub fn process_decoded(
+        &mut self,
+        input: usize,
+        batch: Batch,
+        count: usize,
+    ) -> Result<Vec<Record>, ExecError> {
+        self.guarded(|task| {
+            task.processed += count as u64;
+            task.log.record_processed(count);
+            task.run_decoded(input, batch)
+        })
+    }
+
+    /// The decoder of input `input`.
+    pub fn decoder(&self, input: usize) -> Option<&SourceDecoder> {
+        self.inputs.get(input).map(|(decoder, _)| decoder)
+    }
+
+    /// Whether nobody takes this task's results any more (a client's query whose client
+    /// left or fell too far behind).
+    pub fn abandoned(&self) -> bool {
+        matches!(&self.output, Output::Rows(sink) if sink.abandoned())
+    }
+
+    /// Runs `work`, turning a panic into an internal error and reporting expressions that
+    /// failed on some rows.
+    fn guarded(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<Vec<Record>, ExecError>,
+    ) -> Result<Vec<Record>, ExecError> {
         super::row_errors::take();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.process_unguarded(input, records)
-        }));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut *self)));
         for failure in super::row_errors::take() {
             self.log.expression_failed(&failure);
         }
@@ -254,9 +288,9 @@ impl Task {
             store.apply(records);
             return Ok(Vec::new());
         }
-        let (decoder, operators) = self
+        let (decoder, _) = self
             .inputs
-            .get_mut(input)
+            .get(input)
             .ok_or_else(|| ExecError::Internal(format!("no input {input}")))?;
         let decoded = decoder.decode(records);
         for (index, error) in &decoded.failures {
@@ -264,18 +298,19 @@ impl Task {
         }
         self.processed += records.len() as u64;
         self.log.record_processed(records.len());
-        if decoded.batch.num_rows() == 0 {
+        self.run_decoded(input, decoded.into())
+    }
+
+    /// Runs a decoded batch of input `input` through the operators, joins and output.
+    fn run_decoded(&mut self, input: usize, batch: Batch) -> Result<Vec<Record>, ExecError> {
+        if batch.data.num_rows() == 0 {
             return Ok(Vec::new());
         }
-        let tombstones = (!decoded.tombstones.is_empty())
-            .then(|| arrow::array::BooleanArray::from(decoded.tombstones));
-        let mut batches = run(
-            operators,
-            vec![Batch {
-                data: decoded.batch,
-                tombstones,
-            }],
-        )?;
+        let (_, operators) = self
+            .inputs
+            .get_mut(input)
+            .ok_or_else(|| ExecError::Internal(format!("no input {input}")))?;
+        let mut batches = run(operators, vec![batch])?;
         if !self.joins.is_empty() {
             let (mut stage, mut side) = match input {
                 0 => (0, Side::Left),

@@ -6,7 +6,8 @@
 //! out through a producer placing records with Java's partitioner ([`partitioner`]).
 //! [`lifecycle`] is the task lifecycle: co-partitioned assignment, restore, transactional
 //! commits, revocation; [`alignment`] orders a task's inputs by timestamp; [`changelog`] writes and reads the changelog topics that make task
-//! state survive restarts; [`deliveries`] keeps a producer's first failed delivery.
+//! state survive restarts; [`deliveries`] keeps a producer's first failed delivery;
+//! [`fanout`] serves every stateless push query of a source from one shared reader.
 //! [`print`] reads a topic for people (the quickstart's alert view). Everything here is I/O:
 //! no query logic.
 
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod alignment;
 pub mod changelog;
 pub mod deliveries;
+pub mod fanout;
 pub mod lifecycle;
 pub mod partitioner;
 pub mod print;

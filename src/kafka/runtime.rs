@@ -25,6 +25,7 @@ use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::admin::Topics;
+use super::fanout::Fanouts;
 use super::lifecycle::{self, Membership, QueryConsumer, TaskManager};
 use super::{KafkaConfig, KafkaError};
 use crate::engine::{PersistentQuery, QueryStatus, Runtime};
@@ -43,6 +44,8 @@ pub const POLL: Duration = Duration::from_millis(100);
 struct RunningQuery {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+    /// A client's query: stopping it does not wait for its thread (it commits nothing).
+    transient: bool,
 }
 
 /// Runs queries on Kafka.
@@ -50,6 +53,8 @@ pub struct KafkaRuntime {
     config: KafkaConfig,
     topics: Topics,
     queries: HashMap<String, RunningQuery>,
+    /// Readers shared by the stateless push queries of each source.
+    fanouts: Fanouts,
     /// Writes `INSERT VALUES` records.
     producer: BaseProducer,
 }
@@ -75,6 +80,7 @@ impl KafkaRuntime {
             config,
             topics,
             queries: HashMap::new(),
+            fanouts: Fanouts::default(),
             producer,
         })
     }
@@ -135,6 +141,7 @@ impl Runtime for KafkaRuntime {
         let config = self.config.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let id = query.id.clone();
+        let transient = !query.commits;
         let loop_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(format!("query-{id}"))
@@ -143,8 +150,30 @@ impl Runtime for KafkaRuntime {
             .spawn(move || run_with_restarts(&query, &config, &setup, &loop_stop))
             .map_err(|e| KafkaError::Unavailable(format!("cannot start a query thread: {e}")))?;
         tracing::info!(query = %id, "query started");
-        self.queries.insert(id, RunningQuery { stop, thread });
+        self.queries.insert(
+            id,
+            RunningQuery {
+                stop,
+                thread,
+                transient,
+            },
+        );
         Ok(())
+    }
+
+    async fn start_push(
+        &mut self,
+        query: PersistentQuery,
+        shared: Option<String>,
+    ) -> Result<(), Error> {
+        match shared {
+            Some(source) => {
+                let config = self.config.clone();
+                // Starting a source's reader asks the broker for its end offsets.
+                tokio::task::block_in_place(|| self.fanouts.join(&config, &source, &query))
+            }
+            None => self.start_query(query).await,
+        }
     }
 
     async fn produce(&self, record: Record) -> Result<(), Error> {
@@ -211,9 +240,15 @@ impl Runtime for KafkaRuntime {
     }
 
     async fn stop_query(&mut self, id: &str) -> Result<(), Error> {
+        if self.fanouts.leave(id) {
+            return Ok(());
+        }
         if let Some(q) = self.queries.remove(id) {
             q.stop.store(true, Ordering::Relaxed);
-            let _ = tokio::task::spawn_blocking(move || q.thread.join()).await;
+            // A persistent query's last commit is awaited; a client's query ends on its own.
+            if !q.transient {
+                let _ = tokio::task::spawn_blocking(move || q.thread.join()).await;
+            }
             tracing::info!(query = %id, "query stopped");
         }
         Ok(())

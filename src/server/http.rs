@@ -50,6 +50,9 @@ pub struct HttpLimits {
     /// How long one `/ksql` request may run statements: those not started by then are not
     /// run (`--request-timeout-ms`, 60 s).
     pub request_budget: Duration,
+    /// Bytes of rows a push query's client may fall behind by before it is told and
+    /// disconnected (`--push-buffer-bytes`, 4 MiB).
+    pub push_buffer_bytes: usize,
 }
 
 impl Default for HttpLimits {
@@ -61,6 +64,7 @@ impl Default for HttpLimits {
             max_request_bytes: 8 << 20,
             max_statements: 10_000,
             request_budget: Duration::from_secs(60),
+            push_buffer_bytes: crate::engine::select::PUSH_BUFFER_BYTES,
         }
     }
 }

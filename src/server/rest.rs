@@ -638,6 +638,7 @@ async fn run_query<R: Runtime + Sync + 'static>(
     let options = PushOptions {
         from_beginning: from_beginning(&request.streams_properties),
         scalable: state.info.scalable_push,
+        buffer_bytes: state.info.limits.push_buffer_bytes,
     };
     let mut variables = session(&request.session_variables);
     let parsed = match request
@@ -805,7 +806,7 @@ async fn pump<R: Runtime + Sync + 'static>(
             ));
             break;
         }
-        let batch = match tokio::time::timeout(IDLE_CHECK, push.rows.receiver.recv()).await {
+        let batch = match tokio::time::timeout(IDLE_CHECK, push.rows.recv()).await {
             Ok(Some(batch)) => batch,
             Ok(None) => {
                 end.0 = Some("Query Completed");
@@ -817,7 +818,11 @@ async fn pump<R: Runtime + Sync + 'static>(
             }
         };
         for (row, tombstone) in rows_of(&batch) {
-            open = out.send(framing.row(row, tombstone)).await.is_ok();
+            let Some(permit) = room_for_a_row(&state, &push, &out).await else {
+                open = false;
+                break;
+            };
+            permit.send(framing.row(row, tombstone));
             sent += 1;
             if limit.is_some_and(|l| sent >= l) {
                 end.0 = Some("Limit Reached");
@@ -836,6 +841,25 @@ async fn pump<R: Runtime + Sync + 'static>(
     }
     if let Err(e) = state.engine.lock().await.close_push(&push.id).await {
         tracing::warn!(query = %push.id, "closing push query: {e}");
+    }
+}
+
+/// Room for one more row in `out`, waiting while the client reads; `None` if it left, or
+/// stopped reading until its query overflowed, or the server is closing.
+async fn room_for_a_row<'a, R: Runtime + Sync + 'static>(
+    state: &AppState<R>,
+    push: &PushQuery,
+    out: &'a mpsc::Sender<String>,
+) -> Option<mpsc::Permit<'a, String>> {
+    loop {
+        tokio::select! {
+            permit = out.reserve() => return permit.ok(),
+            () = tokio::time::sleep(IDLE_CHECK) => {
+                if push.rows.overflowed() || state.closing.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+        }
     }
 }
 

@@ -87,6 +87,11 @@ impl Server {
         server
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// SIGKILL: the process dies at once, as in a crash.
     pub fn kill(mut self) {
         self.0.kill().unwrap();
