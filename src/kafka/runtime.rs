@@ -22,7 +22,7 @@ use std::time::Duration;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
 
 use super::admin::Topics;
 use super::fanout::Fanouts;
@@ -55,8 +55,8 @@ pub struct KafkaRuntime {
     queries: HashMap<String, RunningQuery>,
     /// Readers shared by the stateless push queries of each source.
     fanouts: Fanouts,
-    /// Writes `INSERT VALUES` records.
-    producer: BaseProducer,
+    /// Writes `INSERT VALUES` records and the command topic's.
+    producer: FutureProducer,
 }
 
 impl std::fmt::Debug for KafkaRuntime {
@@ -72,9 +72,10 @@ impl KafkaRuntime {
     /// A runtime for the cluster of `config`.
     pub fn connect(config: KafkaConfig) -> Result<Self, KafkaError> {
         let topics = Topics::connect(&config)?;
-        let producer: BaseProducer = config
+        let producer: FutureProducer = config
             .client_config()
             .set("partitioner", "murmur2_random")
+            .set("linger.ms", "0")
             .create()?;
         Ok(Self {
             config,
@@ -177,12 +178,21 @@ impl Runtime for KafkaRuntime {
     }
 
     async fn produce(&self, record: Record) -> Result<(), Error> {
+        // Awaits the delivery report (a flush waits up to 100 ms more per record).
+        let mut out = FutureRecord::<[u8], [u8]>::to(&record.topic).timestamp(record.timestamp);
+        if let Some(key) = &record.key {
+            out = out.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            out = out.payload(value.as_slice());
+        }
+        if let Some(p) = record.partition {
+            out = out.partition(p);
+        }
         self.producer
-            .send(base_record(&record, ()))
+            .send(out, Duration::from_secs(10))
+            .await
             .map_err(|(e, _)| KafkaError::from(e))?;
-        self.producer
-            .flush(Duration::from_secs(10))
-            .map_err(KafkaError::from)?;
         Ok(())
     }
 
