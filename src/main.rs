@@ -156,6 +156,10 @@ struct LimitArgs {
     /// Bytes of rows a push query's client may fall behind by before it is disconnected.
     #[arg(long, default_value_t = HttpLimits::default().push_buffer_bytes)]
     push_buffer_bytes: usize,
+    /// Push queries with a consumer of their own (aggregations, joins, from the beginning)
+    /// at once (ksqlDB's ksql.max.push.queries).
+    #[arg(long, default_value_t = HttpLimits::default().max_push_queries)]
+    max_push_queries: usize,
 }
 
 impl LimitArgs {
@@ -167,6 +171,7 @@ impl LimitArgs {
             max_statements: self.max_statements,
             request_budget: Duration::from_millis(self.request_timeout_ms),
             push_buffer_bytes: self.push_buffer_bytes,
+            max_push_queries: self.max_push_queries,
             ..HttpLimits::default()
         }
     }

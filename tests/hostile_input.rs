@@ -470,3 +470,69 @@ async fn the_failing_query_shows_error(http: &Http) {
         "{body}"
     );
 }
+
+/// Push queries that need a consumer of their own (an aggregation here) are limited
+/// (`--max-push-queries`, ksqlDB's `ksql.max.push.queries`); one more is refused with
+/// ksqlDB's 40003, while push queries sharing the source's reader are not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_queries_with_a_consumer_of_their_own_are_limited() {
+    let run = now_ms();
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("eddy-hostile-push-{run}.log"));
+    let server = Server::start_rest_with(
+        &format!("hostilepush{run}_"),
+        port,
+        &log,
+        &["--max-push-queries", "2"],
+    );
+    let http = Http::new(port);
+    let (status, body) = http
+        .ksql(&format!(
+            "CREATE STREAM p (k VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='hostile_push_{run}', VALUE_FORMAT='JSON', PARTITIONS=1);"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let open = |sql: &'static str| {
+        http.client
+            .post(format!("{}/query-stream", http.base))
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+    };
+    let counting = "SELECT k, COUNT(*) AS c FROM p GROUP BY k EMIT CHANGES;";
+    let first = open(counting).await.unwrap();
+    let second = open(counting).await.unwrap();
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = open(counting).await.unwrap();
+    assert_eq!(third.status(), 400);
+    let body = third.text().await.unwrap();
+    assert_eq!(error_code(&body), Some(40003), "{body}");
+    assert!(body.contains("ksql.max.push.queries"), "{body}");
+    let plain = open("SELECT * FROM p WHERE n > 0 EMIT CHANGES;")
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.status(),
+        200,
+        "a query sharing the reader is not counted"
+    );
+    // Once one leaves, another may start.
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let again = open(counting).await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no room after a push query left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop((second, plain));
+    assert_alive(&http, "push queries at their limit").await;
+    assert!(server.stop().success());
+}

@@ -198,7 +198,7 @@ pub struct Engine<R> {
     /// Materialized tables (written by a query of this engine), for pull queries.
     stores: BTreeMap<String, Arc<TableStore>>,
     /// Running push queries and their repartition stages.
-    transients: BTreeMap<String, Vec<String>>,
+    transients: BTreeMap<String, select::Transient>,
     /// Properties set for the statements that follow (`SET`, a test case's `properties`).
     properties: BTreeMap<String, String>,
 }

@@ -108,6 +108,20 @@ pub struct PushOptions {
     pub scalable: bool,
     /// Bytes of rows the client may fall behind by before it is disconnected.
     pub buffer_bytes: usize,
+    /// How many push queries with a consumer of their own (those with state, or reading
+    /// from the beginning) may run at once (ksqlDB's `ksql.max.push.queries`); those sharing
+    /// a source's reader are not counted.
+    pub max_dedicated: usize,
+}
+
+/// ksqlDB's default `ksql.max.push.queries`.
+pub const MAX_PUSH_QUERIES: usize = 100;
+
+/// A running push query: its repartition stages, and whether it has a consumer of its own.
+#[derive(Debug, Clone, Default)]
+pub struct Transient {
+    stages: Vec<String>,
+    dedicated: bool,
 }
 
 impl Default for PushOptions {
@@ -116,6 +130,7 @@ impl Default for PushOptions {
             from_beginning: false,
             scalable: false,
             buffer_bytes: PUSH_BUFFER_BYTES,
+            max_dedicated: MAX_PUSH_QUERIES,
         }
     }
 }
@@ -146,7 +161,7 @@ impl<R: Runtime> Engine<R> {
 
     /// Stops push query `id` (and its stages); unknown ids are ignored.
     pub async fn close_push(&mut self, id: &str) -> Result<(), Error> {
-        if let Some(stages) = self.transients.remove(id) {
+        if let Some(Transient { stages, .. }) = self.transients.remove(id) {
             self.runtime.stop_query(id).await?;
             for stage in stages {
                 self.runtime.stop_query(&stage).await?;
@@ -252,6 +267,10 @@ impl<R: Runtime> Engine<R> {
             && !assembled.pipeline.is_stateful())
         .then(|| shared_reader_key(&plan))
         .flatten();
+        let dedicated = self.transients.values().filter(|t| t.dedicated).count();
+        if shared.is_none() && dedicated >= options.max_dedicated {
+            return Err(PlanError::PushQueryLimit(options.max_dedicated).into());
+        }
         let mut stages = Vec::new();
         for mut stage in assembled.stages {
             stage.from_beginning = from_beginning;
@@ -270,8 +289,10 @@ impl<R: Runtime> Engine<R> {
             settings: super::QuerySettings::default(),
             status: super::QueryStatus::default(),
         };
+        let dedicated = shared.is_none();
         self.runtime.start_push(query_spec, shared).await?;
-        self.transients.insert(id.clone(), stages);
+        self.transients
+            .insert(id.clone(), Transient { stages, dedicated });
         self.runtime.settle().await?;
         Ok(PushQuery {
             id,

@@ -41,6 +41,12 @@ pub enum PlanError {
     /// Valid ksqlDB that Eddy does not implement yet.
     #[error("not supported yet: {0}")]
     Unsupported(String),
+    /// A push query that needs a consumer of its own, with as many running as allowed
+    /// (ksqlDB's `ksql.max.push.queries`).
+    #[error(
+        "Not executing statement(s) as it would cause the number of active, push queries to exceed the configured limit. Terminate existing PUSH queries, or increase the 'ksql.max.push.queries' setting. Current push query count: {0}. Configured limit: {0}."
+    )]
+    PushQueryLimit(usize),
     /// The declared formats cannot carry the declared columns.
     #[error(transparent)]
     Format(#[from] crate::format::FormatError),

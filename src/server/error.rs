@@ -21,6 +21,8 @@ pub mod code {
     pub const BAD_STATEMENT: i64 = 40001;
     /// A `SELECT` or `PRINT` sent to `/ksql`.
     pub const QUERY_ENDPOINT: i64 = 40002;
+    /// As many push queries run as `ksql.max.push.queries` allows.
+    pub const MAX_PUSH_QUERIES: i64 = 40003;
     /// Not found.
     pub const NOT_FOUND: i64 = 40400;
     /// A request that ran out of time.
@@ -67,6 +69,9 @@ impl RestError {
 
     /// The error `error` raised by `statement`.
     pub fn from_engine(error: &Error, statement: &str, entities: Vec<Value>) -> Self {
+        if let Error::Plan(crate::plan::PlanError::PushQueryLimit(_)) = error {
+            return Self::generic(code::MAX_PUSH_QUERIES, error.to_string());
+        }
         match error.kind() {
             ErrorKind::User => {
                 Self::statement(code::BAD_STATEMENT, error.to_string(), statement, entities)

@@ -53,6 +53,10 @@ pub struct HttpLimits {
     /// Bytes of rows a push query's client may fall behind by before it is told and
     /// disconnected (`--push-buffer-bytes`, 4 MiB).
     pub push_buffer_bytes: usize,
+    /// Push queries with a consumer of their own (with state, or from the beginning) at once
+    /// (`--max-push-queries`, ksqlDB's `ksql.max.push.queries`, 100); those sharing a source's
+    /// reader are not counted.
+    pub max_push_queries: usize,
 }
 
 impl Default for HttpLimits {
@@ -65,6 +69,7 @@ impl Default for HttpLimits {
             max_statements: 10_000,
             request_budget: Duration::from_secs(60),
             push_buffer_bytes: crate::engine::select::PUSH_BUFFER_BYTES,
+            max_push_queries: crate::engine::select::MAX_PUSH_QUERIES,
         }
     }
 }

@@ -639,6 +639,7 @@ async fn run_query<R: Runtime + Sync + 'static>(
         from_beginning: from_beginning(&request.streams_properties),
         scalable: state.info.scalable_push,
         buffer_bytes: state.info.limits.push_buffer_bytes,
+        max_dedicated: state.info.limits.max_push_queries,
     };
     let mut variables = session(&request.session_variables);
     let parsed = match request
