@@ -86,9 +86,7 @@ fn read_messages(
     mut apply: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<u64, KafkaError> {
     let consumer: BaseConsumer = config
-        .client_config()
-        .set("group.id", format!("{}-restore", config.service_id))
-        .set("enable.auto.commit", "false")
+        .reader("restore")
         .set("isolation.level", "read_committed")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "16777216")

@@ -150,10 +150,7 @@ fn start(
     decoder: SourceDecoder,
 ) -> Result<Fanout, Error> {
     let consumer: BaseConsumer = config
-        .client_config()
-        .set("group.id", format!("{}-push-fanout", config.service_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .reader("push-fanout")
         // What the reader fetches ahead is memory every member's client waits behind.
         .set("queued.max.messages.kbytes", "16384")
         .create()

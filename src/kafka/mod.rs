@@ -102,6 +102,17 @@ impl KafkaConfig {
             .unwrap_or_default()
     }
 
+    /// A consumer's configuration for reading assigned partitions (no group membership, no
+    /// commits), under the group name `<service-id>-<purpose>`.
+    pub fn reader(&self, purpose: &str) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("group.id", format!("{}-{purpose}", self.service_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        config
+    }
+
     /// The consumer group (and application id) of query `query_id`.
     pub fn application_id(&self, query_id: &str) -> String {
         format!("{}-query-{query_id}", self.service_id)

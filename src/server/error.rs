@@ -29,6 +29,8 @@ pub mod code {
     pub const REQUEST_TIMEOUT: i64 = 40800;
     /// Something failed on the server's side.
     pub const SERVER_ERROR: i64 = 50000;
+    /// The server cannot answer now (a command not applied in time).
+    pub const SERVICE_UNAVAILABLE: i64 = 50300;
 }
 
 /// A failed request.

@@ -14,6 +14,7 @@
 //! ids, and each query resumes from its committed offsets with its state restored from its
 //! changelog (see [`crate::kafka::changelog`]).
 
+pub mod commands;
 pub mod entities;
 pub mod error;
 pub mod http;
@@ -57,9 +58,14 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
     let mut engine = Engine::new(KafkaRuntime::connect(config.kafka.clone())?);
     let headless = config.queries_file.is_some();
     let command_topic = (!headless).then(|| format!("_eddy-{}-command", config.kafka.service_id));
-    let mut replayed = 0;
+    let mut log = None;
     if let Some(topic) = &command_topic {
-        replayed = replay(&mut engine, &config.kafka, topic).await?;
+        let next = replay(&mut engine, &config.kafka, topic).await?;
+        log = Some(std::sync::Arc::new(commands::CommandLog::new(
+            &config.kafka,
+            topic,
+            next,
+        )?));
     }
     if let Some(queries) = &config.queries_file {
         run_queries_file(&mut engine, queries).await?;
@@ -70,7 +76,6 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         rest::ServerInfo {
             service_id: config.kafka.service_id.clone(),
             headless,
-            command_topic,
             scalable_push: false,
             limits: config.limits,
             properties: vec![
@@ -81,8 +86,11 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
                 ("ksql.service.id".into(), config.kafka.service_id.clone()),
             ],
         },
-        replayed,
+        log.clone(),
     );
+    if let Some(log) = log {
+        commands::spawn_runner(&config.kafka, log, std::sync::Arc::clone(&state))?;
+    }
     let address = listen_address(&config.listeners);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -123,8 +131,8 @@ async fn run_queries_file(
 }
 
 /// Creates the command topic if needed and re-executes its statements in order; returns
-/// how many it held. A statement that fails now (e.g. its topic was deleted) is skipped with
-/// a warning, as ksqlDB does.
+/// the offset after the last. A statement that fails now (e.g. its topic was deleted) is
+/// skipped with a warning, as ksqlDB does.
 async fn replay(
     engine: &mut Engine<KafkaRuntime>,
     kafka: &KafkaConfig,
@@ -153,7 +161,7 @@ async fn replay(
             engine.queries().len()
         );
     }
-    Ok(records.len() as i64)
+    Ok(records.iter().map(|r| r.offset + 1).max().unwrap_or(0))
 }
 
 async fn shutdown_signal() {

@@ -25,10 +25,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, mpsc};
 
+use super::commands::{Applied, Applier, CommandLog};
 use super::entities::{self, SourceDetails};
 use super::error::{RestError, code};
 use crate::engine::select::{Header, PullResult, PushOptions, PushQuery, Selected};
-use crate::engine::{Engine, Runtime};
+use crate::engine::{Engine, Outcome, Runtime};
 use crate::exec::Batch;
 use crate::sql::Statement;
 use crate::sql::ast::{Explain, ListKind, SourceKind, normalize};
@@ -52,8 +53,6 @@ pub struct ServerInfo {
     pub properties: Vec<(String, String)>,
     /// `ksql.query.push.v2.enabled`: name simple push queries as ksqlDB's scalable ones.
     pub scalable_push: bool,
-    /// The command topic statements are logged to (none: not logged).
-    pub command_topic: Option<String>,
     /// Bounds on connections and requests.
     pub limits: super::http::HttpLimits,
 }
@@ -93,6 +92,9 @@ pub struct AppState<R> {
     /// The engine; statements run one at a time.
     pub engine: Mutex<Engine<R>>,
     info: ServerInfo,
+    /// The cluster's statement log (none: statements run here only).
+    log: Option<Arc<CommandLog>>,
+    /// Sequence numbers of statements run without a log.
     sequence: AtomicI64,
     statuses: std::sync::Mutex<BTreeMap<String, String>>,
     closing: AtomicBool,
@@ -107,12 +109,14 @@ impl<R> std::fmt::Debug for AppState<R> {
 }
 
 impl<R: Runtime + Sync + 'static> AppState<R> {
-    /// Shared state for a server running `engine`, after `replayed` commands.
-    pub fn new(engine: Engine<R>, info: ServerInfo, replayed: i64) -> Arc<Self> {
+    /// Shared state for a server running `engine`, its statements going through `log` if
+    /// it has one.
+    pub fn new(engine: Engine<R>, info: ServerInfo, log: Option<Arc<CommandLog>>) -> Arc<Self> {
         Arc::new(Self {
             engine: Mutex::new(engine),
             info,
-            sequence: AtomicI64::new(replayed),
+            sequence: AtomicI64::new(log.as_ref().map_or(0, |l| l.applied())),
+            log,
             statuses: std::sync::Mutex::default(),
             closing: AtomicBool::new(false),
         })
@@ -121,6 +125,38 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
     /// Ends every push query's response (before a shutdown).
     pub fn close_all(&self) {
         self.closing.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<R: Runtime + Sync + 'static> Applier for AppState<R> {
+    /// Runs a command of the statement log, with the properties it was sent with.
+    async fn apply(&self, record: crate::record::Record) -> Applied {
+        let Some((statement, properties)) = command_statement(&record) else {
+            return Err(RestError::generic(
+                code::SERVER_ERROR,
+                format!("command {} is not a statement", record.offset),
+            ));
+        };
+        let mut engine = self.engine.lock().await;
+        let saved = engine.overlay_properties(properties);
+        let outcomes = engine.execute_script(&statement).await;
+        engine.restore_properties(saved);
+        drop(engine);
+        match outcomes {
+            Ok(outcomes) => {
+                let outcome = outcomes
+                    .into_iter()
+                    .last()
+                    .unwrap_or_else(|| Outcome::Noop(String::new()));
+                tracing::info!(offset = record.offset, "applied: {statement}");
+                self.record_status(&statement, &outcome);
+                Ok(outcome)
+            }
+            Err(e) => {
+                tracing::warn!(offset = record.offset, "applying {statement}: {e}");
+                Err(RestError::from_engine(&e, &statement, vec![]))
+            }
+        }
     }
 }
 
@@ -168,6 +204,8 @@ struct KsqlRequest {
     streams_properties: Map<String, Value>,
     #[serde(default)]
     session_variables: Map<String, Value>,
+    /// Wait until this server has applied the statement log up to this command.
+    command_sequence_number: Option<i64>,
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, RestError> {
@@ -210,6 +248,16 @@ fn from_beginning(properties: &Map<String, Value>) -> bool {
         .any(|k| properties.get(*k).and_then(Value::as_str) == Some("earliest"))
 }
 
+impl<R: Runtime + Sync + 'static> AppState<R> {
+    /// Waits until this server has applied the command `request` names, if it names one.
+    async fn caught_up(&self, request: &KsqlRequest) -> Result<(), RestError> {
+        match (&self.log, request.command_sequence_number) {
+            (Some(log), Some(n)) if n >= 0 => log.wait_for(n).await,
+            _ => Ok(()),
+        }
+    }
+}
+
 impl KsqlRequest {
     /// The statements' text; a request without it is malformed.
     fn sql(&self) -> Result<&str, RestError> {
@@ -222,13 +270,14 @@ impl KsqlRequest {
     }
 }
 
-/// Splits and parses `sql`: each statement with its text. More than `max` statements are
-/// refused before any is parsed.
+/// Splits and parses `sql`: each statement with its text as sent and with its variables
+/// substituted (as the command topic logs it). More than `max` statements are refused
+/// before any is parsed.
 fn statements(
     sql: &str,
     variables: &mut Variables,
     max: usize,
-) -> Result<Vec<(String, Statement)>, RestError> {
+) -> Result<Vec<(String, String, Statement)>, RestError> {
     let pieces = variables::split(sql);
     if pieces.len() > max {
         return Err(RestError::generic(
@@ -245,9 +294,19 @@ fn statements(
         if text.is_empty() || text == ";" {
             continue;
         }
-        let parsed = crate::sql::parse_piece(&piece, variables)
-            .map_err(|e| RestError::statement(code::BAD_STATEMENT, e.to_string(), &text, vec![]))?;
-        out.extend(parsed.into_iter().map(|s| (text.clone(), s)));
+        let bad = |e: crate::sql::ParseError| {
+            RestError::statement(code::BAD_STATEMENT, e.to_string(), &text, vec![])
+        };
+        let substituted = variables::substitute(&piece, variables)
+            .map_err(bad)?
+            .trim()
+            .to_string();
+        let parsed = crate::sql::parse_piece(&piece, variables).map_err(bad)?;
+        out.extend(
+            parsed
+                .into_iter()
+                .map(|s| (text.clone(), substituted.clone(), s)),
+        );
     }
     Ok(out)
 }
@@ -267,13 +326,15 @@ async fn run_ksql<R: Runtime + Sync + 'static>(
     body: &[u8],
 ) -> Result<Vec<Value>, RestError> {
     let request: KsqlRequest = parse_body(body)?;
+    state.caught_up(&request).await?;
     let mut variables = session(&request.session_variables);
     // The request's properties, and those its SET statements change for the statements after.
     let mut properties = property_strings(&request.streams_properties);
     let mut entities = Vec::new();
     let limits = &state.info.limits;
     let started = std::time::Instant::now();
-    for (text, statement) in statements(request.sql()?, &mut variables, limits.max_statements)? {
+    let parsed = statements(request.sql()?, &mut variables, limits.max_statements)?;
+    for (text, substituted, statement) in parsed {
         if started.elapsed() > limits.request_budget {
             return Err(RestError::statement(
                 code::REQUEST_TIMEOUT,
@@ -294,7 +355,10 @@ async fn run_ksql<R: Runtime + Sync + 'static>(
             }
             _ => {}
         }
-        match state.statement(&statement, &text, &properties).await {
+        match state
+            .statement(&statement, (&text, &substituted), &properties)
+            .await
+        {
             Ok(Some(entity)) => entities.push(entity),
             Ok(None) => {}
             Err(mut e) => {
@@ -313,7 +377,7 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
     async fn statement(
         &self,
         statement: &Statement,
-        text: &str,
+        (text, substituted): (&str, &str),
         properties: &BTreeMap<String, String>,
     ) -> Result<Option<Value>, RestError> {
         let refuse = |code, message: &str| Err(RestError::statement(code, message, text, vec![]));
@@ -355,7 +419,13 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
                 code::BAD_REQUEST,
                 "The server is running in headless mode. Interactive use is disabled.",
             ),
-            other => self.execute(other, text, properties).await,
+            other => match &self.log {
+                Some(log) if !matches!(other, Statement::InsertValues(_)) => {
+                    self.through_the_log(log, (text, substituted), properties)
+                        .await
+                }
+                _ => self.execute(other, text, properties).await,
+            },
         }
     }
 
@@ -374,26 +444,41 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
         if matches!(statement, Statement::InsertValues(_)) {
             return Ok(None);
         }
-        if let Some(topic) = &self.info.command_topic {
-            // The statement log: a restarted server replays it to rebuild its catalog and
-            // resume its queries.
-            let record = command_record(topic, text, properties);
-            engine
-                .runtime()
-                .produce(record)
-                .await
-                .map_err(|e| RestError::from_engine(&e, text, vec![]))?;
-        }
         drop(engine);
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let entity = entities::current_status(text, &outcome, sequence);
+        self.record_status(text, &outcome);
+        Ok(Some(entity))
+    }
+
+    /// Appends a statement to the cluster's statement log and answers once this server
+    /// has applied it (see [`super::commands`]).
+    async fn through_the_log(
+        &self,
+        log: &CommandLog,
+        (text, substituted): (&str, &str),
+        properties: &BTreeMap<String, String>,
+    ) -> Result<Option<Value>, RestError> {
+        let offset = log.append(substituted, properties).await?;
+        log.wait_for(offset).await?;
+        let outcome = log.take_outcome(offset).unwrap_or_else(|| {
+            Err(RestError::generic(
+                code::SERVER_ERROR,
+                "The statement was applied but its outcome was not kept",
+            ))
+        })?;
+        Ok(Some(entities::current_status(text, &outcome, offset)))
+    }
+
+    /// Keeps `outcome` of `statement` for `/status`.
+    fn record_status(&self, statement: &str, outcome: &Outcome) {
+        let entity = entities::current_status(statement, outcome, 0);
         if let Some(id) = entity["commandId"].as_str() {
             self.statuses
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(id.to_string(), outcome.to_string());
         }
-        Ok(Some(entity))
     }
 
     async fn list(&self, kind: &ListKind, text: &str) -> Result<Value, RestError> {
@@ -635,6 +720,9 @@ async fn run_query<R: Runtime + Sync + 'static>(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = state.caught_up(&request).await {
+        return e.into_response();
+    }
     let options = PushOptions {
         from_beginning: from_beginning(&request.streams_properties),
         scalable: state.info.scalable_push,
@@ -649,10 +737,10 @@ async fn run_query<R: Runtime + Sync + 'static>(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    if let [(_, Statement::Print(print))] = parsed.as_slice() {
+    if let [(_, _, Statement::Print(print))] = parsed.as_slice() {
         return print_response(&state, print).await;
     }
-    let [(text, Statement::Query(query))] = parsed.as_slice() else {
+    let [(text, _, Statement::Query(query))] = parsed.as_slice() else {
         return RestError::generic(
             code::BAD_STATEMENT,
             "The /query endpoint takes exactly one SELECT or PRINT statement.",

@@ -47,10 +47,9 @@ impl TestServer {
                 properties: Vec::new(),
                 // As ksqlDB's REST test executor configures its server.
                 scalable_push: true,
-                command_topic: None,
                 limits: crate::server::http::HttpLimits::default(),
             },
-            0,
+            None,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -1,0 +1,151 @@
+//! Several servers with one service id are one system: a statement sent to any of them goes
+//! through the shared statement log and takes effect on all, with the same query ids; a name
+//! created on two servers at once is refused to the second in the log; `TERMINATE` on one
+//! stops the query everywhere; a request naming a `commandSequenceNumber` waits for it.
+//!
+//! Needs the broker the project starts (`docker/kafka.sh start`).
+
+// Test helpers outside #[test] functions: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use common::{Http, Server, free_port, now_ms};
+use serde_json::{Value, json};
+
+/// The names `SHOW <what>` lists on `http` (`streams`, `tables`) or the query ids (`queries`).
+async fn names(http: &Http, what: &str) -> Vec<String> {
+    let (status, body) = http.ksql(&format!("SHOW {what};")).await;
+    assert_eq!(status, 200, "{body}");
+    let (list, field) = match what {
+        "QUERIES" => ("queries", "id"),
+        "TABLES" => ("tables", "name"),
+        _ => ("streams", "name"),
+    };
+    let mut out: Vec<String> = body[0][list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[field].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Waits until `check` holds on `http` (at most 10 s); how long it took.
+async fn until<F, Fut>(check: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not on every server after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_sent_to_one_server_act_on_all() {
+    let run = now_ms();
+    let service = format!("cluster{run}_");
+    let (port_a, port_b) = (free_port(), free_port());
+    let dir = std::env::temp_dir();
+    let a = Server::start_rest(
+        &service,
+        port_a,
+        &dir.join(format!("eddy-cluster-a-{run}.log")),
+    );
+    let b = Server::start_rest(
+        &service,
+        port_b,
+        &dir.join(format!("eddy-cluster-b-{run}.log")),
+    );
+    let (http_a, http_b) = (Http::new(port_a), Http::new(port_b));
+
+    // A stream created on A is on B.
+    let (status, body) = http_a
+        .ksql(&format!(
+            "CREATE STREAM clicks (user VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='cluster_{run}', VALUE_FORMAT='JSON', PARTITIONS=4);"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sequence = body[0]["commandSequenceNumber"].as_i64().unwrap();
+    let seen = until(|| async {
+        names(&http_b, "STREAMS")
+            .await
+            .contains(&"CLICKS".to_string())
+    })
+    .await;
+
+    // A request naming the sequence number sees it at once.
+    let (status, body) = http_b
+        .post(
+            "/ksql",
+            json!({"ksql": "SHOW STREAMS;", "commandSequenceNumber": sequence}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("CLICKS"), "{body}");
+
+    one_name_two_servers(&http_a, &http_b).await;
+
+    // A restarted server replays the log: the same catalog.
+    b.kill();
+    let b = Server::start_rest(
+        &service,
+        port_b,
+        &dir.join(format!("eddy-cluster-b-{run}.log")),
+    );
+    assert_eq!(
+        names(&http_b, "STREAMS").await,
+        names(&http_a, "STREAMS").await
+    );
+    println!("a stream created on one server was on the other after {seen:?}");
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+}
+
+/// The same name created on both servers at once: one wins, in log order, on both; then
+/// `TERMINATE` and `DROP` on one act on both.
+async fn one_name_two_servers(http_a: &Http, http_b: &Http) {
+    let count = "CREATE TABLE per_user AS SELECT user, COUNT(*) AS n FROM clicks GROUP BY user;";
+    let total = "CREATE TABLE per_user AS SELECT user, SUM(n) AS n FROM clicks GROUP BY user;";
+    let (on_a, on_b) = tokio::join!(http_a.ksql(count), http_b.ksql(total));
+    let statuses = [on_a.0, on_b.0];
+    assert!(
+        statuses.contains(&200) && statuses.contains(&400),
+        "{on_a:?} {on_b:?}"
+    );
+    let refused: &Value = if on_a.0 == 400 { &on_a.1 } else { &on_b.1 };
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{refused}"
+    );
+    let queries_a = names(http_a, "QUERIES").await;
+    until(|| async { names(http_b, "QUERIES").await == queries_a }).await;
+    assert_eq!(queries_a.len(), 1, "{queries_a:?}");
+
+    // TERMINATE on B stops it on A too.
+    let (status, body) = http_b.ksql(&format!("TERMINATE {};", queries_a[0])).await;
+    assert_eq!(status, 200, "{body}");
+    until(|| async { names(http_a, "QUERIES").await.is_empty() }).await;
+    let (status, body) = http_a.ksql("DROP TABLE per_user;").await;
+    assert_eq!(status, 200, "{body}");
+    until(|| async {
+        !names(http_b, "TABLES")
+            .await
+            .contains(&"PER_USER".to_string())
+    })
+    .await;
+}
