@@ -40,6 +40,10 @@ enum Command {
         /// statements run at start, and REST requests that would change the server are refused.
         #[arg(long)]
         queries_file: Option<PathBuf>,
+        /// How the other servers of the service id reach this one (ksqlDB's
+        /// ksql.advertised.listener; default: the first listener, 0.0.0.0 as 127.0.0.1).
+        #[arg(long)]
+        advertised_listener: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -262,8 +266,14 @@ fn run(args: Cli) -> ExitCode {
             kafka,
             listeners,
             queries_file,
+            advertised_listener,
             limits,
-        } => run_server(kafka, listeners, queries_file, limits.limits()),
+        } => run_server(
+            kafka,
+            (listeners, advertised_listener),
+            queries_file,
+            limits.limits(),
+        ),
         Command::Check { files } => check(&files),
         Command::Cli {
             url,
@@ -333,7 +343,7 @@ fn datagen(args: DatagenArgs) -> ExitCode {
 
 fn run_server(
     mut kafka: KafkaArgs,
-    listeners: String,
+    (listeners, advertised_listener): (String, Option<String>),
     queries_file: Option<PathBuf>,
     limits: HttpLimits,
 ) -> ExitCode {
@@ -360,6 +370,7 @@ fn run_server(
             listeners,
             queries_file,
             limits,
+            advertised_listener,
         })),
     )
 }

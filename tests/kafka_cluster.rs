@@ -149,3 +149,101 @@ async fn one_name_two_servers(http_a: &Http, http_b: &Http) {
     })
     .await;
 }
+
+/// How many rows of `per_user` `http` holds itself (a forwarded pull query's answer).
+async fn local_share(http: &Http) -> usize {
+    let request = json!({"ksql": "SELECT * FROM per_user;", "requestProperties": {"eddy.pull.local.only": true}});
+    let (status, text) = http.post("/query", request).await;
+    assert_eq!(status, 200, "{text}");
+    let elements: Vec<Value> = serde_json::from_str(&text).unwrap();
+    elements.iter().filter(|e| e.get("row").is_some()).count()
+}
+
+/// Waits until both servers hold part of `per_user`'s `users` keys, and together all.
+async fn both_hold_a_share(http_a: &Http, http_b: &Http, users: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (share_a, share_b) = (local_share(http_a).await, local_share(http_b).await);
+        if share_a > 0 && share_b > 0 && share_a + share_b == users {
+            println!("the servers hold {share_a} and {share_b} of {users} keys");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shares {share_a} + {share_b} of {users}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Two servers split a table's partitions; a pull query sent to either sees every key, a
+/// key lookup finds its key whichever server owns it, and `/clusterStatus` lists both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_queries_to_any_server_see_the_whole_table() {
+    let run = now_ms();
+    let service = format!("clusterpull{run}_");
+    let (port_a, port_b) = (free_port(), free_port());
+    let dir = std::env::temp_dir();
+    let a = Server::start_rest(
+        &service,
+        port_a,
+        &dir.join(format!("eddy-cpull-a-{run}.log")),
+    );
+    let b = Server::start_rest(
+        &service,
+        port_b,
+        &dir.join(format!("eddy-cpull-b-{run}.log")),
+    );
+    let (http_a, http_b) = (Http::new(port_a), Http::new(port_b));
+    let topic = format!("cluster_pull_{run}");
+    let (status, body) = http_a
+        .ksql(&format!(
+            "CREATE STREAM visits (user VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON', PARTITIONS=4);
+             CREATE TABLE per_user AS SELECT user, COUNT(*) AS n FROM visits GROUP BY user;"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let users = 200;
+    let records: Vec<(String, &[u8], i64)> = (0..users)
+        .map(|u| (format!("u{u}"), br#"{"N":1}"#.as_slice(), run))
+        .collect();
+    let refs: Vec<(&str, &[u8], i64)> = records
+        .iter()
+        .map(|(k, v, t)| (k.as_str(), *v, *t))
+        .collect();
+    common::produce(&topic, &refs);
+    both_hold_a_share(&http_a, &http_b, users).await;
+    // Every key from either server, the other's share forwarded.
+    for http in [&http_a, &http_b] {
+        let rows = http.pull("SELECT * FROM per_user;").await;
+        assert_eq!(rows.len(), users);
+        assert!(rows.iter().all(|r| r[1] == 1), "{rows:?}");
+        for u in [0, 7, 42, 199] {
+            let rows = http
+                .pull(&format!("SELECT * FROM per_user WHERE user = 'u{u}';"))
+                .await;
+            assert_eq!(rows, vec![json!([format!("u{u}"), 1])]);
+        }
+    }
+    assert_eq!(
+        http_b.pull("SELECT * FROM per_user LIMIT 5;").await.len(),
+        5
+    );
+    both_alive_in_cluster_status(&http_a).await;
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+}
+
+/// `/clusterStatus` lists both servers, alive.
+async fn both_alive_in_cluster_status(http: &Http) {
+    let response = http
+        .client
+        .get(format!("{}/clusterStatus", http.base))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let hosts = body["clusterStatus"].as_object().unwrap();
+    assert_eq!(hosts.len(), 2, "{body}");
+    assert!(hosts.values().all(|h| h["hostAlive"] == true), "{body}");
+}

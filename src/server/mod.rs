@@ -14,6 +14,7 @@
 //! ids, and each query resumes from its committed offsets with its state restored from its
 //! changelog (see [`crate::kafka::changelog`]).
 
+pub mod cluster;
 pub mod commands;
 pub mod entities;
 pub mod error;
@@ -38,6 +39,23 @@ pub struct ServerConfig {
     pub queries_file: Option<PathBuf>,
     /// Bounds on connections and requests.
     pub limits: http::HttpLimits,
+    /// How the other servers reach this one (ksqlDB's `ksql.advertised.listener`; default:
+    /// the first listener, `0.0.0.0` as `127.0.0.1`).
+    pub advertised_listener: Option<String>,
+}
+
+/// The URL the other servers reach this one at.
+pub fn advertised_url(config: &ServerConfig) -> String {
+    let url = config
+        .advertised_listener
+        .clone()
+        .unwrap_or_else(|| listen_address(&config.listeners).replacen("0.0.0.0", "127.0.0.1", 1));
+    let url = url.trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
 }
 
 /// The `host:port` of a `listeners` value such as `http://0.0.0.0:8088`.
@@ -57,20 +75,15 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
     )?;
     let mut engine = Engine::new(KafkaRuntime::connect(config.kafka.clone())?);
     let headless = config.queries_file.is_some();
-    let command_topic = (!headless).then(|| format!("_eddy-{}-command", config.kafka.service_id));
-    let mut log = None;
-    if let Some(topic) = &command_topic {
-        let next = replay(&mut engine, &config.kafka, topic).await?;
-        log = Some(std::sync::Arc::new(commands::CommandLog::new(
-            &config.kafka,
-            topic,
-            next,
-        )?));
-    }
-    if let Some(queries) = &config.queries_file {
-        run_queries_file(&mut engine, queries).await?;
-    }
+    let log = match &config.queries_file {
+        Some(queries) => {
+            run_queries_file(&mut engine, queries).await?;
+            None
+        }
+        None => Some(statement_log(&mut engine, &config.kafka).await?),
+    };
     let queries = engine.queries().len();
+    let cluster = cluster::Cluster::join(&config.kafka, &advertised_url(&config)).await?;
     let state = rest::AppState::new(
         engine,
         rest::ServerInfo {
@@ -78,6 +91,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
             headless,
             scalable_push: false,
             limits: config.limits,
+            cluster: Some(std::sync::Arc::clone(&cluster)),
             properties: vec![
                 (
                     "bootstrap.servers".into(),
@@ -108,7 +122,21 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
             source,
         })?;
     tracing::info!("stopping");
+    cluster.leave(&config.kafka);
     state.engine.lock().await.shutdown().await
+}
+
+/// Replays the command topic (`_eddy-<service-id>-command`) and returns the statement log
+/// that goes on from its end.
+async fn statement_log(
+    engine: &mut Engine<KafkaRuntime>,
+    kafka: &KafkaConfig,
+) -> Result<std::sync::Arc<commands::CommandLog>, Error> {
+    let topic = format!("_eddy-{}-command", kafka.service_id);
+    let next = replay(engine, kafka, &topic).await?;
+    Ok(std::sync::Arc::new(commands::CommandLog::new(
+        kafka, &topic, next,
+    )?))
 }
 
 /// Runs a queries file, or a folder's .sql files (recursively, in name order) as `eddy

@@ -55,6 +55,8 @@ pub struct ServerInfo {
     pub scalable_push: bool,
     /// Bounds on connections and requests.
     pub limits: super::http::HttpLimits,
+    /// The other servers of the service id (none: this server alone).
+    pub cluster: Option<Arc<super::cluster::Cluster>>,
 }
 
 /// A statement as the command topic holds it, with the properties it ran with.
@@ -206,6 +208,9 @@ struct KsqlRequest {
     session_variables: Map<String, Value>,
     /// Wait until this server has applied the statement log up to this command.
     command_sequence_number: Option<i64>,
+    /// Properties of the request itself (a peer's forwarded pull query says so).
+    #[serde(default)]
+    request_properties: Map<String, Value>,
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, RestError> {
@@ -259,6 +264,14 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
 }
 
 impl KsqlRequest {
+    /// A peer's forwarded pull query: this server's rows only.
+    fn local_only(&self) -> bool {
+        self.request_properties
+            .get(super::cluster::LOCAL_ONLY)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     /// The statements' text; a request without it is malformed.
     fn sql(&self) -> Result<&str, RestError> {
         self.ksql.as_deref().ok_or_else(|| {
@@ -762,12 +775,32 @@ async fn run_query<R: Runtime + Sync + 'static>(
             error.into_response()
         }
         Err(e) => RestError::from_engine(&e, text, vec![]).into_response(),
-        Ok(Selected::Pull(result)) => pull_response(&result, framing),
+        Ok(Selected::Pull(result)) => match peers_rows(&state, &request, &result, body).await {
+            Ok(peers) => pull_response(&result, framing, (peers, query.limit)),
+            Err(e) => e.into_response(),
+        },
         Ok(Selected::Push(push)) => {
             let (sender, receiver) = mpsc::channel::<String>(64);
             tokio::spawn(pump(state, push, sender, framing));
             streaming(receiver, framing.content_type())
         }
+    }
+}
+
+/// The rows of a table's pull query that the other servers hold (the servers owning the
+/// table's other partitions); none for a stream's scan or a peer's forwarded query.
+async fn peers_rows<R: Runtime + Sync + 'static>(
+    state: &AppState<R>,
+    request: &KsqlRequest,
+    result: &PullResult,
+    body: &[u8],
+) -> Result<Vec<(Vec<Value>, bool)>, RestError> {
+    match &state.info.cluster {
+        Some(cluster) if !result.scanned_stream && !request.local_only() => {
+            let body: Value = serde_json::from_slice(body).unwrap_or_default();
+            super::cluster::peer_rows(cluster, &body).await
+        }
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -848,12 +881,15 @@ fn streaming(receiver: mpsc::Receiver<String>, content_type: &'static str) -> Re
 }
 
 /// A pull query's complete response.
-fn pull_response(result: &PullResult, framing: Framing) -> Response {
+fn pull_response(
+    result: &PullResult,
+    framing: Framing,
+    (peers, limit): (Vec<(Vec<Value>, bool)>, Option<u64>),
+) -> Response {
     let mut out = framing.header(&format!("pull_{}", rand::random::<u32>()), &result.header);
-    for batch in &result.batches {
-        for (row, tombstone) in rows_of(batch) {
-            out.push_str(&framing.row(row, tombstone));
-        }
+    let rows = result.batches.iter().flat_map(rows_of).chain(peers);
+    for (row, tombstone) in rows.take(limit.map_or(usize::MAX, |l| l as usize)) {
+        out.push_str(&framing.row(row, tombstone));
     }
     let message = result.scanned_stream.then_some("Query Completed");
     if message.is_none() && framing == Framing::Query {
@@ -1107,15 +1143,36 @@ async fn cluster_status<R: Runtime + Sync + 'static>(
             )
         })
         .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({"clusterStatus": {"local": {
-            "hostAlive": true,
-            "lastStatusUpdateMs": 0,
-            "activeStandbyPerQuery": active,
-            "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
-        }}}),
-    )
+    drop(engine);
+    let local = json!({
+        "hostAlive": true,
+        "lastStatusUpdateMs": crate::record::now_ms(),
+        "activeStandbyPerQuery": active,
+        "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
+    });
+    let Some(cluster) = &state.info.cluster else {
+        return json_response(StatusCode::OK, &json!({"clusterStatus": {"local": local}}));
+    };
+    // ksqlDB names hosts `host:port`; what the others run is not known here.
+    let hosts: Map<String, Value> = cluster
+        .hosts()
+        .into_iter()
+        .map(|(id, host)| {
+            let name = host.url.trim_start_matches("http://").to_string();
+            let status = if id == cluster.me() {
+                local.clone()
+            } else {
+                json!({
+                    "hostAlive": host.alive(),
+                    "lastStatusUpdateMs": host.last_seen_ms,
+                    "activeStandbyPerQuery": {},
+                    "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
+                })
+            };
+            (name, status)
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({ "clusterStatus": hosts }))
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ impl TestServer {
                 // As ksqlDB's REST test executor configures its server.
                 scalable_push: true,
                 limits: crate::server::http::HttpLimits::default(),
+                cluster: None,
             },
             None,
         );
