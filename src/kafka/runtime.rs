@@ -121,6 +121,21 @@ impl Runtime for KafkaRuntime {
         for source in &query.source_topics {
             tasks = tasks.max(self.topics.partitions(source).await?.unwrap_or(1));
         }
+        let foreign_key = query
+            .pipeline
+            .joins
+            .iter()
+            .any(|j| j.join.join_type == crate::exec::join::JoinType::ForeignKey);
+        if foreign_key && tasks > 1 {
+            // Partition p's task holds the left rows of p, but their foreign keys' rows are
+            // on any partition: it would join only the few on p (KIP-213's subscription and
+            // response topics are not built yet).
+            return Err(crate::plan::PlanError::Unsupported(format!(
+                "a foreign-key join of topics with more than one partition ({}: {tasks} partitions); give the tables' topics one partition",
+                query.source_topics.join(", ")
+            ))
+            .into());
+        }
         let changelog = if query.commits && query.pipeline.is_stateful() {
             let topic = self.internal_topic(&query.id, "Aggregate-Materialize-changelog");
             self.topics
