@@ -193,9 +193,11 @@ struct KafkaArgs {
     /// -p processing.guarantee=exactly_once_v2 makes exactly-once the server's default.
     #[arg(short = 'p', long = "property", value_parser = parse_property)]
     properties: Vec<(String, String)>,
-    /// This server's stable identity among the servers of its service id (static group
-    /// membership, transactional ids); a restarted server keeps it. Default: the host name
-    /// and the REST port.
+    /// This server's stable identity among the servers of its service id, kept across
+    /// restarts: given, the server is a static member of its queries' groups (restarted
+    /// within 10 s, it gets its partitions back without a rebalance; stopped, it hands them
+    /// over only after 10 s). Default: the host name and the REST port, for transactional
+    /// ids only (a stopped server hands its partitions over at once).
     #[arg(long, env = "EDDY_INSTANCE_ID")]
     instance_id: Option<String>,
 }
@@ -206,6 +208,7 @@ impl KafkaArgs {
             bootstrap_servers: self.bootstrap_servers,
             service_id: self.service_id,
             properties: self.properties,
+            static_membership: self.instance_id.is_some(),
             instance_id: self.instance_id.unwrap_or_else(|| "eddy".into()),
         }
     }
@@ -347,9 +350,12 @@ fn run_server(
     queries_file: Option<PathBuf>,
     limits: HttpLimits,
 ) -> ExitCode {
-    if kafka.instance_id.is_none() {
+    let default_id = kafka.instance_id.is_none();
+    if default_id {
         kafka.instance_id = Some(default_instance_id(&listeners));
     }
+    let mut kafka = kafka.config();
+    kafka.static_membership = !default_id;
     // Statements are parsed and planned on the runtime's threads (see sql::limits).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -366,7 +372,7 @@ fn run_server(
     };
     report(
         runtime.block_on(eddy::server::run(eddy::server::ServerConfig {
-            kafka: kafka.config(),
+            kafka,
             listeners,
             queries_file,
             limits,

@@ -247,3 +247,91 @@ async fn both_alive_in_cluster_status(http: &Http) {
     assert_eq!(hosts.len(), 2, "{body}");
     assert!(hosts.values().all(|h| h["hostAlive"] == true), "{body}");
 }
+
+/// Tasks a server's log says it was assigned and restored so far.
+fn tasks_assigned(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches("task assigned and restored")
+        .count()
+}
+
+/// A server that stops (SIGTERM) leaves its queries' groups: the other takes its partitions
+/// over at once (not after the session timeout), restores their state, and the counts stay
+/// exact while a producer writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_hands_its_partitions_over() {
+    let run = now_ms();
+    let service = format!("handover{run}_");
+    let topic = format!("handover_{run}");
+    let dir = std::env::temp_dir().join(format!("eddy-handover-{run}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sql = dir.join("counts.sql");
+    std::fs::write(
+        &sql,
+        format!(
+            "CREATE STREAM hits (k VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON', PARTITIONS=4);
+             CREATE TABLE hits_per_key AS SELECT k, COUNT(*) AS n FROM hits GROUP BY k;"
+        ),
+    )
+    .unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (log_a, log_b) = (dir.join("a.log"), dir.join("b.log"));
+    let a = Server::start_headless_dynamic(&service, port_a, &sql, &log_a);
+    let b = Server::start_headless_dynamic(&service, port_b, &sql, &log_b);
+    let (keys, records) = (50, 3_000);
+    // 30 batches of 100 records, one every 100 ms: the stop comes while they flow.
+    let producer = std::thread::spawn(move || {
+        for batch in 0..records / 100 {
+            let rows: Vec<String> = (0..100)
+                .map(|i| format!("k{}", (batch * 100 + i) % keys))
+                .collect();
+            let refs: Vec<(&str, &[u8], i64)> = rows
+                .iter()
+                .map(|k| (k.as_str(), br#"{"N":1}"#.as_slice(), now_ms()))
+                .collect();
+            common::produce(&topic, &refs);
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tasks_assigned(&log_a) == 0 || tasks_assigned(&log_b) == 0 {
+        assert!(Instant::now() < deadline, "both servers never ran tasks");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = tasks_assigned(&log_a);
+    let stopping = Instant::now();
+    assert!(b.stop().success());
+    let stopped = stopping.elapsed();
+    while tasks_assigned(&log_a) == before {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "no handover"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let handover = stopping.elapsed();
+    producer.join().unwrap();
+    counts_are_exact(&Http::new(port_a), keys, records / keys).await;
+    println!(
+        "SIGTERM: the server stopped in {stopped:?}; the other ran its partitions {handover:?} after the signal"
+    );
+    assert!(a.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits until every one of `keys` keys of `hits_per_key` counts `each` (at most 60 s).
+async fn counts_are_exact(http: &Http, keys: usize, each: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = http.pull("SELECT * FROM hits_per_key;").await;
+        if rows.len() == keys && rows.iter().all(|r| r[1] == each) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counts after the handover: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -76,10 +76,15 @@ pub struct KafkaConfig {
     /// Streams' and ksqlDB's query settings ([`QuerySettings`]) are the defaults of the
     /// server's queries instead.
     pub properties: Vec<(String, String)>,
-    /// This server's stable identity among the servers of one service id: its static group
-    /// membership (`group.instance.id`) and the suffix of its transactional ids. A restarted
-    /// server must keep it, two running servers must not share it.
+    /// This server's stable identity among the servers of one service id: the suffix of its
+    /// transactional ids, and its static group membership if [`Self::static_membership`].
+    /// A restarted server must keep it, two running servers must not share it.
     pub instance_id: String,
+    /// Join the queries' groups as the static member `instance_id` (`group.instance.id`):
+    /// a server restarted within the session timeout gets its partitions back without a
+    /// rebalance, but one that stops hands them over only when the timeout passes. Without
+    /// it, a server that stops leaves the groups and its partitions move at once.
+    pub static_membership: bool,
 }
 
 impl KafkaConfig {

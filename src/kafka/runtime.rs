@@ -341,12 +341,13 @@ impl QueryLoop {
             )
             .set("isolation.level", "read_committed")
             .set("partition.assignment.strategy", "cooperative-sticky")
-            // A crashed server's partitions move to another after 10 s; restarted, it gets
-            // them back at once (static membership).
+            // A crashed server's partitions move to another after 10 s; a static member
+            // restarted before gets them back at once, one that stops cleanly without
+            // static membership hands them over at once.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "3000")
             .set("enable.partition.eof", "false");
-        if query.commits {
+        if query.commits && config.static_membership {
             client.set("group.instance.id", &config.instance_id);
         }
         let consumer: QueryConsumer = client

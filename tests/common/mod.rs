@@ -24,6 +24,7 @@ pub fn config() -> KafkaConfig {
         service_id: "e2e_".into(),
         properties: Vec::new(),
         instance_id: "e2e-test".into(),
+        static_membership: false,
     }
 }
 
@@ -48,7 +49,13 @@ impl Server {
     /// Runs the queries of `queries` under `service_id` (whose internal topics are its own).
     pub fn start_as(service_id: &str, queries: &std::path::Path, log: &std::path::Path) -> Self {
         let log = std::fs::File::create(log).unwrap();
-        Server(spawn(service_id, free_port(), Some(queries), log, &[]))
+        Server(spawn(
+            service_id,
+            free_port(),
+            Some(queries),
+            log,
+            Member::Static(&[]),
+        ))
     }
 
     /// Runs the server with its REST API on `port` under `service_id` (no queries file).
@@ -68,7 +75,7 @@ impl Server {
             .append(true)
             .open(log)
             .unwrap();
-        let server = Server(spawn(service_id, port, None, log, args));
+        let server = Server(spawn(service_id, port, None, log, Member::Static(args)));
         wait_for_port(port);
         server
     }
@@ -82,7 +89,27 @@ impl Server {
         log: &std::path::Path,
     ) -> Self {
         let log = std::fs::File::create(log).unwrap();
-        let server = Server(spawn(service_id, port, Some(queries), log, &[]));
+        let server = Server(spawn(
+            service_id,
+            port,
+            Some(queries),
+            log,
+            Member::Static(&[]),
+        ));
+        wait_for_port(port);
+        server
+    }
+
+    /// [`Self::start_headless`] without `--instance-id`: a dynamic member of its queries'
+    /// groups, which hands its partitions over at once when it stops.
+    pub fn start_headless_dynamic(
+        service_id: &str,
+        port: u16,
+        queries: &std::path::Path,
+        log: &std::path::Path,
+    ) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        let server = Server(spawn(service_id, port, Some(queries), log, Member::Dynamic));
         wait_for_port(port);
         server
     }
@@ -125,13 +152,21 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// How a test's server joins its queries' groups.
+enum Member<'a> {
+    /// With `--instance-id` (static membership) and these further arguments.
+    Static(&'a [&'a str]),
+    /// Without: it leaves the groups when it stops.
+    Dynamic,
+}
+
 /// `eddy server` on the broker, its REST API on `port`, headless when given `queries`.
 fn spawn(
     service_id: &str,
     port: u16,
     queries: Option<&std::path::Path>,
     log: std::fs::File,
-    args: &[&str],
+    member: Member<'_>,
 ) -> Child {
     // EDDY_BIN runs another build of the server (a release build, for figures by hand).
     let binary = std::env::var("EDDY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_eddy").into());
@@ -148,7 +183,11 @@ fn spawn(
     if let Some(queries) = queries {
         command.arg("--queries-file").arg(queries);
     }
-    command.args(args);
+    if let Member::Static(args) = member {
+        // A stable identity, as servers restarted in place keep theirs.
+        command.args(["--instance-id", &format!("{service_id}-{port}")]);
+        command.args(args);
+    }
     command.stdout(Stdio::null()).stderr(log).spawn().unwrap()
 }
 
