@@ -797,7 +797,12 @@ async fn peers_rows<R: Runtime + Sync + 'static>(
 ) -> Result<Vec<(Vec<Value>, bool)>, RestError> {
     match &state.info.cluster {
         Some(cluster) if !result.scanned_stream && !request.local_only() => {
-            let body: Value = serde_json::from_slice(body).unwrap_or_default();
+            let mut body: Value = serde_json::from_slice(body).unwrap_or_default();
+            // A peer answers once it has applied the statements this server has (the
+            // table's CREATE among them).
+            if let Some(applied) = state.log.as_ref().map(|l| l.applied()).filter(|n| *n > 0) {
+                body["commandSequenceNumber"] = json!(applied - 1);
+            }
             super::cluster::peer_rows(cluster, &body).await
         }
         _ => Ok(Vec::new()),
