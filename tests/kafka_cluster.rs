@@ -264,17 +264,7 @@ async fn a_server_that_stops_hands_its_partitions_over() {
     let run = now_ms();
     let service = format!("handover{run}_");
     let topic = format!("handover_{run}");
-    let dir = std::env::temp_dir().join(format!("eddy-handover-{run}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sql = dir.join("counts.sql");
-    std::fs::write(
-        &sql,
-        format!(
-            "CREATE STREAM hits (k VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON', PARTITIONS=4);
-             CREATE TABLE hits_per_key AS SELECT k, COUNT(*) AS n FROM hits GROUP BY k;"
-        ),
-    )
-    .unwrap();
+    let (dir, sql) = counting_queries("handover", run, &topic, "");
     let (port_a, port_b) = (free_port(), free_port());
     let (log_a, log_b) = (dir.join("a.log"), dir.join("b.log"));
     let a = Server::start_headless_dynamic(&service, port_a, &sql, &log_a);
@@ -283,14 +273,7 @@ async fn a_server_that_stops_hands_its_partitions_over() {
     // 30 batches of 100 records, one every 100 ms: the stop comes while they flow.
     let producer = std::thread::spawn(move || {
         for batch in 0..records / 100 {
-            let rows: Vec<String> = (0..100)
-                .map(|i| format!("k{}", (batch * 100 + i) % keys))
-                .collect();
-            let refs: Vec<(&str, &[u8], i64)> = rows
-                .iter()
-                .map(|k| (k.as_str(), br#"{"N":1}"#.as_slice(), now_ms()))
-                .collect();
-            common::produce(&topic, &refs);
+            produce_hits(&topic, keys, batch * 100);
             std::thread::park_timeout(Duration::from_millis(100));
         }
     });
@@ -334,4 +317,90 @@ async fn counts_are_exact(http: &Http, keys: usize, each: usize) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// `num.stream.threads=2`: one server runs a query's four tasks on two threads (two members
+/// of its group); a SIGKILL and a restart leave the counts exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_threads_split_a_query_and_stay_exact() {
+    let run = now_ms();
+    let service = format!("threads{run}_");
+    let topic = format!("threads_{run}");
+    let (dir, sql) = counting_queries(
+        "threads",
+        run,
+        &topic,
+        "SET 'ksql.streams.num.stream.threads'='2';",
+    );
+    let port = free_port();
+    let log = dir.join("server.log");
+    let server = Server::start_headless(&service, port, &sql, &log);
+    let (keys, records) = (50, 3_000);
+    let write = |from: usize, to: usize| {
+        for batch in from / 100..to / 100 {
+            produce_hits(&topic, keys, batch * 100);
+        }
+    };
+    write(0, records / 2);
+    // Both threads' members come to run tasks (the second's identity ends in `-1`).
+    let second = format!("member={service}-{port}-1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let (theirs, mine): (Vec<&str>, Vec<&str>) = text
+            .lines()
+            .filter(|l| l.contains("task assigned and restored"))
+            .partition(|l| l.contains(&second));
+        if !mine.is_empty() && !theirs.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tasks per thread: {} and {}",
+            mine.len(),
+            theirs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill();
+    write(records / 2, records);
+    let server = Server::start_headless(&service, port, &sql, &log);
+    counts_are_exact(&Http::new(port), keys, records / keys).await;
+    assert!(server.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes 100 records to `topic` from record number `first` on, over `keys` keys.
+fn produce_hits(topic: &str, keys: usize, first: usize) {
+    let rows: Vec<String> = (first..first + 100)
+        .map(|i| format!("k{}", i % keys))
+        .collect();
+    let refs: Vec<(&str, &[u8], i64)> = rows
+        .iter()
+        .map(|k| (k.as_str(), br#"{"N":1}"#.as_slice(), now_ms()))
+        .collect();
+    common::produce(topic, &refs);
+}
+
+/// A folder of its own with `counts.sql`: a stream `hits` over a new 4-partition `topic`
+/// and the table `hits_per_key` counting it, `settings` between them.
+fn counting_queries(
+    name: &str,
+    run: i64,
+    topic: &str,
+    settings: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("eddy-{name}-{run}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sql = dir.join("counts.sql");
+    std::fs::write(
+        &sql,
+        format!(
+            "CREATE STREAM hits (k VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON', PARTITIONS=4);
+             {settings}
+             CREATE TABLE hits_per_key AS SELECT k, COUNT(*) AS n FROM hits GROUP BY k;"
+        ),
+    )
+    .unwrap();
+    (dir, sql)
 }

@@ -20,11 +20,16 @@ pub struct QuerySettings {
     /// stops the query (true, ksqlDB's default: state ERROR, retried with backoff) or goes
     /// to the processing log while the query goes on (false).
     pub fail_on_production_error: Option<bool>,
+    /// `num.stream.threads`: threads (each a member of the query's group) that share the
+    /// query's tasks on this server.
+    pub stream_threads: Option<usize>,
 }
 
 impl QuerySettings {
     /// The property names that set `ksql.fail.on.production.error`.
     pub const FAIL_ON_PRODUCTION_ERROR: [&str; 1] = ["ksql.fail.on.production.error"];
+    /// The property names that set `num.stream.threads`.
+    pub const STREAM_THREADS: [&str; 2] = ["num.stream.threads", "ksql.streams.num.stream.threads"];
 
     /// Whether `name` is one of the settings' properties (which are not librdkafka's).
     pub fn is_setting(name: &str) -> bool {
@@ -33,6 +38,7 @@ impl QuerySettings {
             .iter()
             .chain(&TaskIdle::PROPERTIES)
             .chain(&Self::FAIL_ON_PRODUCTION_ERROR)
+            .chain(&Self::STREAM_THREADS)
             .any(|p| *p == name)
     }
 
@@ -49,6 +55,8 @@ impl QuerySettings {
                 settings.task_idle = Some(TaskIdle::parse(value)?);
             } else if Self::FAIL_ON_PRODUCTION_ERROR.contains(&name.as_str()) {
                 settings.fail_on_production_error = Some(parse_bool(&name, value)?);
+            } else if Self::STREAM_THREADS.contains(&name.as_str()) {
+                settings.stream_threads = Some(parse_threads(&name, value)?);
             }
         }
         Ok(settings)
@@ -62,7 +70,13 @@ impl QuerySettings {
             fail_on_production_error: self
                 .fail_on_production_error
                 .or(defaults.fail_on_production_error),
+            stream_threads: self.stream_threads.or(defaults.stream_threads),
         }
+    }
+
+    /// `num.stream.threads` (default 1; ksqlDB's is 4, for machines with more cores).
+    pub fn stream_threads(&self) -> usize {
+        self.stream_threads.unwrap_or(1)
     }
 
     /// The guarantee (default at-least-once).
@@ -78,6 +92,16 @@ impl QuerySettings {
     /// `ksql.fail.on.production.error` (default true).
     pub fn fail_on_production_error(&self) -> bool {
         self.fail_on_production_error.unwrap_or(true)
+    }
+}
+
+/// A thread count: at least 1.
+fn parse_threads(name: &str, value: &str) -> Result<usize, PlanError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(PlanError::Invalid(format!(
+            "Invalid value {value} for configuration {name}: Value must be at least 1"
+        ))),
     }
 }
 
@@ -203,6 +227,10 @@ mod tests {
             .to_string();
         assert!(e.contains("true or false"), "{e}");
         assert!(QuerySettings::is_setting("Max.Task.Idle.Ms"));
+        let threads = QuerySettings::from_properties([("ksql.streams.num.stream.threads", "3")]);
+        assert_eq!(threads.unwrap().stream_threads(), 3);
+        assert_eq!(QuerySettings::default().stream_threads(), 1);
+        assert!(QuerySettings::from_properties([("num.stream.threads", "0")]).is_err());
         assert!(!QuerySettings::is_setting("linger.ms"));
     }
 }

@@ -301,6 +301,7 @@ impl TaskManager {
             let (task, entries) = restored?;
             tracing::info!(
                 query = %self.query.id,
+                member = %self.config.instance_id,
                 partition = p,
                 entries,
                 "task assigned and restored"

@@ -43,7 +43,8 @@ pub const POLL: Duration = Duration::from_millis(100);
 
 struct RunningQuery {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    /// Its stream threads, each a member of the query's group.
+    threads: Vec<JoinHandle<()>>,
     /// A client's query: stopping it does not wait for its thread (it commits nothing).
     transient: bool,
 }
@@ -121,21 +122,7 @@ impl Runtime for KafkaRuntime {
         for source in &query.source_topics {
             tasks = tasks.max(self.topics.partitions(source).await?.unwrap_or(1));
         }
-        let foreign_key = query
-            .pipeline
-            .joins
-            .iter()
-            .any(|j| j.join.join_type == crate::exec::join::JoinType::ForeignKey);
-        if foreign_key && tasks > 1 {
-            // Partition p's task holds the left rows of p, but their foreign keys' rows are
-            // on any partition: it would join only the few on p (KIP-213's subscription and
-            // response topics are not built yet).
-            return Err(crate::plan::PlanError::Unsupported(format!(
-                "a foreign-key join of topics with more than one partition ({}: {tasks} partitions); give the tables' topics one partition",
-                query.source_topics.join(", ")
-            ))
-            .into());
-        }
+        refuse_partitioned_foreign_keys(&query, tasks)?;
         let changelog = if query.commits && query.pipeline.is_stateful() {
             let topic = self.internal_topic(&query.id, "Aggregate-Materialize-changelog");
             self.topics
@@ -154,23 +141,35 @@ impl Runtime for KafkaRuntime {
             sink_partitions,
             tasks,
         };
-        let config = self.config.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let id = query.id.clone();
         let transient = !query.commits;
-        let loop_stop = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name(format!("query-{id}"))
-            // Evaluating expressions recurses once per level (see sql::limits).
-            .stack_size(crate::sql::limits::THREAD_STACK)
-            .spawn(move || run_with_restarts(&query, &config, &setup, &loop_stop))
-            .map_err(|e| KafkaError::Unavailable(format!("cannot start a query thread: {e}")))?;
-        tracing::info!(query = %id, "query started");
+        // Several stream threads split the tasks as members of the query's group, each
+        // with an identity of its own (its transactional id, its static membership).
+        let threads = if transient {
+            1
+        } else {
+            let settings = query.settings.or(self.config.default_settings());
+            settings.stream_threads().min(tasks.max(1) as usize)
+        };
+        let mut handles = Vec::new();
+        for thread in 0..threads {
+            let mut config = self.config.clone();
+            if thread > 0 {
+                config.instance_id = format!("{}-{thread}", config.instance_id);
+            }
+            handles.push(spawn_stream_thread(
+                (query.clone(), config, thread),
+                setup.clone(),
+                Arc::clone(&stop),
+            )?);
+        }
+        tracing::info!(query = %id, threads, "query started");
         self.queries.insert(
             id,
             RunningQuery {
                 stop,
-                thread,
+                threads: handles,
                 transient,
             },
         );
@@ -272,12 +271,50 @@ impl Runtime for KafkaRuntime {
             q.stop.store(true, Ordering::Relaxed);
             // A persistent query's last commit is awaited; a client's query ends on its own.
             if !q.transient {
-                let _ = tokio::task::spawn_blocking(move || q.thread.join()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    for thread in q.threads {
+                        let _ = thread.join();
+                    }
+                })
+                .await;
             }
             tracing::info!(query = %id, "query stopped");
         }
         Ok(())
     }
+}
+
+/// Refuses a foreign-key join over `tasks > 1` partitions: partition p's task holds the left
+/// rows of p, but their foreign keys' rows are on any partition, so it would join only the
+/// few on p (KIP-213's subscription and response topics are not built yet).
+fn refuse_partitioned_foreign_keys(query: &PersistentQuery, tasks: i32) -> Result<(), Error> {
+    let foreign_key = query
+        .pipeline
+        .joins
+        .iter()
+        .any(|j| j.join.join_type == crate::exec::join::JoinType::ForeignKey);
+    if foreign_key && tasks > 1 {
+        return Err(crate::plan::PlanError::Unsupported(format!(
+            "a foreign-key join of topics with more than one partition ({}: {tasks} partitions); give the tables' topics one partition",
+            query.source_topics.join(", ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Starts stream thread `thread` of `query`, a member of its group as `config`'s instance.
+fn spawn_stream_thread(
+    (query, config, thread): (PersistentQuery, KafkaConfig, usize),
+    setup: impl Fn() -> lifecycle::Setup + Send + 'static,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Error> {
+    Ok(std::thread::Builder::new()
+        .name(format!("query-{}-{thread}", query.id))
+        // Evaluating expressions recurses once per level (see sql::limits).
+        .stack_size(crate::sql::limits::THREAD_STACK)
+        .spawn(move || run_with_restarts(&query, &config, &setup, &stop))
+        .map_err(|e| KafkaError::Unavailable(format!("cannot start a query thread: {e}")))?)
 }
 
 /// Runs `query` until `stop`; a run that fails starts again from what is committed.
