@@ -58,6 +58,8 @@ impl Engine {
 pub struct Programs {
     /// The `eddy` binary.
     pub eddy: PathBuf,
+    /// Properties for the Eddy server (`-p`), e.g. `num.stream.threads=2`.
+    pub eddy_properties: Vec<String>,
     /// Class path of the Kafka Streams application (jars and compiled class).
     pub streams_classpath: Option<String>,
     /// Folder for logs, SQL files and state.
@@ -97,6 +99,9 @@ pub fn start(
                 .arg("--queries-file")
                 .arg(&sql)
                 .env("RUST_LOG", "warn");
+            for property in &programs.eddy_properties {
+                command.args(["-p", property]);
+            }
             Ok(Started {
                 proc: crate::run::Proc::spawn(command, &log)?,
                 group: Group::Prefixed(format!("{service}-query-")),

@@ -54,6 +54,9 @@ struct Options {
     /// Run Eddy only (and the ceiling): for profiling.
     #[arg(long)]
     eddy_only: bool,
+    /// A property for the Eddy server (repeatable), e.g. `num.stream.threads=2`.
+    #[arg(long = "eddy-property")]
+    eddy_properties: Vec<String>,
     /// Write the report (Markdown) here too.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -133,6 +136,7 @@ fn bench(options: &Options) -> Result<bool, BoxError> {
     std::fs::create_dir_all(&work)?;
     let programs = Programs {
         eddy: options.eddy.clone(),
+        eddy_properties: options.eddy_properties.clone(),
         streams_classpath: options.streams_classpath.clone(),
         work: work.clone(),
     };
