@@ -125,6 +125,18 @@ fn main() -> ExitCode {
 }
 
 /// Runs every phase; true when every answer was right.
+impl Options {
+    /// Where the contenders' programs are, their files going to `work`.
+    fn programs(&self, work: &std::path::Path) -> Programs {
+        Programs {
+            eddy: self.eddy.clone(),
+            eddy_properties: self.eddy_properties.clone(),
+            streams_classpath: self.streams_classpath.clone(),
+            work: work.to_path_buf(),
+        }
+    }
+}
+
 fn bench(options: &Options) -> Result<bool, BoxError> {
     let size = size(&options.size)?;
     let w = size.workload;
@@ -134,12 +146,7 @@ fn bench(options: &Options) -> Result<bool, BoxError> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("eddy-bench-{run_id}")));
     std::fs::create_dir_all(&work)?;
-    let programs = Programs {
-        eddy: options.eddy.clone(),
-        eddy_properties: options.eddy_properties.clone(),
-        streams_classpath: options.streams_classpath.clone(),
-        work: work.clone(),
-    };
+    let programs = options.programs(&work);
     let bootstrap = options.bootstrap.as_str();
     let input = format!("bench-auth-{}-{}-{}", w.events, w.cards, w.seed);
     let start_ms = data::load(bootstrap, &input, w)?;
