@@ -203,6 +203,18 @@ struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// A server's configuration: without `--instance-id`, a dynamic group member whose
+    /// transactional ids end in the host name and the REST port of `listeners`.
+    fn server_config(mut self, listeners: &str) -> KafkaConfig {
+        let static_membership = self.instance_id.is_some();
+        self.instance_id
+            .get_or_insert_with(|| default_instance_id(listeners));
+        KafkaConfig {
+            static_membership,
+            ..self.config()
+        }
+    }
+
     fn config(self) -> KafkaConfig {
         KafkaConfig {
             bootstrap_servers: self.bootstrap_servers,
@@ -345,17 +357,12 @@ fn datagen(args: DatagenArgs) -> ExitCode {
 }
 
 fn run_server(
-    mut kafka: KafkaArgs,
+    kafka: KafkaArgs,
     (listeners, advertised_listener): (String, Option<String>),
     queries_file: Option<PathBuf>,
     limits: HttpLimits,
 ) -> ExitCode {
-    let default_id = kafka.instance_id.is_none();
-    if default_id {
-        kafka.instance_id = Some(default_instance_id(&listeners));
-    }
-    let mut kafka = kafka.config();
-    kafka.static_membership = !default_id;
+    let kafka = kafka.server_config(&listeners);
     // Statements are parsed and planned on the runtime's threads (see sql::limits).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

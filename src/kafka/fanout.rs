@@ -122,16 +122,6 @@ impl Fanouts {
         }
         true
     }
-
-    /// How many push queries the fanouts serve.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether the fanouts serve no push query.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
 }
 
 impl Drop for Fanouts {

@@ -193,18 +193,8 @@ impl Runtime for KafkaRuntime {
 
     async fn produce(&self, record: Record) -> Result<(), Error> {
         // Awaits the delivery report (a flush waits up to 100 ms more per record).
-        let mut out = FutureRecord::<[u8], [u8]>::to(&record.topic).timestamp(record.timestamp);
-        if let Some(key) = &record.key {
-            out = out.key(key.as_slice());
-        }
-        if let Some(value) = &record.value {
-            out = out.payload(value.as_slice());
-        }
-        if let Some(p) = record.partition {
-            out = out.partition(p);
-        }
         self.producer
-            .send(out, Duration::from_secs(10))
+            .send(future_record(&record), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| KafkaError::from(e))?;
         Ok(())
@@ -523,6 +513,21 @@ pub fn record_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
             })
             .unwrap_or_default(),
     }
+}
+
+/// A record as rdkafka's future producer sends it (a null key or value stays null).
+pub(crate) fn future_record(record: &Record) -> FutureRecord<'_, [u8], [u8]> {
+    let mut out = FutureRecord::to(&record.topic).timestamp(record.timestamp);
+    if let Some(key) = &record.key {
+        out = out.key(key.as_slice());
+    }
+    if let Some(value) = &record.value {
+        out = out.payload(value.as_slice());
+    }
+    if let Some(p) = record.partition {
+        out = out.partition(p);
+    }
+    out
 }
 
 /// A record as rdkafka sends it (a null key or value stays null), with its delivery opaque.

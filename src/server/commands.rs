@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
@@ -84,14 +84,12 @@ impl CommandLog {
         properties: &BTreeMap<String, String>,
     ) -> Result<i64, RestError> {
         let record = super::rest::command_record(&self.topic, statement, properties);
-        let value = record.value.unwrap_or_default();
-        let out = FutureRecord::<[u8], [u8]>::to(&self.topic)
-            .partition(0)
-            .timestamp(record.timestamp)
-            .payload(value.as_slice());
         let delivery = self
             .producer
-            .send(out, Duration::from_secs(30))
+            .send(
+                crate::kafka::runtime::future_record(&record),
+                Duration::from_secs(30),
+            )
             .await
             .map_err(|(e, _)| {
                 RestError::generic(

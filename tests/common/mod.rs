@@ -88,16 +88,7 @@ impl Server {
         queries: &std::path::Path,
         log: &std::path::Path,
     ) -> Self {
-        let log = std::fs::File::create(log).unwrap();
-        let server = Server(spawn(
-            service_id,
-            port,
-            Some(queries),
-            log,
-            Member::Static(&[]),
-        ));
-        wait_for_port(port);
-        server
+        Self::headless(service_id, port, queries, log, Member::Static(&[]))
     }
 
     /// [`Self::start_headless`] without `--instance-id`: a dynamic member of its queries'
@@ -108,8 +99,18 @@ impl Server {
         queries: &std::path::Path,
         log: &std::path::Path,
     ) -> Self {
+        Self::headless(service_id, port, queries, log, Member::Dynamic)
+    }
+
+    fn headless(
+        service_id: &str,
+        port: u16,
+        queries: &std::path::Path,
+        log: &std::path::Path,
+        member: Member<'_>,
+    ) -> Self {
         let log = std::fs::File::create(log).unwrap();
-        let server = Server(spawn(service_id, port, Some(queries), log, Member::Dynamic));
+        let server = Server(spawn(service_id, port, Some(queries), log, member));
         wait_for_port(port);
         server
     }
