@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::orders::{decided, send_orders, send_reference_data};
 use common::{Http, Server, config, free_port, now_ms};
 use eddy::kafka::deliveries::Deliveries;
 use rand::{Rng, SeedableRng};
@@ -403,18 +404,18 @@ struct JoinTruth {
 fn join_queries(run: i64) -> String {
     let t = |name: &str| format!("chaosj_{run}_{name}");
     format!(
-        "CREATE STREAM orders (k VARCHAR KEY, id BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
+        "CREATE STREAM purchases (k VARCHAR KEY, id BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
 CREATE STREAM shipments (k VARCHAR KEY, id BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
 CREATE TABLE prices (k VARCHAR PRIMARY KEY, price BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
 CREATE TABLE left_t (k VARCHAR PRIMARY KEY, a BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
 CREATE TABLE right_t (k VARCHAR PRIMARY KEY, b BIGINT) WITH (KAFKA_TOPIC='{}', VALUE_FORMAT='JSON');
-CREATE STREAM shipped WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s.id AS sid FROM orders o JOIN shipments s WITHIN 1 HOUR ON o.k = s.k;
+CREATE STREAM shipped WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s.id AS sid FROM purchases o JOIN shipments s WITHIN 1 HOUR ON o.k = s.k;
 SET 'max.task.idle.ms'='2000';
-CREATE STREAM priced WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, p.price AS price FROM orders o JOIN prices p ON o.k = p.k;
+CREATE STREAM priced WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, p.price AS price FROM purchases o JOIN prices p ON o.k = p.k;
 UNSET 'max.task.idle.ms';
 CREATE TABLE both_t WITH (KAFKA_TOPIC='{}') AS SELECT l.k AS k, l.a AS a, r.b AS b FROM left_t l JOIN right_t r ON l.k = r.k;
 SET 'processing.guarantee'='exactly_once_v2';
-CREATE STREAM shipped_eos WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s.id AS sid FROM orders o JOIN shipments s WITHIN 1 HOUR ON o.k = s.k;
+CREATE STREAM shipped_eos WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s.id AS sid FROM purchases o JOIN shipments s WITHIN 1 HOUR ON o.k = s.k;
 ",
         t("orders"),
         t("shipments"),
@@ -879,4 +880,200 @@ CREATE STREAM shipped WITH (KAFKA_TOPIC='{}') AS SELECT o.k AS k, o.id AS oid, s
             topic("counts"),
             topic("shipped")
         )
+}
+
+/// Three servers with one service id run every kind of query (aggregations by key, by a
+/// value column and by window; the joins; the orders system of `queries/`, exactly-once) on
+/// 4-partition topics, the statements sent to one of them, while producers write and the
+/// servers join, stop (SIGTERM) and die (SIGKILL) as users' deployments do (dynamic members,
+/// as servers started without `--instance-id` are): the sinks end exact, every order is
+/// decided once, pull queries to every server answer every key, and a statement sent to one
+/// server mid-way runs on the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_stay_exact_while_they_join_leave_and_die() {
+    const ORDERS: i64 = 200;
+    let (run, dir, _) = join_setup(200).await;
+    let events = format!("chaos_{run}_events");
+    eddy::kafka::admin::Topics::connect(&config())
+        .unwrap()
+        .create(&events, PARTITIONS)
+        .await
+        .unwrap();
+    let orders_run = format!("{run}c3");
+    let (orders_dir, orders) = common::orders::run_dir(&orders_run, Some(PARTITIONS));
+    let service = format!("chaos3s{run}_");
+    let ports = [free_port(), free_port(), free_port()];
+    let logs: Vec<std::path::PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|n| dir.join(format!("{n}.log")))
+        .collect();
+    let start = |i: usize| Server::start_rest_dynamic(&service, ports[i], &logs[i]);
+    let http: Vec<Http> = ports.iter().map(|p| Http::new(*p)).collect();
+    let mut servers: Vec<Option<Server>> = vec![Some(start(0)), None, None];
+    submit_all(&http[0], run, &events, &orders).await;
+
+    let size = Size {
+        records: 12_000,
+        keys: 500,
+        per_second: 800,
+        kills: 0,
+    };
+    let topic = events.clone();
+    let (_, aggregations) = spawn_producer(move || produce(topic, &size, run));
+    let (_, joins) = spawn_producer(move || produce_joins(run, 4_000, 200, 250));
+    let r = orders_run.clone();
+    let (_, orders_sent) = spawn_producer(move || {
+        let t0 = now_ms() - 600_000;
+        send_reference_data(&r, t0, ORDERS as i32);
+        for part in 0..10 {
+            send_orders(&r, t0, part * ORDERS / 10..=(part + 1) * ORDERS / 10 - 1);
+            std::thread::park_timeout(Duration::from_millis(1_500));
+        }
+        t0
+    });
+    let began = tokio::time::Instant::now();
+    let mut statement = Duration::ZERO;
+    for (second, step, server) in [
+        (2, "start", 1),
+        (4, "start", 2),
+        (6, "kill", 1),
+        (7, "statement", 2),
+        (8, "start", 1),
+        (10, "stop", 0),
+        (12, "start", 0),
+        (14, "kill", 2),
+        (18, "start", 2),
+    ] {
+        tokio::time::sleep_until(began + Duration::from_secs(second)).await;
+        match step {
+            "start" => servers[server] = Some(start(server)),
+            "kill" => servers[server].take().unwrap().kill(),
+            "stop" => assert!(servers[server].take().unwrap().stop().success()),
+            _ => statement = statement_reaches_all(&http, server).await,
+        }
+    }
+    let truth = aggregations.join().unwrap();
+    let join_truth = joins.join().unwrap();
+    let t0 = orders_sent.join().unwrap();
+
+    let counts: BTreeMap<String, i64> = truth
+        .by_key
+        .iter()
+        .map(|(k, (n, _))| (k.clone(), *n))
+        .collect();
+    let mut pulls = Vec::new();
+    for h in &http {
+        pulls.push(pull_until(h, "by_key", &counts).await.0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut report, mut failures) = check_sinks(run, &truth);
+    while !failures.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (report, failures) = check_sinks(run, &truth);
+    }
+    assert!(failures.is_empty(), "{failures:?}; logs: {logs:?}");
+    report.push(check_join_sinks(run, &join_truth).await);
+    orders_are_decided_once(&http, &orders_run, t0, ORDERS).await;
+    println!(
+        "three servers joining, stopping and dying: a statement sent to one ran on the others after {statement:?}; \
+         pull queries to each exact after {pulls:?}\n  {}",
+        report.join("\n  ")
+    );
+    for server in servers.into_iter().flatten() {
+        assert!(server.stop().success());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&orders_dir);
+}
+
+/// Sends the queries of the three-server test to one server, as a user would: the orders
+/// system's files (exactly-once: under at-least-once a crash may repeat records of the
+/// sinks that chain its services), the aggregations of `events` and the joins.
+async fn submit_all(http: &Http, run: i64, events: &str, orders: &std::path::Path) {
+    let mut scripts = Vec::new();
+    for file in eddy::check::sql_files(&[orders.join("orders")]).unwrap() {
+        let sql = std::fs::read_to_string(file).unwrap();
+        scripts.push(format!(
+            "SET 'processing.guarantee'='exactly_once_v2';\n{sql}"
+        ));
+    }
+    scripts.push(queries(run, events));
+    scripts.push(join_queries(run));
+    for script in scripts {
+        let (status, body) = http.ksql(&script).await;
+        assert_eq!(status, 200, "{script}: {body}");
+    }
+}
+
+/// A query created on server `to` mid-way: how long until every running server lists it.
+async fn statement_reaches_all(http: &[Http], to: usize) -> Duration {
+    let sql = "CREATE TABLE late_count AS SELECT g, COUNT(*) AS n FROM events GROUP BY g;";
+    let (status, body) = http[to].ksql(sql).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body[0]["commandStatus"]["queryId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let sent = Instant::now();
+    for (i, h) in http.iter().enumerate() {
+        if i == to {
+            continue;
+        }
+        loop {
+            let Ok(response) = h
+                .client
+                .post(format!("{}/ksql", h.base))
+                .json(&serde_json::json!({"ksql": "SHOW QUERIES;"}))
+                .send()
+                .await
+            else {
+                break; // not running now
+            };
+            let text = response.text().await.unwrap();
+            if text.contains("CTAS_LATE_COUNT") {
+                break;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "the statement was not on server {i} after 10 s: {id} {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    sent.elapsed()
+}
+
+/// Every order of the run is decided once and VALIDATED (there is stock for each: a
+/// reservation counted twice would leave one without), and the view answers from any server.
+async fn orders_are_decided_once(http: &[Http], run: &str, t0: i64, orders: i64) {
+    let states = decided(run, orders as usize).await;
+    let failed: Vec<&String> = states
+        .iter()
+        .filter(|(_, s)| *s != "VALIDATED")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        failed.is_empty() && states.len() == orders as usize,
+        "not VALIDATED: {failed:?} of {}",
+        states.len()
+    );
+    let r = run.to_string();
+    tokio::task::spawn_blocking(move || send_orders(&r, t0, orders..=orders))
+        .await
+        .unwrap();
+    let states = decided(run, orders as usize + 1).await;
+    assert_eq!(states[&orders.to_string()], "FAILED", "no stock left");
+    for h in http {
+        let rows = h
+            .pull(&format!(
+                "SELECT state FROM orders_view WHERE order_key = '{orders}';"
+            ))
+            .await;
+        assert_eq!(
+            rows,
+            vec![serde_json::json!(["FAILED"])],
+            "orders_view on {}",
+            h.base
+        );
+    }
 }

@@ -5,6 +5,8 @@
 // Test helpers outside #[test] functions: a panic is the failure report.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod orders;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -70,12 +72,22 @@ impl Server {
         log: &std::path::Path,
         args: &[&str],
     ) -> Self {
+        Self::rest(service_id, port, log, Member::Static(args))
+    }
+
+    /// [`Self::start_rest`] without `--instance-id`: a dynamic member of its queries' groups,
+    /// as a server started without one is.
+    pub fn start_rest_dynamic(service_id: &str, port: u16, log: &std::path::Path) -> Self {
+        Self::rest(service_id, port, log, Member::Dynamic)
+    }
+
+    fn rest(service_id: &str, port: u16, log: &std::path::Path, member: Member<'_>) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
-        let server = Server(spawn(service_id, port, None, log, Member::Static(args)));
+        let server = Server(spawn(service_id, port, None, log, member));
         wait_for_port(port);
         server
     }
