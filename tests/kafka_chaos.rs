@@ -469,13 +469,7 @@ fn produce_joins(run: i64, records: usize, keys: usize, per_second: usize) -> Jo
             }
         };
         let topic = format!("chaosj_{run}_{topic}");
-        send(
-            &producer,
-            BaseRecord::to(&topic)
-                .key(key.as_bytes())
-                .payload(value.as_bytes())
-                .timestamp(run + i as i64),
-        );
+        send_join_record(&producer, &topic, (&key, &value), run + i as i64);
         pace(&producer, started, i, per_second);
     }
     flush(&producer);
@@ -492,6 +486,28 @@ fn produce_joins(run: i64, records: usize, keys: usize, per_second: usize) -> Jo
         }
     }
     truth
+}
+
+/// Sends one record of the join topics. An order and a price change reach the broker in the
+/// order written, as their timestamps say: a batch retried by a loaded broker could
+/// otherwise arrive seconds after later records of the other topic, and which price an
+/// order meets would depend on the broker rather than on time (see [`join_queries`]).
+fn send_join_record(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    (key, value): (&str, &str),
+    timestamp: i64,
+) {
+    send(
+        producer,
+        BaseRecord::to(topic)
+            .key(key.as_bytes())
+            .payload(value.as_bytes())
+            .timestamp(timestamp),
+    );
+    if topic.ends_with("_orders") || topic.ends_with("_prices") {
+        flush(producer);
+    }
 }
 
 /// The price table's value of `key`.
@@ -912,25 +928,7 @@ async fn three_servers_stay_exact_while_they_join_leave_and_die() {
     let mut servers: Vec<Option<Server>> = vec![Some(start(0)), None, None];
     submit_all(&http[0], run, &events, &orders).await;
 
-    let size = Size {
-        records: 12_000,
-        keys: 500,
-        per_second: 800,
-        kills: 0,
-    };
-    let topic = events.clone();
-    let (_, aggregations) = spawn_producer(move || produce(topic, &size, run));
-    let (_, joins) = spawn_producer(move || produce_joins(run, 4_000, 200, 250));
-    let r = orders_run.clone();
-    let (_, orders_sent) = spawn_producer(move || {
-        let t0 = now_ms() - 600_000;
-        send_reference_data(&r, t0, ORDERS as i32);
-        for part in 0..10 {
-            send_orders(&r, t0, part * ORDERS / 10..=(part + 1) * ORDERS / 10 - 1);
-            std::thread::park_timeout(Duration::from_millis(1_500));
-        }
-        t0
-    });
+    let (aggregations, joins, orders_sent) = three_producers(run, &events, &orders_run, ORDERS);
     let began = tokio::time::Instant::now();
     let mut statement = Duration::ZERO;
     for (second, step, server) in [
@@ -956,22 +954,8 @@ async fn three_servers_stay_exact_while_they_join_leave_and_die() {
     let join_truth = joins.join().unwrap();
     let t0 = orders_sent.join().unwrap();
 
-    let counts: BTreeMap<String, i64> = truth
-        .by_key
-        .iter()
-        .map(|(k, (n, _))| (k.clone(), *n))
-        .collect();
-    let mut pulls = Vec::new();
-    for h in &http {
-        pulls.push(pull_until(h, "by_key", &counts).await.0);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut report, mut failures) = check_sinks(run, &truth);
-    while !failures.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        (report, failures) = check_sinks(run, &truth);
-    }
-    assert!(failures.is_empty(), "{failures:?}; logs: {logs:?}");
+    let pulls = pull_everywhere(&http, &truth).await;
+    let mut report = exact_sinks(run, &truth).await;
     report.push(check_join_sinks(run, &join_truth).await);
     orders_are_decided_once(&http, &orders_run, t0, ORDERS).await;
     println!(
@@ -984,6 +968,67 @@ async fn three_servers_stay_exact_while_they_join_leave_and_die() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&orders_dir);
+}
+
+/// The three-server test's producers: the aggregations' events, the joins' records, and
+/// `orders` orders of the orders system (with stock for each) in ten parts 1.5 s apart.
+#[allow(clippy::type_complexity)]
+fn three_producers(
+    run: i64,
+    events: &str,
+    orders_run: &str,
+    orders: i64,
+) -> (
+    std::thread::JoinHandle<Truth>,
+    std::thread::JoinHandle<JoinTruth>,
+    std::thread::JoinHandle<i64>,
+) {
+    let size = Size {
+        records: 12_000,
+        keys: 500,
+        per_second: 800,
+        kills: 0,
+    };
+    let topic = events.to_string();
+    let (_, aggregations) = spawn_producer(move || produce(topic, &size, run));
+    let (_, joins) = spawn_producer(move || produce_joins(run, 4_000, 200, 250));
+    let r = orders_run.to_string();
+    let (_, orders_sent) = spawn_producer(move || {
+        let t0 = now_ms() - 600_000;
+        send_reference_data(&r, t0, orders as i32);
+        for part in 0..10 {
+            send_orders(&r, t0, part * orders / 10..=(part + 1) * orders / 10 - 1);
+            std::thread::park_timeout(Duration::from_millis(1_500));
+        }
+        t0
+    });
+    (aggregations, joins, orders_sent)
+}
+
+/// How long until a pull query of `by_key` to each server returns every key's count.
+async fn pull_everywhere(http: &[Http], truth: &Truth) -> Vec<Duration> {
+    let counts: BTreeMap<String, i64> = truth
+        .by_key
+        .iter()
+        .map(|(k, (n, _))| (k.clone(), *n))
+        .collect();
+    let mut pulls = Vec::new();
+    for h in http {
+        pulls.push(pull_until(h, "by_key", &counts).await.0);
+    }
+    pulls
+}
+
+/// Waits (at most 60 s) until the aggregation sinks are exact; their figures.
+async fn exact_sinks(run: i64, truth: &Truth) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut report, mut failures) = check_sinks(run, truth);
+    while !failures.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (report, failures) = check_sinks(run, truth);
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    report
 }
 
 /// Sends the queries of the three-server test to one server, as a user would: the orders

@@ -199,7 +199,7 @@ async fn pull_queries_to_any_server_see_the_whole_table() {
     let (status, body) = http_a
         .ksql(&format!(
             "CREATE STREAM visits (user VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON', PARTITIONS=4);
-             CREATE TABLE per_user AS SELECT user, COUNT(*) AS n FROM visits GROUP BY user;"
+             CREATE TABLE per_user WITH (KAFKA_TOPIC='{topic}_per_user') AS SELECT user, COUNT(*) AS n FROM visits GROUP BY user;"
         ))
         .await;
     assert_eq!(status, 200, "{body}");
@@ -234,18 +234,52 @@ async fn pull_queries_to_any_server_see_the_whole_table() {
     assert!(b.stop().success());
 }
 
-/// `/clusterStatus` lists both servers, alive.
+/// `/clusterStatus` lists both servers, alive, each running some of the table's four
+/// partitions and together all of them.
 async fn both_alive_in_cluster_status(http: &Http) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = cluster_status(http).await;
+        let hosts = body["clusterStatus"].as_object().unwrap();
+        assert_eq!(hosts.len(), 2, "{body}");
+        assert!(hosts.values().all(|h| h["hostAlive"] == true), "{body}");
+        let shares: Vec<Vec<i64>> = hosts
+            .values()
+            .map(|h| partitions_of(h, "CTAS_PER_USER", "activePartitions"))
+            .collect();
+        let mut all: Vec<i64> = shares.concat();
+        all.sort_unstable();
+        if all == [0, 1, 2, 3] && shares.iter().all(|s| !s.is_empty()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "active partitions: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The body of `GET /clusterStatus`.
+async fn cluster_status(http: &Http) -> Value {
     let response = http
         .client
         .get(format!("{}/clusterStatus", http.base))
         .send()
         .await
         .unwrap();
-    let body: Value = response.json().await.unwrap();
-    let hosts = body["clusterStatus"].as_object().unwrap();
-    assert_eq!(hosts.len(), 2, "{body}");
-    assert!(hosts.values().all(|h| h["hostAlive"] == true), "{body}");
+    response.json().await.unwrap()
+}
+
+/// The partitions a `/clusterStatus` host lists for the query whose id starts with `query`,
+/// under `field` (`activePartitions`, `standByPartitions`).
+fn partitions_of(host: &Value, query: &str, field: &str) -> Vec<i64> {
+    let queries = host["activeStandbyPerQuery"].as_object().unwrap();
+    let mut out: Vec<i64> = queries
+        .iter()
+        .filter(|(id, _)| id.starts_with(query))
+        .flat_map(|(_, q)| q[field].as_array().unwrap().clone())
+        .map(|p| p["partition"].as_i64().unwrap())
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 /// Tasks a server's log says it was assigned and restored so far.
@@ -383,7 +417,8 @@ fn produce_hits(topic: &str, keys: usize, first: usize) {
 }
 
 /// A folder of its own with `counts.sql`: a stream `hits` over a new 4-partition `topic`
-/// and the table `hits_per_key` counting it, `settings` between them.
+/// and the table `hits_per_key` counting it (its sink topic the run's own too: tests running
+/// at once must not restore each other's rows), `settings` between them.
 fn counting_queries(
     name: &str,
     run: i64,
@@ -398,9 +433,166 @@ fn counting_queries(
         format!(
             "CREATE STREAM hits (k VARCHAR KEY, n INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON', PARTITIONS=4);
              {settings}
-             CREATE TABLE hits_per_key AS SELECT k, COUNT(*) AS n FROM hits GROUP BY k;"
+             CREATE TABLE hits_per_key WITH (KAFKA_TOPIC='{topic}_counts') AS SELECT k, COUNT(*) AS n FROM hits GROUP BY k;"
         ),
     )
     .unwrap();
     (dir, sql)
+}
+
+/// `num.standby.replicas=1` with two servers: each keeps a warm copy of the other's tasks
+/// (`/clusterStatus` lists them as standby partitions), so when one stops (SIGTERM) and
+/// later dies (SIGKILL), the other resumes its partitions from the copies, reading only the
+/// changelog written since; the counts stay exact. Printed: the handover times and how long
+/// the restores took. `EDDY_STANDBY_KEYS` sets the state's size (CI: 20,000 keys) and
+/// `EDDY_STANDBY_REPLICAS=0` runs it without standbys, for the figures by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_replicas_keep_state_warm_for_failover() {
+    let number = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (keys, replicas) = (
+        number("EDDY_STANDBY_KEYS", 20_000),
+        number("EDDY_STANDBY_REPLICAS", 1),
+    );
+    let run = now_ms();
+    let service = format!("standby{run}_");
+    let topic = format!("standby_{run}");
+    let settings = format!("SET 'ksql.streams.num.standby.replicas'='{replicas}';");
+    let (dir, sql) = counting_queries("standby", run, &topic, &settings);
+    let (port_a, port_b) = (free_port(), free_port());
+    let (log_a, log_b) = (dir.join("a.log"), dir.join("b.log"));
+    let a = Server::start_headless_dynamic(&service, port_a, &sql, &log_a);
+    let b = Server::start_headless_dynamic(&service, port_b, &sql, &log_b);
+    let (http_a, http_b) = (Http::new(port_a), Http::new(port_b));
+    produce_each_key(&topic, keys);
+    settled((&http_a, &http_a), keys, 1, replicas).await;
+
+    let before = restores(&log_a).len();
+    let stopping = Instant::now();
+    assert!(b.stop().success());
+    let (sigterm, sigterm_restores) = taken_over(&log_a, before, stopping).await;
+    let b = Server::start_headless_dynamic(&service, port_b, &sql, &log_b);
+    both_hold_tasks(&log_b).await;
+    produce_each_key(&topic, keys);
+    settled((&http_b, &http_a), keys, 2, replicas).await;
+    let before = restores(&log_a).len();
+    let killed = Instant::now();
+    b.kill();
+    let (sigkill, sigkill_restores) = taken_over(&log_a, before, killed).await;
+    counts_are_exact(&http_a, keys, 2).await;
+    println!(
+        "{replicas} standby replicas, {keys} keys: after SIGTERM the other server ran the partitions in {sigterm:?} ({sigterm_restores:?}); after SIGKILL in {sigkill:?} ({sigkill_restores:?}); restores took {:?} ms",
+        restore_millis(&log_a)
+    );
+    if replicas > 0 {
+        let warm = |restores: &[String]| restores.iter().all(|r| r.contains("warm=true"));
+        assert!(
+            warm(&sigterm_restores) && warm(&sigkill_restores),
+            "restored cold: {sigterm_restores:?} {sigkill_restores:?}"
+        );
+    }
+    assert!(a.stop().success());
+    let _ = (http_b, std::fs::remove_dir_all(&dir));
+}
+
+/// Waits until every key counts `each` on the first server and, with standbys, until the
+/// second's `/clusterStatus` shows them mirroring the active tasks.
+async fn settled((counts, status): (&Http, &Http), keys: usize, each: usize, replicas: usize) {
+    counts_are_exact(counts, keys, each).await;
+    if replicas > 0 {
+        standbys_mirror_actives(status).await;
+    }
+}
+
+/// The server's "task assigned and restored" lines so far.
+fn restores(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("task assigned and restored"))
+        .map(|l| {
+            l.split("restored")
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// How long each of the server's restores took (its "tasks running" lines), in ms.
+fn restore_millis(log: &std::path::Path) -> Vec<u64> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("tasks running"))
+        .filter_map(|l| l.split("millis=").nth(1)?.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until the server logging to `log` restored more tasks than `before` (at most 60 s);
+/// how long after `since`, and the new restores.
+async fn taken_over(
+    log: &std::path::Path,
+    before: usize,
+    since: Instant,
+) -> (Duration, Vec<String>) {
+    loop {
+        let now = restores(log);
+        if now.len() > before {
+            // The rest of the same assignment is logged at once.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return (since.elapsed(), restores(log)[before..].to_vec());
+        }
+        assert!(since.elapsed() < Duration::from_secs(60), "no take-over");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the server logging to `log` runs tasks (at most 60 s).
+async fn both_hold_tasks(log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tasks_assigned(log) == 0 {
+        assert!(Instant::now() < deadline, "no tasks on {log:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `/clusterStatus` shows both servers running tasks of the counting query and
+/// each keeping standbys of exactly the other's (at most 30 s).
+async fn standbys_mirror_actives(http: &Http) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = cluster_status(http).await;
+        let hosts: Vec<&Value> = body["clusterStatus"]
+            .as_object()
+            .unwrap()
+            .values()
+            .collect();
+        let of = |h: &Value, f: &str| partitions_of(h, "CTAS_HITS_PER_KEY", f);
+        if hosts.len() == 2
+            && !of(hosts[0], "activePartitions").is_empty()
+            && !of(hosts[1], "activePartitions").is_empty()
+            && of(hosts[0], "activePartitions") == of(hosts[1], "standByPartitions")
+            && of(hosts[1], "activePartitions") == of(hosts[0], "standByPartitions")
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "standbys: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One record of each of `keys` keys to `topic`.
+fn produce_each_key(topic: &str, keys: usize) {
+    let rows: Vec<String> = (0..keys).map(|i| format!("k{i}")).collect();
+    let refs: Vec<(&str, &[u8], i64)> = rows
+        .iter()
+        .map(|k| (k.as_str(), br#"{"N":1}"#.as_slice(), now_ms()))
+        .collect();
+    common::produce(topic, &refs);
 }

@@ -23,6 +23,8 @@ pub struct QuerySettings {
     /// `num.stream.threads`: threads (each a member of the query's group) that share the
     /// query's tasks on this server.
     pub stream_threads: Option<usize>,
+    /// `num.standby.replicas`: warm copies of each task's state kept on other servers.
+    pub standby_replicas: Option<usize>,
 }
 
 impl QuerySettings {
@@ -30,6 +32,9 @@ impl QuerySettings {
     pub const FAIL_ON_PRODUCTION_ERROR: [&str; 1] = ["ksql.fail.on.production.error"];
     /// The property names that set `num.stream.threads`.
     pub const STREAM_THREADS: [&str; 2] = ["num.stream.threads", "ksql.streams.num.stream.threads"];
+    /// The property names that set `num.standby.replicas`.
+    pub const STANDBY_REPLICAS: [&str; 2] =
+        ["num.standby.replicas", "ksql.streams.num.standby.replicas"];
 
     /// Whether `name` is one of the settings' properties (which are not librdkafka's).
     pub fn is_setting(name: &str) -> bool {
@@ -39,6 +44,7 @@ impl QuerySettings {
             .chain(&TaskIdle::PROPERTIES)
             .chain(&Self::FAIL_ON_PRODUCTION_ERROR)
             .chain(&Self::STREAM_THREADS)
+            .chain(&Self::STANDBY_REPLICAS)
             .any(|p| *p == name)
     }
 
@@ -56,7 +62,9 @@ impl QuerySettings {
             } else if Self::FAIL_ON_PRODUCTION_ERROR.contains(&name.as_str()) {
                 settings.fail_on_production_error = Some(parse_bool(&name, value)?);
             } else if Self::STREAM_THREADS.contains(&name.as_str()) {
-                settings.stream_threads = Some(parse_threads(&name, value)?);
+                settings.stream_threads = Some(parse_count(&name, value, 1)?);
+            } else if Self::STANDBY_REPLICAS.contains(&name.as_str()) {
+                settings.standby_replicas = Some(parse_count(&name, value, 0)?);
             }
         }
         Ok(settings)
@@ -71,12 +79,18 @@ impl QuerySettings {
                 .fail_on_production_error
                 .or(defaults.fail_on_production_error),
             stream_threads: self.stream_threads.or(defaults.stream_threads),
+            standby_replicas: self.standby_replicas.or(defaults.standby_replicas),
         }
     }
 
     /// `num.stream.threads` (default 1; ksqlDB's is 4, for machines with more cores).
     pub fn stream_threads(&self) -> usize {
         self.stream_threads.unwrap_or(1)
+    }
+
+    /// `num.standby.replicas` (default 0, as in Kafka Streams and ksqlDB).
+    pub fn standby_replicas(&self) -> usize {
+        self.standby_replicas.unwrap_or(0)
     }
 
     /// The guarantee (default at-least-once).
@@ -95,12 +109,12 @@ impl QuerySettings {
     }
 }
 
-/// A thread count: at least 1.
-fn parse_threads(name: &str, value: &str) -> Result<usize, PlanError> {
+/// A count of threads or replicas: at least `least`.
+fn parse_count(name: &str, value: &str, least: usize) -> Result<usize, PlanError> {
     match value.trim().parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
+        Ok(n) if n >= least => Ok(n),
         _ => Err(PlanError::Invalid(format!(
-            "Invalid value {value} for configuration {name}: Value must be at least 1"
+            "Invalid value {value} for configuration {name}: Value must be at least {least}"
         ))),
     }
 }
@@ -231,6 +245,10 @@ mod tests {
         assert_eq!(threads.unwrap().stream_threads(), 3);
         assert_eq!(QuerySettings::default().stream_threads(), 1);
         assert!(QuerySettings::from_properties([("num.stream.threads", "0")]).is_err());
+        let standbys = QuerySettings::from_properties([("ksql.streams.num.standby.replicas", "1")]);
+        assert_eq!(standbys.unwrap().standby_replicas(), 1);
+        assert_eq!(QuerySettings::default().standby_replicas(), 0);
+        assert!(QuerySettings::from_properties([("num.standby.replicas", "-1")]).is_err());
         assert!(!QuerySettings::is_setting("linger.ms"));
     }
 }

@@ -47,14 +47,15 @@ pub fn records(topic: &str, partition: i32, entries: Vec<StateEntry>) -> Vec<Rec
         .collect()
 }
 
-/// Every committed state entry of changelog partition `partition` of `topic`, in order.
+/// Every committed state entry of changelog partition `partition` of `topic` from offset
+/// `from` on (0: all), in order.
 pub fn read(
     config: &KafkaConfig,
-    topic: &str,
-    partition: i32,
+    (topic, partition): (&str, i32),
+    from: i64,
 ) -> Result<Vec<StateEntry>, KafkaError> {
     let mut entries = Vec::new();
-    read_messages(config, topic, partition, |m| {
+    read_messages(config, (topic, partition), from, |m| {
         let key = m.key().unwrap_or_default();
         if key != MARKER {
             entries.push((key.to_vec(), m.payload().map(<[u8]>::to_vec)));
@@ -71,9 +72,19 @@ pub fn read_partition(
     config: &KafkaConfig,
     topic: &str,
     partition: i32,
+    apply: impl FnMut(Record),
+) -> Result<u64, KafkaError> {
+    read_partition_from(config, (topic, partition), 0, apply)
+}
+
+/// [`read_partition`] from offset `from` on.
+pub fn read_partition_from(
+    config: &KafkaConfig,
+    (topic, partition): (&str, i32),
+    from: i64,
     mut apply: impl FnMut(Record),
 ) -> Result<u64, KafkaError> {
-    read_messages(config, topic, partition, |m| {
+    read_messages(config, (topic, partition), from, |m| {
         apply(super::runtime::record_of(m))
     })
 }
@@ -81,8 +92,8 @@ pub fn read_partition(
 /// [`read_partition`] handing over the messages as they come.
 fn read_messages(
     config: &KafkaConfig,
-    topic: &str,
-    partition: i32,
+    (topic, partition): (&str, i32),
+    from: i64,
     mut apply: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<u64, KafkaError> {
     let consumer: BaseConsumer = config
@@ -93,6 +104,7 @@ fn read_messages(
         .create()?;
     let timeout = Duration::from_secs(10);
     let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    let low = low.max(from);
     if high <= low {
         return Ok(0);
     }

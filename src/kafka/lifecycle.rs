@@ -17,8 +17,9 @@
 //!   newly assigned partitions restore in parallel, before any of their records is processed;
 //! - **running**: records of partition `p` of each input go through the task; a task with
 //!   several input topics processes them in timestamp order across the topics, waiting while
-//!   an input with nothing buffered still has records on the broker (at most
-//!   [`MAX_LAGGING_IDLE`]; [`MAX_IDLE`] when the broker cannot tell; [`super::alignment`]),
+//!   an input with nothing buffered still has records on the broker, or the broker cannot
+//!   tell (a loaded broker's answer timed out), at most [`MAX_LAGGING_IDLE`]
+//!   ([`super::alignment`]),
 //!   and as `max.task.idle.ms` says for one the broker has no more of ([`TaskIdle`]);
 //! - **committing**: every commit interval (1 s, or 100 ms exactly-once), each task's state
 //!   changes go to its changelog partition, and the input offsets are added with
@@ -54,6 +55,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::alignment::InputQueues;
 use super::deliveries::Deliveries;
+use super::standby::{Ownership, Standby, Warm};
 use super::{KafkaConfig, KafkaError, changelog};
 use crate::engine::{Guarantee, PersistentQuery, TaskIdle};
 use crate::error::Error;
@@ -71,10 +73,10 @@ pub const EXACTLY_ONCE_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 const TRANSACTION_TIMEOUT_MS: &str = "10000";
 /// How long a commit's broker calls may take.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest a task waits for an input whose lag cannot be told (the broker does not
-/// answer) before processing the others' records.
-pub const MAX_IDLE: Duration = Duration::from_secs(5);
-/// The longest a task waits for an input known to have older records on the broker.
+/// The longest a task waits for an input known to have older records on the broker, or
+/// whose lag the broker does not tell (it is asked again meanwhile): a loaded broker's
+/// answers time out when servers join and leave, and giving up waiting then would join
+/// records out of timestamp order.
 pub const MAX_LAGGING_IDLE: Duration = Duration::from_secs(30);
 /// How long a partition's high watermark is trusted.
 const WATERMARK_TTL: Duration = Duration::from_millis(100);
@@ -156,11 +158,21 @@ pub struct TaskManager {
     dirty: bool,
     last_commit: Instant,
     interval: Duration,
+    ownership: Arc<Ownership>,
+    standby: Option<Arc<Standby>>,
     /// Why the manager cannot go on (set in a rebalance callback, read by the loop).
     failure: Option<Error>,
     /// The query thread is done with it (closed, or failed): the revocation librdkafka
     /// makes when the consumer closes commits nothing.
     stopped: bool,
+}
+
+impl Drop for TaskManager {
+    fn drop(&mut self) {
+        let partitions: Vec<i32> = self.tasks.keys().copied().collect();
+        self.ownership
+            .set_active(&self.query.id, &partitions, false);
+    }
 }
 
 impl std::fmt::Debug for TaskManager {
@@ -183,6 +195,10 @@ pub struct Setup {
     pub sink_partitions: i32,
     /// The lead topic's partition count (one task per partition).
     pub tasks: i32,
+    /// This server's record of who runs which task.
+    pub ownership: Arc<Ownership>,
+    /// The query's standby replicas on this server (`num.standby.replicas` > 0).
+    pub standby: Option<Arc<Standby>>,
 }
 
 impl TaskManager {
@@ -239,6 +255,8 @@ impl TaskManager {
             },
             failure: None,
             stopped: false,
+            ownership: setup.ownership,
+            standby: setup.standby,
             query,
             config,
         };
@@ -291,22 +309,28 @@ impl TaskManager {
                     source,
                 })
         };
+        let warm: HashMap<i32, Warm> = partitions
+            .iter()
+            .filter_map(|p| Some((*p, self.standby.as_ref()?.take(*p)?)))
+            .collect();
         let restored = restore_tasks(
             &self.config,
             (self.changelog.as_deref(), restore_store),
-            partitions,
+            (partitions, warm),
             &build,
         );
         for (p, restored) in restored {
-            let (task, entries) = restored?;
+            let (task, entries, warm) = restored?;
             tracing::info!(
                 query = %self.query.id,
                 member = %self.config.instance_id,
                 partition = p,
                 entries,
+                warm,
                 "task assigned and restored"
             );
             self.tasks.insert(p, task);
+            self.ownership.set_active(&self.query.id, &[p], true);
         }
         if !partitions.is_empty() {
             tracing::info!(
@@ -336,6 +360,7 @@ impl TaskManager {
         } else if let Err(e) = self.commit(consumer) {
             self.failure.get_or_insert(e);
         }
+        self.ownership.set_active(&self.query.id, partitions, false);
         for p in partitions {
             self.tasks.remove(p);
             self.queues.remove(p);
@@ -431,8 +456,7 @@ impl TaskManager {
                         TaskIdle::For(wait) => waited >= wait,
                         TaskIdle::Never | TaskIdle::UntilFetched => true,
                     },
-                    Lag::Behind => waited >= MAX_LAGGING_IDLE,
-                    Lag::Unknown => waited >= MAX_IDLE,
+                    Lag::Behind | Lag::Unknown => waited >= MAX_LAGGING_IDLE,
                 }
             });
             let Some((input, run)) = next else {
@@ -786,34 +810,45 @@ fn transactional_producer(config: &KafkaConfig, query_id: &str) -> Result<QueryP
     Ok(producer)
 }
 
-/// A restored task and how many changelog entries it read.
-type Restored = Result<(Task, usize), Error>;
+/// A restored task, how many changelog entries it read, and whether it started from a
+/// standby's warm copy.
+type Restored = Result<(Task, usize, bool), Error>;
 
 /// Restores the task of each of `partitions` on a thread of its own: reads its changelog
-/// partition (and its share of a sink's store) and `build`s the task from the entries;
-/// each partition's task and how many entries it restored.
+/// partition (and its share of a sink's store), after the warm copy a standby kept of it if
+/// there is one, and `build`s the task from the entries; each partition's task and how many
+/// entries it restored.
 fn restore_tasks(
     config: &KafkaConfig,
     (changelog, store): (Option<&str>, Option<&SinkStore>),
-    partitions: &[i32],
+    (partitions, mut warm): (&[i32], HashMap<i32, Warm>),
     build: &(dyn Fn(&[crate::exec::StateEntry]) -> Result<Task, Error> + Sync),
 ) -> Vec<(i32, Restored)> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = partitions
             .iter()
             .map(|&p| {
+                let copy = warm.remove(&p);
                 let handle = scope.spawn(move || {
+                    let is_warm = copy.is_some();
+                    let copy = copy.unwrap_or_default();
                     if let Some(sink) = store {
                         sink.store.remove_partition(p);
-                        changelog::read_partition(config, &sink.topic, p, |r| {
-                            sink.store.apply(std::slice::from_ref(&r));
-                        })?;
+                        sink.store.apply(&copy.sink_rows);
+                        changelog::read_partition_from(
+                            config,
+                            (&sink.topic, p),
+                            copy.sink_next,
+                            |r| {
+                                sink.store.apply(std::slice::from_ref(&r));
+                            },
+                        )?;
                     }
-                    let entries = match changelog {
-                        Some(topic) => changelog::read(config, topic, p)?,
-                        None => Vec::new(),
-                    };
-                    Ok((build(&entries)?, entries.len()))
+                    let mut entries = copy.entries;
+                    if let Some(topic) = changelog {
+                        entries.extend(changelog::read(config, (topic, p), copy.changelog_next)?);
+                    }
+                    Ok((build(&entries)?, entries.len(), is_warm))
                 });
                 (p, handle)
             })

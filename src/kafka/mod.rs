@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod partitioner;
 pub mod print;
 pub mod runtime;
+pub mod standby;
 
 use rdkafka::ClientConfig;
 

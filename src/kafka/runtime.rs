@@ -27,6 +27,7 @@ use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
 use super::admin::Topics;
 use super::fanout::Fanouts;
 use super::lifecycle::{self, Membership, QueryConsumer, TaskManager};
+use super::standby::{Ownership, Standby};
 use super::{KafkaConfig, KafkaError};
 use crate::engine::{PersistentQuery, QueryStatus, Runtime};
 use crate::error::Error;
@@ -58,6 +59,8 @@ pub struct KafkaRuntime {
     fanouts: Fanouts,
     /// Writes `INSERT VALUES` records and the command topic's.
     producer: FutureProducer,
+    /// Who runs which task here, and the standby replicas.
+    ownership: Arc<Ownership>,
 }
 
 impl std::fmt::Debug for KafkaRuntime {
@@ -84,6 +87,7 @@ impl KafkaRuntime {
             queries: HashMap::new(),
             fanouts: Fanouts::default(),
             producer,
+            ownership: Arc::default(),
         })
     }
 }
@@ -123,33 +127,34 @@ impl Runtime for KafkaRuntime {
             tasks = tasks.max(self.topics.partitions(source).await?.unwrap_or(1));
         }
         refuse_partitioned_foreign_keys(&query, tasks)?;
-        let changelog = if query.commits && query.pipeline.is_stateful() {
-            let topic = self.internal_topic(&query.id, "Aggregate-Materialize-changelog");
-            self.topics
-                .create_with(&topic, tasks, &[("cleanup.policy", "compact")])
-                .await?;
-            Some(topic)
-        } else {
-            None
-        };
-        let sink_partitions = match query.sink_topic.as_str() {
-            "" => 0,
-            sink => self.topics.partitions(sink).await?.unwrap_or(0),
-        };
+        let (changelog, sink_partitions) = self.state_topics(&query, tasks).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let id = query.id.clone();
+        let transient = !query.commits;
+        let settings = query.settings.or(self.config.default_settings());
+        let standby = self.standby(&query, (&changelog, sink_partitions), tasks)?;
+        if !transient {
+            let lead = query.source_topics.first().map_or("", String::as_str);
+            self.ownership.register(
+                &id,
+                (lead, tasks),
+                settings.standby_replicas(),
+                standby.clone(),
+            );
+        }
+        let ownership = Arc::clone(&self.ownership);
         let setup = move || lifecycle::Setup {
             changelog: changelog.clone(),
             sink_partitions,
             tasks,
+            ownership: Arc::clone(&ownership),
+            standby: standby.clone(),
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let id = query.id.clone();
-        let transient = !query.commits;
         // Several stream threads split the tasks as members of the query's group, each
         // with an identity of its own (its transactional id, its static membership).
         let threads = if transient {
             1
         } else {
-            let settings = query.settings.or(self.config.default_settings());
             settings.stream_threads().min(tasks.max(1) as usize)
         };
         let mut handles = Vec::new();
@@ -257,6 +262,7 @@ impl Runtime for KafkaRuntime {
         if self.fanouts.leave(id) {
             return Ok(());
         }
+        self.ownership.unregister(id);
         if let Some(q) = self.queries.remove(id) {
             q.stop.store(true, Ordering::Relaxed);
             // A persistent query's last commit is awaited; a client's query ends on its own.
@@ -271,6 +277,60 @@ impl Runtime for KafkaRuntime {
             tracing::info!(query = %id, "query stopped");
         }
         Ok(())
+    }
+}
+
+impl KafkaRuntime {
+    /// The changelog of `query` (created if needed, with `tasks` partitions) if its state is
+    /// checkpointed, and its sink's partition count.
+    async fn state_topics(
+        &self,
+        query: &PersistentQuery,
+        tasks: i32,
+    ) -> Result<(Option<String>, i32), Error> {
+        let changelog = if query.commits && query.pipeline.is_stateful() {
+            let topic = self.internal_topic(&query.id, "Aggregate-Materialize-changelog");
+            self.topics
+                .create_with(&topic, tasks, &[("cleanup.policy", "compact")])
+                .await?;
+            Some(topic)
+        } else {
+            None
+        };
+        let sink_partitions = match query.sink_topic.as_str() {
+            "" => 0,
+            sink => self.topics.partitions(sink).await?.unwrap_or(0),
+        };
+        Ok((changelog, sink_partitions))
+    }
+
+    /// Who runs which task on this server (the cluster's heartbeats carry it).
+    pub fn ownership(&self) -> Arc<Ownership> {
+        Arc::clone(&self.ownership)
+    }
+
+    /// The standby replicas of a durable `query` with `num.standby.replicas` > 0: copies of
+    /// its changelog and, where each task writes its own sink partition, of its table's
+    /// store.
+    fn standby(
+        &self,
+        query: &PersistentQuery,
+        (changelog, sink_partitions): (&Option<String>, i32),
+        tasks: i32,
+    ) -> Result<Option<Arc<Standby>>, Error> {
+        let settings = query.settings.or(self.config.default_settings());
+        if !query.commits || settings.standby_replicas() == 0 {
+            return Ok(None);
+        }
+        let table_store = matches!(
+            &query.pipeline.output,
+            crate::exec::output::Output::Topic { store: Some(_), .. }
+        );
+        let sink = (table_store && sink_partitions == tasks).then(|| query.sink_topic.clone());
+        if changelog.is_none() && sink.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Standby::start(&self.config, changelog.clone(), sink)?))
     }
 }
 

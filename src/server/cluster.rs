@@ -1,9 +1,11 @@
 //! [`Cluster`]: the servers of one service id, as each sees the others.
 //!
 //! Every server heartbeats once a second to the compacted topic `_eddy-<service-id>-cluster`
-//! (key: its instance id; value: its advertised URL, `--advertised-listener`, and the time)
-//! and tails it, so each knows every host and whether it is alive (a heartbeat within
-//! [`ALIVE_WITHIN`]); a server that stops cleanly writes a tombstone. A table's pull query
+//! (key: its instance id; value: its advertised URL, `--advertised-listener`, the time, and
+//! the partitions of each query it runs and keeps standbys of) and tails it, so each knows
+//! every host, whether it is alive (a heartbeat within [`ALIVE_WITHIN`]) and who owns each
+//! task; a server that stops cleanly writes a tombstone. From the live hosts' heartbeats
+//! each server places its standby replicas ([`crate::kafka::standby`]). A table's pull query
 //! sent to any server is answered from every live server's share of the table: the server
 //! asks each peer for its local rows ([`peer_rows`], marked with the request property
 //! [`LOCAL_ONLY`]) and merges them with its own. A key lookup is the same merge: only the
@@ -21,6 +23,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use super::error::{RestError, code};
+use crate::kafka::standby::{Ownership, Parts};
 use crate::kafka::{KafkaConfig, KafkaError};
 
 /// How recent a host's last heartbeat must be for it to count as alive.
@@ -39,6 +42,8 @@ pub struct Host {
     pub url: String,
     /// Its last heartbeat (ms since the epoch).
     pub last_seen_ms: i64,
+    /// The partitions of each query it runs and keeps standbys of.
+    pub queries: BTreeMap<String, Parts>,
 }
 
 impl Host {
@@ -57,12 +62,18 @@ pub struct Cluster {
     hosts: Mutex<BTreeMap<String, Host>>,
     stop: AtomicBool,
     client: reqwest::Client,
+    ownership: Arc<Ownership>,
 }
 
 impl Cluster {
-    /// Joins the cluster of `config`'s service id as `url`: creates the heartbeat topic if
-    /// needed and starts heartbeating and tailing it.
-    pub async fn join(config: &KafkaConfig, url: &str) -> Result<Arc<Self>, crate::Error> {
+    /// Joins the cluster of `config`'s service id as `url`, telling what `ownership` says
+    /// this server runs: creates the heartbeat topic if needed and starts heartbeating and
+    /// tailing it.
+    pub async fn join(
+        config: &KafkaConfig,
+        url: &str,
+        ownership: Arc<Ownership>,
+    ) -> Result<Arc<Self>, crate::Error> {
         let topic = format!("_eddy-{}-cluster", config.service_id);
         crate::kafka::admin::Topics::connect(config)?
             .create_with(&topic, 1, &[("cleanup.policy", "compact")])
@@ -77,6 +88,7 @@ impl Cluster {
                 .timeout(PEER_TIMEOUT)
                 .build()
                 .map_err(|e| KafkaError::Unavailable(e.to_string()))?,
+            ownership,
         });
         let producer: BaseProducer = config
             .client_config()
@@ -92,7 +104,18 @@ impl Cluster {
             .add_partition_offset(&cluster.topic, 0, Offset::Beginning)
             .map_err(KafkaError::from)?;
         consumer.assign(&assignment).map_err(KafkaError::from)?;
-        let (writer, reader) = (Arc::downgrade(&cluster), Arc::downgrade(&cluster));
+        Self::start_threads(&cluster, producer, consumer)?;
+        Ok(cluster)
+    }
+
+    /// Starts heartbeating (and placing standbys) and tailing the heartbeats, until the
+    /// cluster is dropped or left.
+    fn start_threads(
+        cluster: &Arc<Self>,
+        producer: BaseProducer,
+        consumer: BaseConsumer,
+    ) -> Result<(), KafkaError> {
+        let (writer, reader) = (Arc::downgrade(cluster), Arc::downgrade(cluster));
         std::thread::Builder::new()
             .name("cluster-heartbeat".into())
             .spawn(move || {
@@ -101,6 +124,7 @@ impl Cluster {
                         break;
                     }
                     cluster.heartbeat(&producer);
+                    cluster.place_standbys();
                     drop(cluster);
                     std::thread::park_timeout(HEARTBEAT);
                 }
@@ -120,12 +144,23 @@ impl Cluster {
                 }
             })
             .map_err(|e| KafkaError::Unavailable(format!("cannot start heartbeats: {e}")))?;
-        Ok(cluster)
+        Ok(())
     }
 
     /// This server's heartbeat.
     fn heartbeat(&self, producer: &BaseProducer) {
-        let value = json!({"url": self.url, "time": crate::record::now_ms()}).to_string();
+        let queries: serde_json::Map<String, Value> = self
+            .ownership
+            .snapshot()
+            .into_iter()
+            .map(|(id, parts)| {
+                let value =
+                    json!({"topic": parts.topic, "active": parts.active, "standby": parts.standby});
+                (id, value)
+            })
+            .collect();
+        let value = json!({"url": self.url, "time": crate::record::now_ms(), "queries": queries})
+            .to_string();
         let record = BaseRecord::to(&self.topic)
             .key(self.me.as_bytes())
             .payload(value.as_bytes());
@@ -147,6 +182,7 @@ impl Cluster {
                 let host = Host {
                     url: beat["url"].as_str().unwrap_or_default().to_string(),
                     last_seen_ms: beat["time"].as_i64().unwrap_or(0),
+                    queries: parts_of(&beat["queries"]),
                 };
                 hosts.insert(id, host);
             }
@@ -154,6 +190,22 @@ impl Cluster {
                 hosts.remove(&id);
             }
         }
+    }
+
+    /// Places this server's standby replicas from the live hosts' heartbeats.
+    fn place_standbys(&self) {
+        let live: BTreeMap<String, BTreeMap<String, Parts>> = self
+            .hosts()
+            .into_iter()
+            .filter(|(id, host)| host.alive() && *id != self.me)
+            .map(|(id, host)| (id, host.queries))
+            .collect();
+        self.ownership.place_standbys(&self.me, &live);
+    }
+
+    /// What this server runs, as its heartbeat says.
+    pub fn local_parts(&self) -> BTreeMap<String, Parts> {
+        self.ownership.snapshot()
     }
 
     /// Leaves the cluster: no more heartbeats, and a tombstone so the others know at once.
@@ -187,6 +239,36 @@ impl Cluster {
     pub fn me(&self) -> &str {
         &self.me
     }
+}
+
+/// The partitions of each query a heartbeat lists.
+fn parts_of(queries: &Value) -> BTreeMap<String, Parts> {
+    let partitions = |v: &Value| -> std::collections::BTreeSet<i32> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_i64())
+                    .map(|p| p as i32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    queries
+        .as_object()
+        .map(|queries| {
+            queries
+                .iter()
+                .map(|(id, q)| {
+                    let parts = Parts {
+                        topic: q["topic"].as_str().unwrap_or_default().to_string(),
+                        active: partitions(&q["active"]),
+                        standby: partitions(&q["standby"]),
+                    };
+                    (id.clone(), parts)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Each live peer's own rows of pull query `request` (a `/query` body), as (columns,

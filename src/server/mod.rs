@@ -83,7 +83,9 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         None => Some(statement_log(&mut engine, &config.kafka).await?),
     };
     let queries = engine.queries().len();
-    let cluster = cluster::Cluster::join(&config.kafka, &advertised_url(&config)).await?;
+    let ownership = engine.runtime().ownership();
+    let cluster =
+        cluster::Cluster::join(&config.kafka, &advertised_url(&config), ownership).await?;
     let state = rest::AppState::new(
         engine,
         rest::ServerInfo {

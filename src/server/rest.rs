@@ -31,6 +31,7 @@ use super::error::{RestError, code};
 use crate::engine::select::{Header, PullResult, PushOptions, PushQuery, Selected};
 use crate::engine::{Engine, Outcome, Runtime};
 use crate::exec::Batch;
+use crate::kafka::standby::Parts;
 use crate::sql::Statement;
 use crate::sql::ast::{Explain, ListKind, SourceKind, normalize};
 use crate::sql::variables::{self, Variables};
@@ -1137,47 +1138,65 @@ async fn status<R: Runtime + Sync + 'static>(State(state): State<Arc<AppState<R>
 async fn cluster_status<R: Runtime + Sync + 'static>(
     State(state): State<Arc<AppState<R>>>,
 ) -> Response {
-    let engine = state.engine.lock().await;
-    let active: Map<String, Value> = engine
+    let queries: Vec<String> = state
+        .engine
+        .lock()
+        .await
         .queries()
         .keys()
-        .map(|id| {
-            (
-                id.clone(),
-                json!({"activeStores": [], "activePartitions": [], "standByStores": [], "standByPartitions": []}),
-            )
-        })
+        .cloned()
         .collect();
-    drop(engine);
-    let local = json!({
-        "hostAlive": true,
-        "lastStatusUpdateMs": crate::record::now_ms(),
-        "activeStandbyPerQuery": active,
-        "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
-    });
     let Some(cluster) = &state.info.cluster else {
+        let parts = queries
+            .into_iter()
+            .map(|id| (id, Parts::default()))
+            .collect();
+        let local = host_status(true, crate::record::now_ms(), &parts);
         return json_response(StatusCode::OK, &json!({"clusterStatus": {"local": local}}));
     };
-    // ksqlDB names hosts `host:port`; what the others run is not known here.
+    // ksqlDB names hosts `host:port`.
     let hosts: Map<String, Value> = cluster
         .hosts()
         .into_iter()
         .map(|(id, host)| {
             let name = host.url.trim_start_matches("http://").to_string();
             let status = if id == cluster.me() {
-                local.clone()
+                host_status(true, crate::record::now_ms(), &cluster.local_parts())
             } else {
-                json!({
-                    "hostAlive": host.alive(),
-                    "lastStatusUpdateMs": host.last_seen_ms,
-                    "activeStandbyPerQuery": {},
-                    "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": 0},
-                })
+                host_status(host.alive(), host.last_seen_ms, &host.queries)
             };
             (name, status)
         })
         .collect();
     json_response(StatusCode::OK, &json!({ "clusterStatus": hosts }))
+}
+
+/// One host of `/clusterStatus`: alive or not, and its active and standby partitions of each
+/// query (as topic partitions of the query's lead topic).
+fn host_status(alive: bool, seen_ms: i64, queries: &BTreeMap<String, Parts>) -> Value {
+    let partitions = |topic: &str, ps: &std::collections::BTreeSet<i32>| -> Vec<Value> {
+        ps.iter()
+            .map(|p| json!({"topic": topic, "partition": p}))
+            .collect()
+    };
+    let per_query: Map<String, Value> = queries
+        .iter()
+        .map(|(id, parts)| {
+            let status = json!({
+                "activeStores": [],
+                "activePartitions": partitions(&parts.topic, &parts.active),
+                "standByStores": [],
+                "standByPartitions": partitions(&parts.topic, &parts.standby),
+            });
+            (id.clone(), status)
+        })
+        .collect();
+    json!({
+        "hostAlive": alive,
+        "lastStatusUpdateMs": seen_ms,
+        "activeStandbyPerQuery": per_query,
+        "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": seen_ms},
+    })
 }
 
 #[cfg(test)]

@@ -43,7 +43,23 @@ impl TableStore {
 
     /// Forgets the records of sink partition `partition` (its task moved to another server).
     pub fn remove_partition(&self, partition: i32) {
-        self.rows().retain(|(p, _), _| *p != partition);
+        self.retain_partitions(|p| p != partition);
+    }
+
+    /// Takes the records of sink partition `partition` out of the store.
+    pub fn take_partition(&self, partition: i32) -> Vec<Record> {
+        let mut rows = self.rows();
+        let taken: Vec<(i32, Vec<u8>)> = rows
+            .keys()
+            .filter(|(p, _)| *p == partition)
+            .cloned()
+            .collect();
+        taken.iter().filter_map(|k| rows.remove(k)).collect()
+    }
+
+    /// Keeps only the partitions `keep` says.
+    pub fn retain_partitions(&self, keep: impl Fn(i32) -> bool) {
+        self.rows().retain(|(p, _), _| keep(*p));
     }
 
     /// Every live record, by partition then key bytes (the order a scan of Kafka Streams'
