@@ -133,6 +133,22 @@ impl Drop for Fanouts {
 }
 
 /// Starts the reader of `topic` at its end, for the members of `source`.
+/// The end offset of `topic`/`partition`, asked of the broker; retried for up to 10 s while
+/// the broker does not know the partition's leader yet (a topic created a moment ago).
+fn end_offset(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok((_, high)) => return Ok(high),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!("end of {topic}/{partition}: {e}; asking again");
+                std::thread::park_timeout(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn start(
     config: &KafkaConfig,
     topic: &str,
@@ -158,9 +174,7 @@ fn start(
         .unwrap_or(0);
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .map_err(KafkaError::from)?;
+        let high = end_offset(&consumer, topic, partition)?;
         assignment
             .add_partition_offset(topic, partition, Offset::Offset(high))
             .map_err(KafkaError::from)?;
