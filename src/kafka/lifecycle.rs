@@ -101,20 +101,34 @@ struct SinkStore {
 }
 
 impl SinkStore {
-    /// The store of `query`'s table sink, if it has one.
-    fn of(query: &PersistentQuery, setup: &Setup) -> Option<Self> {
+    /// The store of `query`'s table sink, if it has one, for a sink of `sink_partitions`
+    /// partitions and `tasks` tasks.
+    fn of(query: &PersistentQuery, (sink_partitions, tasks): (i32, i32)) -> Option<Self> {
         match &query.pipeline.output {
             Output::Topic {
                 store: Some(store), ..
             } => Some(SinkStore {
                 topic: query.sink_topic.clone(),
                 store: Arc::clone(store),
-                per_partition: setup.sink_partitions == setup.tasks,
+                per_partition: sink_partitions == tasks,
             }),
             _ => None,
         }
     }
 }
+
+/// The sink topic whose partition `p` task `p` restores its table store's share from, if
+/// `query` has such a store: what a standby copies besides the changelog.
+pub fn per_partition_store_topic(
+    query: &PersistentQuery,
+    (sink_partitions, tasks): (i32, i32),
+) -> Option<String> {
+    SinkStore::of(query, (sink_partitions, tasks))
+        .filter(|s| s.per_partition)
+        .map(|s| s.topic)
+}
+
+impl SinkStore {}
 
 /// The tasks of one query on this server, and their commits.
 pub struct TaskManager {
@@ -226,7 +240,7 @@ impl TaskManager {
             (!fail_on_production_error).then(|| query.log.clone()),
         )?;
         let task_idle = settings.task_idle();
-        let sink_store = SinkStore::of(&query, &setup);
+        let sink_store = SinkStore::of(&query, (setup.sink_partitions, setup.tasks));
         let mut manager = Self {
             topics: distinct(&query.source_topics),
             queues: BTreeMap::new(),

@@ -132,15 +132,12 @@ impl Runtime for KafkaRuntime {
         let id = query.id.clone();
         let transient = !query.commits;
         let settings = query.settings.or(self.config.default_settings());
-        let standby = self.standby(&query, (&changelog, sink_partitions), tasks)?;
+        let replicas = settings.standby_replicas();
+        let standby = self.standby(&query, replicas, (&changelog, sink_partitions, tasks))?;
         if !transient {
             let lead = query.source_topics.first().map_or("", String::as_str);
-            self.ownership.register(
-                &id,
-                (lead, tasks),
-                settings.standby_replicas(),
-                standby.clone(),
-            );
+            self.ownership
+                .register(&id, (lead, tasks), replicas, standby.clone());
         }
         let ownership = Arc::clone(&self.ownership);
         let setup = move || lifecycle::Setup {
@@ -309,24 +306,18 @@ impl KafkaRuntime {
         Arc::clone(&self.ownership)
     }
 
-    /// The standby replicas of a durable `query` with `num.standby.replicas` > 0: copies of
-    /// its changelog and, where each task writes its own sink partition, of its table's
-    /// store.
+    /// The standby replicas of a durable `query` with `replicas` > 0: copies of its changelog
+    /// and, where each task writes its own sink partition, of its table's store.
     fn standby(
         &self,
         query: &PersistentQuery,
-        (changelog, sink_partitions): (&Option<String>, i32),
-        tasks: i32,
+        replicas: usize,
+        (changelog, sink_partitions, tasks): (&Option<String>, i32, i32),
     ) -> Result<Option<Arc<Standby>>, Error> {
-        let settings = query.settings.or(self.config.default_settings());
-        if !query.commits || settings.standby_replicas() == 0 {
+        if !query.commits || replicas == 0 {
             return Ok(None);
         }
-        let table_store = matches!(
-            &query.pipeline.output,
-            crate::exec::output::Output::Topic { store: Some(_), .. }
-        );
-        let sink = (table_store && sink_partitions == tasks).then(|| query.sink_topic.clone());
+        let sink = lifecycle::per_partition_store_topic(query, (sink_partitions, tasks));
         if changelog.is_none() && sink.is_none() {
             return Ok(None);
         }
