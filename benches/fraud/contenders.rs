@@ -60,6 +60,9 @@ pub struct Programs {
     pub eddy: PathBuf,
     /// Properties for the Eddy server (`-p`), e.g. `num.stream.threads=2`.
     pub eddy_properties: Vec<String>,
+    /// How many Eddy servers share the work (one service id, the group splits the
+    /// partitions).
+    pub eddy_servers: usize,
     /// Class path of the Kafka Streams application (jars and compiled class).
     pub streams_classpath: Option<String>,
     /// Folder for logs, SQL files and state.
@@ -88,22 +91,16 @@ pub fn start(
             let sql = programs.work.join(format!("{run}.sql"));
             std::fs::write(&sql, eddy_sql(input, &output, emit))?;
             let service = format!("bench_{run}");
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
-            let mut command = Command::new(&programs.eddy);
-            command
-                .args(["server", "--bootstrap-servers", bootstrap])
-                .args(["--service-id", &service])
-                .args(["--listeners", &format!("http://127.0.0.1:{port}")])
-                .arg("--queries-file")
-                .arg(&sql)
-                .env("RUST_LOG", "warn");
-            for property in &programs.eddy_properties {
-                command.args(["-p", property]);
+            let mut commands = Vec::new();
+            for server in 0..programs.eddy_servers.max(1) {
+                let log = match server {
+                    0 => log.clone(),
+                    n => programs.work.join(format!("{run}-{n}.log")),
+                };
+                commands.push((eddy_server(programs, bootstrap, &service, &sql)?, log));
             }
             Ok(Started {
-                proc: crate::run::Proc::spawn(command, &log)?,
+                proc: crate::run::Proc::spawn_all(commands)?,
                 group: Group::Prefixed(format!("{service}-query-")),
                 output,
             })
@@ -137,6 +134,30 @@ pub fn start(
             })
         }
     }
+}
+
+/// An Eddy server of `service` running the queries of `sql` headless, on a free port.
+fn eddy_server(
+    programs: &Programs,
+    bootstrap: &str,
+    service: &str,
+    sql: &Path,
+) -> Result<Command, BoxError> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut command = Command::new(&programs.eddy);
+    command
+        .args(["server", "--bootstrap-servers", bootstrap])
+        .args(["--service-id", service])
+        .args(["--listeners", &format!("http://127.0.0.1:{port}")])
+        .arg("--queries-file")
+        .arg(sql)
+        .env("RUST_LOG", "warn");
+    for property in &programs.eddy_properties {
+        command.args(["-p", property]);
+    }
+    Ok(command)
 }
 
 /// The rule in Eddy's SQL, over `input`, writing `output`.

@@ -57,6 +57,10 @@ struct Options {
     /// A property for the Eddy server (repeatable), e.g. `num.stream.threads=2`.
     #[arg(long = "eddy-property")]
     eddy_properties: Vec<String>,
+    /// How many Eddy servers run the rule together (one service id; CPU and memory are
+    /// their sums).
+    #[arg(long, default_value_t = 1)]
+    eddy_servers: usize,
     /// Write the report (Markdown) here too.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -131,6 +135,7 @@ impl Options {
         Programs {
             eddy: self.eddy.clone(),
             eddy_properties: self.eddy_properties.clone(),
+            eddy_servers: self.eddy_servers,
             streams_classpath: self.streams_classpath.clone(),
             work: work.to_path_buf(),
         }

@@ -52,68 +52,96 @@ fn consumer(bootstrap: &str, group: &str) -> Result<BaseConsumer, KafkaError> {
         .create()
 }
 
-/// A contender's process.
+/// A contender's processes (one, or several Eddy servers sharing a service id).
 pub struct Proc {
-    child: Child,
+    children: Vec<Child>,
     /// When it was started.
     pub started: Instant,
 }
 
 impl Proc {
     /// Starts `command` with its output going to `log`.
-    pub fn spawn(mut command: Command, log: &Path) -> Result<Self, BoxError> {
-        let log = std::fs::File::create(log)?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+    pub fn spawn(command: Command, log: &Path) -> Result<Self, BoxError> {
+        Self::spawn_all(vec![(command, log.to_path_buf())])
+    }
+
+    /// Starts every command, each with its output going to its log.
+    pub fn spawn_all(commands: Vec<(Command, std::path::PathBuf)>) -> Result<Self, BoxError> {
+        let mut children = Vec::new();
+        for (mut command, log) in commands {
+            let log = std::fs::File::create(log)?;
+            children.push(
+                command
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()?,
+            );
+        }
         Ok(Self {
-            child,
+            children,
             started: Instant::now(),
         })
     }
 
-    /// Fails if the process has ended.
+    /// Fails if a process has ended.
     pub fn check_alive(&mut self) -> Result<(), BoxError> {
-        match self.child.try_wait()? {
-            Some(status) => Err(format!("the contender exited early ({status})").into()),
-            None => Ok(()),
+        for child in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                return Err(format!("the contender exited early ({status})").into());
+            }
         }
+        Ok(())
     }
 
-    /// User + system CPU seconds so far.
+    /// User + system CPU seconds so far, of all the processes.
     pub fn cpu_seconds(&self) -> Result<f64, BoxError> {
-        cpu_seconds(&self.child.id().to_string())
+        self.children
+            .iter()
+            .map(|c| cpu_seconds(&c.id().to_string()))
+            .sum()
     }
 
-    /// Peak resident set size in MiB (`VmHWM`).
+    /// Peak resident set size in MiB (`VmHWM`), summed over the processes.
     pub fn peak_rss_mib(&self) -> Result<f64, BoxError> {
-        peak_rss_mib(&self.child.id().to_string())
+        self.children
+            .iter()
+            .map(|c| peak_rss_mib(&c.id().to_string()))
+            .sum()
     }
 
-    /// SIGTERM, then SIGKILL if it has not ended within 30 s.
+    /// SIGTERM, then SIGKILL for those that have not ended within 30 s.
     pub fn terminate(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        for child in &self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if self
+                .children
+                .iter_mut()
+                .all(|c| matches!(c.try_wait(), Ok(Some(_))))
+            {
                 return;
             }
             std::thread::park_timeout(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        for child in &mut self.children {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }
