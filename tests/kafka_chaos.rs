@@ -229,8 +229,9 @@ async fn pull_until(http: &Http, table: &str, want: &BTreeMap<String, i64>) -> (
     let mut rows = BTreeMap::new();
     while started.elapsed() < Duration::from_secs(120) {
         rows = http
-            .pull(&format!("SELECT * FROM {table};"))
+            .poll_pull(&format!("SELECT * FROM {table};"))
             .await
+            .unwrap_or_default()
             .iter()
             .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap()))
             .collect::<BTreeMap<_, _>>();

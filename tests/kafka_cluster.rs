@@ -338,7 +338,8 @@ async fn a_server_that_stops_hands_its_partitions_over() {
 async fn counts_are_exact(http: &Http, keys: usize, each: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rows = http.pull("SELECT * FROM hits_per_key;").await;
+        let rows = http.poll_pull("SELECT * FROM hits_per_key;").await;
+        let rows = rows.unwrap_or_default();
         if rows.len() == keys && rows.iter().all(|r| r[1] == each) {
             return;
         }
@@ -479,10 +480,18 @@ async fn standby_replicas_keep_state_warm_for_failover() {
     let before = restores(&log_a).len();
     let killed = Instant::now();
     b.kill();
+    let standby_read = if replicas > 0 {
+        format!(
+            "; pull queries read the standbys {:?} after the SIGKILL",
+            read_from_standbys(&http_a, keys, 2, killed).await
+        )
+    } else {
+        String::new()
+    };
     let (sigkill, sigkill_restores) = taken_over(&log_a, before, killed).await;
     counts_are_exact(&http_a, keys, 2).await;
     println!(
-        "{replicas} standby replicas, {keys} keys: after SIGTERM the other server ran the partitions in {sigterm:?} ({sigterm_restores:?}); after SIGKILL in {sigkill:?} ({sigkill_restores:?}); restores took {:?} ms",
+        "{replicas} standby replicas, {keys} keys: after SIGTERM the other server ran the partitions in {sigterm:?} ({sigterm_restores:?}); after SIGKILL in {sigkill:?} ({sigkill_restores:?}); restores took {:?} ms{standby_read}",
         restore_millis(&log_a)
     );
     if replicas > 0 {
@@ -494,6 +503,51 @@ async fn standby_replicas_keep_state_warm_for_failover() {
     }
     assert!(a.stop().success());
     let _ = (http_b, std::fs::remove_dir_all(&dir));
+}
+
+/// While the killed server's partitions have no live task (until the session timeout),
+/// a pull query is never answered with part of the table: without standby reads it fails
+/// with 503 (or, once the tasks moved, is whole), and with
+/// `ksql.query.pull.enable.standby.reads` the standby copies answer it, every key once
+/// with its count. How long after `killed` they did.
+async fn read_from_standbys(http: &Http, keys: usize, each: usize, killed: Instant) -> Duration {
+    let sql = "SELECT * FROM hits_per_key;";
+    let whole = |status: u16, text: &str| {
+        if status != 200 {
+            return false;
+        }
+        let rows = common::rows_of(text);
+        let distinct: std::collections::BTreeSet<String> =
+            rows.iter().map(|r| r[0].to_string()).collect();
+        assert!(
+            rows.len() == keys && distinct.len() == keys && rows.iter().all(|r| r[1] == each),
+            "a pull query answered with part of the table: {} rows, {} keys",
+            rows.len(),
+            distinct.len()
+        );
+        true
+    };
+    let standby_reads = json!({
+        "ksql": sql,
+        "streamsProperties": { "ksql.query.pull.enable.standby.reads": true },
+    });
+    let read = loop {
+        let (status, text) = http.post("/query", standby_reads.clone()).await;
+        if whole(status, &text) {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "standby reads: {status} {text:.300}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (status, text) = http.post("/query", json!({ "ksql": sql })).await;
+    assert!(
+        status == 503 || whole(status, &text),
+        "without standby reads: {status} {text:.300}"
+    );
+    read
 }
 
 /// Waits until every key counts `each` on the first server and, with standbys, until the
@@ -560,7 +614,7 @@ async fn both_hold_tasks(log: &std::path::Path) {
 }
 
 /// Waits until `/clusterStatus` shows both servers running tasks of the counting query and
-/// each keeping standbys of exactly the other's (at most 30 s).
+/// each keeping standbys of exactly the other's, caught up (at most 30 s).
 async fn standbys_mirror_actives(http: &Http) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -576,12 +630,30 @@ async fn standbys_mirror_actives(http: &Http) {
             && !of(hosts[1], "activePartitions").is_empty()
             && of(hosts[0], "activePartitions") == of(hosts[1], "standByPartitions")
             && of(hosts[1], "activePartitions") == of(hosts[0], "standByPartitions")
+            && hosts
+                .iter()
+                .all(|h| caught_up(h, &of(h, "standByPartitions")))
         {
             return;
         }
         assert!(Instant::now() < deadline, "standbys: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether a `/clusterStatus` host's standby copies of the counting query's `partitions`
+/// are caught up (`hostStoreLags`: an offset lag of 0 reported for each).
+fn caught_up(host: &Value, partitions: &[i64]) -> bool {
+    let stores = host["hostStoreLags"]["stateStoreLags"].as_object().unwrap();
+    let Some((_, store)) = stores
+        .iter()
+        .find(|(id, _)| id.starts_with("CTAS_HITS_PER_KEY"))
+    else {
+        return false;
+    };
+    partitions
+        .iter()
+        .all(|p| store["lagByPartition"][p.to_string()]["offsetLag"] == 0)
 }
 
 /// One record of each of `keys` keys to `topic`.

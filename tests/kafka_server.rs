@@ -21,8 +21,9 @@ impl Http {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let rows: Counts = self
-                .pull("SELECT user, c FROM counts;")
+                .poll_pull("SELECT user, c FROM counts;")
                 .await
+                .unwrap_or_default()
                 .iter()
                 .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap()))
                 .collect();

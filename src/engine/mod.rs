@@ -16,7 +16,7 @@ pub mod status;
 pub use settings::{Guarantee, QuerySettings, TaskIdle};
 pub use status::{QueryState, QueryStatus};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -94,6 +94,34 @@ pub trait Runtime: Send {
     fn internal_topic(&self, query_id: &str, name: &str) -> String {
         format!("eddy-query-{query_id}-{name}")
     }
+    /// Which partitions of query `query_id`'s table store this server holds, when the
+    /// servers of a cluster split the store by partition (`None`: the store is whole here).
+    fn store_share(&self, query_id: &str) -> Option<StoreShare> {
+        let _ = query_id;
+        None
+    }
+    /// The rows this server's standby copies hold of `partitions` of query `query_id`'s
+    /// table store, and which of those partitions it has copies of.
+    fn standby_rows(
+        &self,
+        query_id: &str,
+        partitions: &BTreeSet<i32>,
+    ) -> (BTreeSet<i32>, Vec<Record>) {
+        let _ = (query_id, partitions);
+        (BTreeSet::new(), Vec::new())
+    }
+}
+
+/// The partitions of a table's store one server of a cluster holds: pull queries are
+/// answered from the server holding each partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreShare {
+    /// The query's task count: partitions `0..tasks` make the whole table.
+    pub tasks: i32,
+    /// The partitions whose tasks run here.
+    pub active: BTreeSet<i32>,
+    /// The partitions this server keeps standby copies of.
+    pub standby: BTreeSet<i32>,
 }
 
 /// A planned query, ready for a runtime.

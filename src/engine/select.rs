@@ -14,6 +14,7 @@
 //! (no joins, windows or grouping; only materialized tables) are checked here with its
 //! messages. This file does not speak HTTP: the server formats the results.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
@@ -27,7 +28,9 @@ use crate::exec::output::{RowStream, row_channel};
 use crate::exec::processing_log::ProcessingLog;
 use crate::plan::PlanError;
 use crate::plan::query::{QueryPlan, SinkRequest, plan_query};
+use crate::record::Record;
 use crate::sql::ast::{ProjectionItem, Query, SourceKind, WithProperties, normalize};
+use crate::state::table_store::TableStore;
 use sqlparser::ast::{Expr as SqlExpr, SelectItem};
 
 /// Most batches a push query's client may fall behind by before it is disconnected.
@@ -95,6 +98,31 @@ pub struct PullResult {
     pub scanned_stream: bool,
     /// The rows, `LIMIT` applied.
     pub batches: Vec<Batch>,
+    /// Which partitions of a table split among a cluster's servers the rows are from
+    /// (`None`: the table, or the stream, is whole here).
+    pub share: Option<PullShare>,
+}
+
+/// Which part of a table a pull query answers from this server's store, in a cluster whose
+/// servers split the table by partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullScope {
+    /// The partitions asked for (`None`: all this server runs).
+    pub partitions: Option<BTreeSet<i32>>,
+    /// Partitions whose task does not run here may be answered from a standby copy
+    /// (`ksql.query.pull.enable.standby.reads`).
+    pub standby: bool,
+}
+
+/// The partitions of a table a pull query's rows are from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullShare {
+    /// The query whose store holds the table.
+    pub query_id: String,
+    /// Its task count: partitions `0..tasks` make the whole table.
+    pub tasks: i32,
+    /// The partitions answered.
+    pub served: BTreeSet<i32>,
 }
 
 /// How a client's push query runs.
@@ -150,12 +178,12 @@ impl<R: Runtime> Engine<R> {
         &mut self,
         query: &Query,
         text: &str,
-        options: PushOptions,
+        (options, scope): (PushOptions, Option<&PullScope>),
     ) -> Result<Selected, Error> {
         if query.emit.is_some() {
             self.push(query, text, options).await.map(Selected::Push)
         } else {
-            self.pull(query, text).await.map(Selected::Pull)
+            self.pull(query, text, scope).await.map(Selected::Pull)
         }
     }
 
@@ -302,7 +330,12 @@ impl<R: Runtime> Engine<R> {
         })
     }
 
-    async fn pull(&mut self, query: &Query, text: &str) -> Result<PullResult, Error> {
+    async fn pull(
+        &mut self,
+        query: &Query,
+        text: &str,
+        scope: Option<&PullScope>,
+    ) -> Result<PullResult, Error> {
         check_pull(query)?;
         let name = normalize(&query.from.base.name);
         let source = self
@@ -310,12 +343,12 @@ impl<R: Runtime> Engine<R> {
             .get(&name)
             .map(Arc::clone)
             .ok_or_else(|| PlanError::UnknownSource(name.clone()))?;
-        let records = match source.kind {
+        let (records, share) = match source.kind {
             SourceKind::Table => match self.stores.get(&name) {
-                Some(store) => store.snapshot(),
+                Some(store) => self.table_rows(&source, store, scope),
                 None => return Err(not_queryable(&source).into()),
             },
-            SourceKind::Stream => self.runtime.scan(&source.topic).await?,
+            SourceKind::Stream => (self.runtime.scan(&source.topic).await?, None),
         };
         let id = format!("pull_{name}");
         let (assembled, header, mut rows, _) = self
@@ -353,7 +386,60 @@ impl<R: Runtime> Engine<R> {
             header,
             batches,
             scanned_stream: source.kind == SourceKind::Stream,
+            share,
         })
+    }
+
+    /// The records of table `source`'s `store` that `scope` asks for, and which partitions
+    /// they are: the whole store without a scope or where the store is whole here; else
+    /// the partitions whose tasks run here (as they were both before and after the store
+    /// was read, so a partition arriving or leaving meanwhile is not claimed), and those
+    /// asked for that standby copies hold.
+    fn table_rows(
+        &self,
+        source: &Source,
+        store: &TableStore,
+        scope: Option<&PullScope>,
+    ) -> (Vec<Record>, Option<PullShare>) {
+        let writer = source.written_by.clone().or_else(|| {
+            self.queries
+                .iter()
+                .find(|(id, q)| id.starts_with("CST_") && q.sink == source.name)
+                .map(|(id, _)| id.clone())
+        });
+        let (Some(scope), Some(query_id)) = (scope, writer) else {
+            return (store.snapshot(), None);
+        };
+        let Some(before) = self.runtime.store_share(&query_id) else {
+            return (store.snapshot(), None);
+        };
+        let rows = store.snapshot();
+        let after = self.runtime.store_share(&query_id).unwrap_or_default();
+        let asked = |p: &&i32| scope.partitions.as_ref().is_none_or(|a| a.contains(p));
+        let mut served: BTreeSet<i32> = before
+            .active
+            .intersection(&after.active)
+            .filter(asked)
+            .copied()
+            .collect();
+        let mut records: Vec<Record> = rows
+            .into_iter()
+            .filter(|r| served.contains(&r.partition.unwrap_or(0)))
+            .collect();
+        if scope.standby {
+            let wanted: BTreeSet<i32> = (0..before.tasks)
+                .filter(|p| asked(&p) && !served.contains(p))
+                .collect();
+            let (copied, rows) = self.runtime.standby_rows(&query_id, &wanted);
+            records.extend(rows);
+            served.extend(copied);
+        }
+        let share = PullShare {
+            query_id,
+            tasks: before.tasks,
+            served,
+        };
+        (records, Some(share))
     }
 }
 

@@ -112,7 +112,14 @@ impl SinkStore {
                 store: Arc::clone(store),
                 per_partition: sink_partitions == tasks,
             }),
-            _ => None,
+            // A source table's store holds its topic's records: partition `p`'s are task
+            // `p`'s.
+            Output::Store(store) => Some(SinkStore {
+                topic: query.source_topics.first().cloned().unwrap_or_default(),
+                store: Arc::clone(store),
+                per_partition: true,
+            }),
+            Output::Topic { store: None, .. } | Output::Rows(_) => None,
         }
     }
 }

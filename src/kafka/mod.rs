@@ -75,7 +75,7 @@ pub struct KafkaConfig {
     pub service_id: String,
     /// Extra librdkafka properties (security, tuning), applied to every client; Kafka
     /// Streams' and ksqlDB's query settings ([`QuerySettings`]) are the defaults of the
-    /// server's queries instead.
+    /// server's queries instead, and other `ksql.*` properties the server's.
     pub properties: Vec<(String, String)>,
     /// This server's stable identity among the servers of one service id: the suffix of its
     /// transactional ids, and its static group membership if [`Self::static_membership`].
@@ -93,8 +93,9 @@ impl KafkaConfig {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
+        // ksqlDB's own server properties (`ksql.*`) are no client's.
         for (k, v) in &self.properties {
-            if !QuerySettings::is_setting(k) {
+            if !QuerySettings::is_setting(k) && !k.to_ascii_lowercase().starts_with("ksql.") {
                 config.set(k, v);
             }
         }

@@ -13,7 +13,7 @@
 //! committed, after a backoff that grows to [`MAX_BACKOFF`]; it is `RUNNING` again once it
 //! has run [`HEALTHY_AFTER`] without failing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -29,7 +29,7 @@ use super::fanout::Fanouts;
 use super::lifecycle::{self, Membership, QueryConsumer, TaskManager};
 use super::standby::{Ownership, Standby};
 use super::{KafkaConfig, KafkaError};
-use crate::engine::{PersistentQuery, QueryStatus, Runtime};
+use crate::engine::{PersistentQuery, QueryStatus, Runtime, StoreShare};
 use crate::error::Error;
 use crate::record::Record;
 
@@ -133,11 +133,18 @@ impl Runtime for KafkaRuntime {
         let transient = !query.commits;
         let settings = query.settings.or(self.config.default_settings());
         let replicas = settings.standby_replicas();
-        let standby = self.standby(&query, replicas, (&changelog, sink_partitions, tasks))?;
-        if !transient {
+        let store = lifecycle::per_partition_store_topic(&query, (sink_partitions, tasks));
+        let standby = self.standby(&query, replicas, (&changelog, &store))?;
+        // A source table's materialization is no persistent query, but its tasks split
+        // its store among the servers too.
+        if !transient || store.is_some() {
             let lead = query.source_topics.first().map_or("", String::as_str);
-            self.ownership
-                .register(&id, (lead, tasks), replicas, standby.clone());
+            self.ownership.register(
+                &id,
+                (lead, tasks, store.is_some()),
+                replicas,
+                standby.clone(),
+            );
         }
         let ownership = Arc::clone(&self.ownership);
         let setup = move || lifecycle::Setup {
@@ -255,6 +262,18 @@ impl Runtime for KafkaRuntime {
         format!("{}-{name}", self.config.application_id(query_id))
     }
 
+    fn store_share(&self, query_id: &str) -> Option<StoreShare> {
+        self.ownership.store_share(query_id)
+    }
+
+    fn standby_rows(
+        &self,
+        query_id: &str,
+        partitions: &BTreeSet<i32>,
+    ) -> (BTreeSet<i32>, Vec<Record>) {
+        self.ownership.standby_rows(query_id, partitions)
+    }
+
     async fn stop_query(&mut self, id: &str) -> Result<(), Error> {
         if self.fanouts.leave(id) {
             return Ok(());
@@ -307,21 +326,18 @@ impl KafkaRuntime {
     }
 
     /// The standby replicas of a durable `query` with `replicas` > 0: copies of its changelog
-    /// and, where each task writes its own sink partition, of its table's store.
+    /// and of the topic its table's store is split by, if it is.
     fn standby(
         &self,
         query: &PersistentQuery,
         replicas: usize,
-        (changelog, sink_partitions, tasks): (&Option<String>, i32, i32),
+        (changelog, store): (&Option<String>, &Option<String>),
     ) -> Result<Option<Arc<Standby>>, Error> {
-        if !query.commits || replicas == 0 {
+        if !query.commits || replicas == 0 || (changelog.is_none() && store.is_none()) {
             return Ok(None);
         }
-        let sink = lifecycle::per_partition_store_topic(query, (sink_partitions, tasks));
-        if changelog.is_none() && sink.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(Standby::start(&self.config, changelog.clone(), sink)?))
+        let standby = Standby::start(&self.config, changelog.clone(), store.clone())?;
+        Ok(Some(standby))
     }
 }
 

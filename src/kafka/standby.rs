@@ -35,6 +35,9 @@ use crate::exec::StateEntry;
 use crate::record::Record;
 use crate::state::table_store::TableStore;
 
+/// How often a standby asks the broker how far its copies are behind.
+const END_REFRESH: Duration = Duration::from_secs(2);
+
 /// The partitions of one query a server runs and keeps standbys of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parts {
@@ -44,6 +47,9 @@ pub struct Parts {
     pub active: BTreeSet<i32>,
     /// Lead partitions whose state is kept warm here.
     pub standby: BTreeSet<i32>,
+    /// How far each standby copy is: (its position, the end offset) of the topic it copies
+    /// (the table's sink, else the changelog), where the end is known.
+    pub lags: BTreeMap<i32, (i64, i64)>,
 }
 
 /// A query registered with [`Ownership`].
@@ -55,6 +61,9 @@ struct Owned {
     /// `num.standby.replicas`.
     replicas: usize,
     standby: Option<Arc<Standby>>,
+    /// It keeps a table store whose partition `p` task `p` holds (pull queries are routed
+    /// to the partitions' owners).
+    partitioned_store: bool,
 }
 
 /// This server's tasks and standbys, per query.
@@ -68,11 +77,12 @@ impl Ownership {
         self.queries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Query `id` runs here: `tasks` tasks over `topic`, `replicas` standbys of each.
+    /// Query `id` runs here: `tasks` tasks over `topic`, `replicas` standbys of each; its
+    /// table store (if `partitioned_store`) is split by partition like its tasks.
     pub fn register(
         &self,
         id: &str,
-        (topic, tasks): (&str, i32),
+        (topic, tasks, partitioned_store): (&str, i32, bool),
         replicas: usize,
         standby: Option<Arc<Standby>>,
     ) {
@@ -87,8 +97,32 @@ impl Ownership {
                 tasks,
                 replicas,
                 standby,
+                partitioned_store,
             },
         );
+    }
+
+    /// Which partitions of query `id`'s table store are here, if it has one split by
+    /// partition.
+    pub fn store_share(&self, id: &str) -> Option<crate::engine::StoreShare> {
+        let queries = self.queries();
+        let owned = queries.get(id).filter(|o| o.partitioned_store)?;
+        Some(crate::engine::StoreShare {
+            tasks: owned.tasks,
+            active: owned.parts.active.clone(),
+            standby: owned.parts.standby.clone(),
+        })
+    }
+
+    /// The rows the standby copies of query `id` hold of its store's `partitions`, and
+    /// which of them are copied here.
+    pub fn standby_rows(
+        &self,
+        id: &str,
+        partitions: &BTreeSet<i32>,
+    ) -> (BTreeSet<i32>, Vec<Record>) {
+        let standby = self.queries().get(id).and_then(|o| o.standby.clone());
+        standby.map_or_else(Default::default, |s| s.rows(partitions))
     }
 
     /// Query `id` stopped here.
@@ -117,7 +151,13 @@ impl Ownership {
     pub fn snapshot(&self) -> BTreeMap<String, Parts> {
         self.queries()
             .iter()
-            .map(|(id, owned)| (id.clone(), owned.parts.clone()))
+            .map(|(id, owned)| {
+                let mut parts = owned.parts.clone();
+                if let Some(standby) = &owned.standby {
+                    parts.lags = standby.lags();
+                }
+                (id.clone(), parts)
+            })
             .collect()
     }
 
@@ -210,6 +250,11 @@ pub struct Standby {
     store: TableStore,
     consumer: BaseConsumer,
     replicas: Mutex<BTreeMap<i32, Replica>>,
+    /// Asks the broker for end offsets (a client of its own: the tailing consumer is not
+    /// held up).
+    offsets: BaseConsumer,
+    /// (position, end offset) of the copied partitions of [`Self::lag_topic`], as last asked.
+    lags: Mutex<BTreeMap<i32, (i64, i64)>>,
     stopped: AtomicBool,
 }
 
@@ -234,19 +279,26 @@ impl Standby {
             .reader("standby")
             .set("isolation.level", "read_committed")
             .create()?;
+        let offsets: BaseConsumer = config.reader("standby-lag").create()?;
         let standby = Arc::new(Self {
             changelog,
             sink,
             store: TableStore::default(),
             consumer,
+            offsets,
             replicas: Mutex::default(),
+            lags: Mutex::default(),
             stopped: AtomicBool::new(false),
         });
-        let weak = Arc::downgrade(&standby);
-        std::thread::Builder::new()
-            .name("standby".into())
-            .spawn(move || tail(&weak))
-            .map_err(|e| KafkaError::Unavailable(format!("cannot start a standby: {e}")))?;
+        let (tailing, measuring) = (Arc::downgrade(&standby), Arc::downgrade(&standby));
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(run)
+                .map_err(|e| KafkaError::Unavailable(format!("cannot start a standby: {e}")))
+        };
+        spawn("standby", Box::new(move || tail(&tailing)))?;
+        spawn("standby-lag", Box::new(move || measure_lags(&measuring)))?;
         Ok(standby)
     }
 
@@ -280,26 +332,126 @@ impl Standby {
         })
     }
 
+    /// The rows copied of the store's `partitions`, and which of them are copied here.
+    pub fn rows(&self, partitions: &BTreeSet<i32>) -> (BTreeSet<i32>, Vec<Record>) {
+        if self.sink.is_none() {
+            return Default::default();
+        }
+        // Records are applied holding the replicas, so the copies and the rows agree.
+        let replicas = self.replicas();
+        let copied: BTreeSet<i32> = partitions
+            .iter()
+            .filter(|p| replicas.contains_key(p))
+            .copied()
+            .collect();
+        let rows = self
+            .store
+            .snapshot()
+            .into_iter()
+            .filter(|r| copied.contains(&r.partition.unwrap_or(0)))
+            .collect();
+        (copied, rows)
+    }
+
+    /// The topic whose position says how far a copy is: the sink if it copies one, else
+    /// the changelog.
+    fn lag_topic(&self) -> Option<&str> {
+        self.sink.as_deref().or(self.changelog.as_deref())
+    }
+
+    /// Each copy's (position, end offset) in [`Self::lag_topic`], as the tailing thread
+    /// last asked (every [`END_REFRESH`]).
+    pub fn lags(&self) -> BTreeMap<i32, (i64, i64)> {
+        let lags = self
+            .lags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let replicas = self.replicas();
+        lags.into_iter()
+            .filter(|(p, _)| replicas.contains_key(p))
+            .collect()
+    }
+
+    /// Asks the broker for the end offsets of the copied partitions, and notes how far the
+    /// consumer is in each (its position, past transaction markers).
+    fn refresh_lags(&self) {
+        let Some(topic) = self.lag_topic() else {
+            return;
+        };
+        let positions: HashMap<i32, i64> = self
+            .consumer
+            .position()
+            .map(|tpl| {
+                tpl.elements_for_topic(topic)
+                    .iter()
+                    .filter_map(|e| Some((e.partition(), e.offset().to_raw()?)))
+                    .filter(|(_, at)| *at >= 0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let partitions: Vec<i32> = self.replicas().keys().copied().collect();
+        let lags: BTreeMap<i32, (i64, i64)> = partitions
+            .into_iter()
+            .filter_map(|p| {
+                let (start, end) = self
+                    .offsets
+                    .fetch_watermarks(topic, p, Duration::from_secs(1))
+                    .ok()?;
+                // A copy that fetched nothing yet is at the partition's start.
+                let at = positions.get(&p).copied().unwrap_or(start);
+                Some((p, (at.min(end), end)))
+            })
+            .collect();
+        *self.lags.lock().unwrap_or_else(PoisonError::into_inner) = lags;
+    }
+
     /// Stops tailing.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
-    /// Has the consumer read the copied partitions, each from where its copy is.
+    /// Has the consumer read the copied partitions, each from where its copy is: partitions
+    /// no longer copied are unassigned and new ones assigned, those kept are left as they
+    /// are (assigning them again at once made librdkafka stop fetching some of them).
     fn reassign(&self, replicas: &BTreeMap<i32, Replica>) {
-        let mut tpl = TopicPartitionList::new();
+        let changelog_next: fn(&Replica) -> Option<i64> = |r| r.changelog_next;
+        let sink_next: fn(&Replica) -> Option<i64> = |r| r.sink_next;
+        let topics = [(&self.changelog, changelog_next), (&self.sink, sink_next)];
+        let assigned: BTreeSet<(String, i32)> = self
+            .consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (mut gone, mut new) = (TopicPartitionList::new(), TopicPartitionList::new());
+        for (topic, p) in &assigned {
+            if !replicas.contains_key(p) {
+                gone.add_partition(topic, *p);
+            }
+        }
         for (p, replica) in replicas {
-            let at = |next: Option<i64>| next.map_or(Offset::Beginning, Offset::Offset);
-            for (topic, next) in [
-                (&self.changelog, replica.changelog_next),
-                (&self.sink, replica.sink_next),
-            ] {
-                if let Some(topic) = topic {
-                    let _ = tpl.add_partition_offset(topic, *p, at(next));
+            for (topic, next) in &topics {
+                let Some(topic) = topic else { continue };
+                if !assigned.contains(&(topic.to_string(), *p)) {
+                    let at = next(replica).map_or(Offset::Beginning, Offset::Offset);
+                    let _ = new.add_partition_offset(topic, *p, at);
                 }
             }
         }
-        if let Err(e) = self.consumer.assign(&tpl) {
+        let unassigned = match gone.count() {
+            0 => Ok(()),
+            _ => self.consumer.incremental_unassign(&gone),
+        };
+        let assigned = match new.count() {
+            0 => Ok(()),
+            _ => self.consumer.incremental_assign(&new),
+        };
+        if let Err(e) = unassigned.and(assigned) {
             tracing::warn!("standby replicas: {e}");
         }
     }
@@ -342,6 +494,18 @@ fn tail(standby: &Weak<Standby>) {
             Some(Err(e)) => tracing::debug!("standby replicas: {e}"),
             None => {}
         }
+    }
+}
+
+/// The standby's second thread: notes how far its copies are every [`END_REFRESH`], until
+/// the standby is stopped or dropped.
+fn measure_lags(standby: &Weak<Standby>) {
+    loop {
+        match standby.upgrade() {
+            Some(s) if !s.stopped.load(Ordering::Relaxed) => s.refresh_lags(),
+            _ => return,
+        }
+        std::thread::park_timeout(END_REFRESH);
     }
 }
 

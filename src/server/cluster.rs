@@ -5,13 +5,19 @@
 //! the partitions of each query it runs and keeps standbys of) and tails it, so each knows
 //! every host, whether it is alive (a heartbeat within [`ALIVE_WITHIN`]) and who owns each
 //! task; a server that stops cleanly writes a tombstone. From the live hosts' heartbeats
-//! each server places its standby replicas ([`crate::kafka::standby`]). A table's pull query
-//! sent to any server is answered from every live server's share of the table: the server
-//! asks each peer for its local rows ([`peer_rows`], marked with the request property
-//! [`LOCAL_ONLY`]) and merges them with its own. A key lookup is the same merge: only the
-//! owner of the key's partition has its row. `/clusterStatus` lists the hosts.
+//! each server places its standby replicas ([`crate::kafka::standby`]).
+//!
+//! A pull query of a table split by partition among the servers is answered, by whichever
+//! server receives it, from the servers holding each partition ([`route_pull`]): the
+//! receiver answers the partitions whose tasks it runs and asks, for each other partition,
+//! a live server whose heartbeat says it runs that task (or, with
+//! `ksql.query.pull.enable.standby.reads`, keeps a standby copy). A peer answers only the
+//! partitions it holds at that moment (request properties [`LOCAL_ONLY`], [`PARTITIONS`],
+//! [`STANDBY`]) and says which ([`SERVED`]); a partition no server answered is asked of the
+//! next holder, and if none is left the query fails with 503 rather than answer with part
+//! of the table. `/clusterStatus` lists the hosts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -23,6 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use super::error::{RestError, code};
+use crate::engine::select::PullShare;
 use crate::kafka::standby::{Ownership, Parts};
 use crate::kafka::{KafkaConfig, KafkaError};
 
@@ -154,8 +161,17 @@ impl Cluster {
             .snapshot()
             .into_iter()
             .map(|(id, parts)| {
-                let value =
-                    json!({"topic": parts.topic, "active": parts.active, "standby": parts.standby});
+                let lags: serde_json::Map<String, Value> = parts
+                    .lags
+                    .iter()
+                    .map(|(p, (at, end))| (p.to_string(), json!([at, end])))
+                    .collect();
+                let value = json!({
+                    "topic": parts.topic,
+                    "active": parts.active,
+                    "standby": parts.standby,
+                    "lags": lags,
+                });
                 (id, value)
             })
             .collect();
@@ -226,15 +242,6 @@ impl Cluster {
             .clone()
     }
 
-    /// The URLs of the other servers that are alive.
-    pub fn live_peers(&self) -> Vec<String> {
-        self.hosts()
-            .into_iter()
-            .filter(|(id, host)| *id != self.me && host.alive() && host.url != self.url)
-            .map(|(_, host)| host.url)
-            .collect()
-    }
-
     /// This server's instance id.
     pub fn me(&self) -> &str {
         &self.me
@@ -243,7 +250,7 @@ impl Cluster {
 
 /// The partitions of each query a heartbeat lists.
 fn parts_of(queries: &Value) -> BTreeMap<String, Parts> {
-    let partitions = |v: &Value| -> std::collections::BTreeSet<i32> {
+    let partitions = |v: &Value| -> BTreeSet<i32> {
         v.as_array()
             .map(|a| {
                 a.iter()
@@ -259,10 +266,18 @@ fn parts_of(queries: &Value) -> BTreeMap<String, Parts> {
             queries
                 .iter()
                 .map(|(id, q)| {
+                    let lags = q["lags"].as_object().map(|lags| {
+                        lags.iter()
+                            .filter_map(|(p, v)| {
+                                Some((p.parse().ok()?, (v[0].as_i64()?, v[1].as_i64()?)))
+                            })
+                            .collect()
+                    });
                     let parts = Parts {
                         topic: q["topic"].as_str().unwrap_or_default().to_string(),
                         active: partitions(&q["active"]),
                         standby: partitions(&q["standby"]),
+                        lags: lags.unwrap_or_default(),
                     };
                     (id.clone(), parts)
                 })
@@ -271,46 +286,177 @@ fn parts_of(queries: &Value) -> BTreeMap<String, Parts> {
         .unwrap_or_default()
 }
 
-/// Each live peer's own rows of pull query `request` (a `/query` body), as (columns,
-/// tombstone); a peer that cannot answer fails the query, rather than answering with part
-/// of the table.
-pub async fn peer_rows(
+/// The request property naming the partitions a peer is asked for.
+pub const PARTITIONS: &str = "eddy.pull.partitions";
+/// The request property allowing a peer to answer from its standby copies.
+pub const STANDBY: &str = "eddy.pull.standby";
+/// The element of a peer's answer that says which partitions its rows are from.
+pub const SERVED: &str = "servedPartitions";
+/// How long a pull query waits for the heartbeats to name a holder of each partition.
+pub const ROUTING_WAIT: Duration = Duration::from_secs(3);
+
+/// A table's rows as the servers holding them answer, as (columns, tombstone).
+pub type Rows = Vec<(Vec<Value>, bool)>;
+
+/// The rows of the partitions of `share`'s table this server did not answer, from the
+/// servers holding them: each partition is asked of a live server running its task (or,
+/// with standby reads, keeping a standby copy of it at most `standby_reads` offsets
+/// behind), and a partition no server answered is asked of the next. While partitions have
+/// no holder (their tasks are moving, or the heartbeats do not say yet) the heartbeats are
+/// waited for, up to [`ROUTING_WAIT`]; then the query fails, rather than answering with
+/// part of the table. `request` is the client's `/query` body.
+pub async fn route_pull(
     cluster: &Cluster,
     request: &Value,
-) -> Result<Vec<(Vec<Value>, bool)>, RestError> {
-    let mut body = request.clone();
-    body["requestProperties"] = json!({ LOCAL_ONLY: true });
-    let asks = cluster.live_peers().into_iter().map(|url| {
-        let body = body.clone();
-        async move {
-            let response = cluster
-                .client
-                .post(format!("{url}/query"))
-                .json(&body)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status);
-            let text = match response {
-                Ok(r) => r.text().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            text.map_err(|e| (url, e))
+    share: &PullShare,
+    standby_reads: Option<i64>,
+) -> Result<Rows, RestError> {
+    let mut missing: BTreeSet<i32> = (0..share.tasks)
+        .filter(|p| !share.served.contains(p))
+        .collect();
+    // This server answered already; a server that failed is not asked again.
+    let mut asked: BTreeSet<(String, i32)> =
+        missing.iter().map(|p| (cluster.url.clone(), *p)).collect();
+    let (mut failed, mut rows) = (BTreeMap::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + ROUTING_WAIT;
+    while !missing.is_empty() {
+        let skip =
+            |url: &str, p: i32| failed.contains_key(url) || asked.contains(&(url.to_string(), p));
+        let plan = cluster.plan_pull(&share.query_id, &missing, skip, standby_reads);
+        if plan.is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(HEARTBEAT / 4).await;
+            asked.clear();
+            continue;
         }
-    });
-    let mut rows = Vec::new();
-    for answer in futures_util::future::join_all(asks).await {
-        let text = answer.map_err(|(url, e)| {
-            RestError::generic(
-                code::SERVICE_UNAVAILABLE,
-                format!("The server at {url} holding part of the table did not answer: {e}"),
-            )
-        })?;
-        let elements: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
-        rows.extend(elements.iter().filter_map(|e| {
-            let row = e.get("row")?;
-            let columns = row["columns"].as_array()?.clone();
-            Some((columns, row["tombstone"].as_bool().unwrap_or(false)))
-        }));
+        let asks = plan.iter().map(|(url, partitions)| {
+            let mut body = request.clone();
+            body["requestProperties"] = json!({
+                LOCAL_ONLY: true,
+                PARTITIONS: partitions,
+                STANDBY: standby_reads.is_some(),
+            });
+            async move { (url, cluster.ask(url, &body).await) }
+        });
+        for (url, partitions) in &plan {
+            asked.extend(partitions.iter().map(|p| (url.clone(), *p)));
+        }
+        for (url, answer) in futures_util::future::join_all(asks).await {
+            match answer {
+                Ok((served, answered)) => {
+                    missing.retain(|p| !served.contains(p));
+                    rows.extend(answered);
+                }
+                Err(e) => {
+                    failed.insert(url.clone(), e);
+                }
+            }
+        }
     }
-    Ok(rows)
+    if missing.is_empty() {
+        return Ok(rows);
+    }
+    Err(unanswered(
+        &share.query_id,
+        &missing,
+        standby_reads,
+        &failed,
+    ))
+}
+
+/// The error of a pull query whose `missing` partitions no server answered.
+fn unanswered(
+    query_id: &str,
+    missing: &BTreeSet<i32>,
+    standby_reads: Option<i64>,
+    failed: &BTreeMap<String, String>,
+) -> RestError {
+    let mut message = format!(
+        "Unable to execute pull query: no live server answered for partitions {missing:?} of query {query_id} (their tasks are moving to another server{}).",
+        if standby_reads.is_some() {
+            ""
+        } else {
+            "; ksql.query.pull.enable.standby.reads=true lets standby replicas answer"
+        }
+    );
+    if !failed.is_empty() {
+        let failures: Vec<String> = failed.iter().map(|(u, e)| format!("{u}: {e}")).collect();
+        message.push_str(&format!(" Servers that failed: {}", failures.join("; ")));
+    }
+    RestError::generic(code::SERVICE_UNAVAILABLE, message)
+}
+
+impl Cluster {
+    /// Which live server to ask for each of `partitions` of query `query_id` (but not a
+    /// server `skip` says, for a partition): one running its task, else (with standby reads)
+    /// one keeping a copy at most `standby_reads` offsets behind.
+    fn plan_pull(
+        &self,
+        query_id: &str,
+        partitions: &BTreeSet<i32>,
+        skip: impl Fn(&str, i32) -> bool,
+        standby_reads: Option<i64>,
+    ) -> BTreeMap<String, Vec<i32>> {
+        let hosts: Vec<Host> = self.hosts().into_values().filter(Host::alive).collect();
+        let mut plan: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for p in partitions {
+            let holds = |host: &&Host, standby: bool| {
+                let fresh = !skip(&host.url, *p);
+                host.queries.get(query_id).is_some_and(|parts| {
+                    let near = |max: i64| {
+                        let lag = parts.lags.get(p).map(|(at, end)| end - at);
+                        lag.map_or(max == i64::MAX, |lag| lag <= max)
+                    };
+                    fresh
+                        && if standby {
+                            parts.standby.contains(p) && standby_reads.is_some_and(near)
+                        } else {
+                            parts.active.contains(p)
+                        }
+                })
+            };
+            let chosen = hosts
+                .iter()
+                .find(|h| holds(h, false))
+                .or_else(|| hosts.iter().find(|h| holds(h, true)));
+            if let Some(host) = chosen {
+                plan.entry(host.url.clone()).or_default().push(*p);
+            }
+        }
+        plan
+    }
+
+    /// A server's own rows of the pull query `body`, and which partitions they are from.
+    async fn ask(&self, url: &str, body: &Value) -> Result<(BTreeSet<i32>, Rows), String> {
+        let response = self
+            .client
+            .post(format!("{url}/query"))
+            .json(body)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| e.to_string())?;
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let elements: Vec<Value> = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let mut served = BTreeSet::new();
+        let mut rows = Vec::new();
+        for element in &elements {
+            if let Some(partitions) = element.get(SERVED).and_then(Value::as_array) {
+                served.extend(
+                    partitions
+                        .iter()
+                        .filter_map(Value::as_i64)
+                        .map(|p| p as i32),
+                );
+            }
+            if let Some(row) = element.get("row")
+                && let Some(columns) = row["columns"].as_array()
+            {
+                rows.push((columns.clone(), row["tombstone"].as_bool().unwrap_or(false)));
+            }
+        }
+        Ok((served, rows))
+    }
 }

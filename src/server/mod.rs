@@ -67,6 +67,13 @@ pub fn listen_address(listeners: &str) -> String {
         .to_string()
 }
 
+/// Whether server property `name` (`-p`) is `true`.
+fn is_true(properties: &[(String, String)], name: &str) -> bool {
+    properties
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case(name) && v.eq_ignore_ascii_case("true"))
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), Error> {
     // The queries' default settings (`-p processing.guarantee=...`) must be valid.
@@ -94,6 +101,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
             scalable_push: false,
             limits: config.limits,
             cluster: Some(std::sync::Arc::clone(&cluster)),
+            standby_reads: is_true(&config.kafka.properties, rest::STANDBY_READS),
             properties: vec![
                 (
                     "bootstrap.servers".into(),

@@ -9,7 +9,7 @@
 //! shutdown closes the query on the engine. The handlers are generic over the engine's
 //! runtime, so `eddy test rest` serves the same API over the in-memory driver.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, mpsc};
 use super::commands::{Applied, Applier, CommandLog};
 use super::entities::{self, SourceDetails};
 use super::error::{RestError, code};
-use crate::engine::select::{Header, PullResult, PushOptions, PushQuery, Selected};
+use crate::engine::select::{Header, PullResult, PullScope, PushOptions, PushQuery, Selected};
 use crate::engine::{Engine, Outcome, Runtime};
 use crate::exec::Batch;
 use crate::kafka::standby::Parts;
@@ -58,7 +58,15 @@ pub struct ServerInfo {
     pub limits: super::http::HttpLimits,
     /// The other servers of the service id (none: this server alone).
     pub cluster: Option<Arc<super::cluster::Cluster>>,
+    /// `ksql.query.pull.enable.standby.reads`: a partition whose task has no live server
+    /// may be answered from a standby copy.
+    pub standby_reads: bool,
 }
+
+/// The property that lets pull queries read standby copies.
+pub const STANDBY_READS: &str = "ksql.query.pull.enable.standby.reads";
+/// The property bounding how far behind a standby copy answering a pull query may be.
+const MAX_OFFSET_LAG: &str = "ksql.query.pull.max.allowed.offset.lag";
 
 /// A statement as the command topic holds it, with the properties it ran with.
 pub fn command_record(
@@ -271,6 +279,41 @@ impl KsqlRequest {
             .get(super::cluster::LOCAL_ONLY)
             .and_then(Value::as_bool)
             .unwrap_or(false)
+    }
+
+    /// Which part of a table split among the servers this server answers: a peer's
+    /// forwarded query says which partitions; a client's query on a cluster gets the
+    /// partitions this server runs (the others are asked of their owners); without a
+    /// cluster, the whole store.
+    fn pull_scope(&self, cluster: bool) -> Option<PullScope> {
+        if self.local_only() {
+            let partitions = self.request_properties.get(super::cluster::PARTITIONS);
+            return Some(PullScope {
+                partitions: partitions.and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_i64)
+                        .map(|p| p as i32)
+                        .collect()
+                }),
+                standby: self.request_properties.get(super::cluster::STANDBY)
+                    == Some(&Value::Bool(true)),
+            });
+        }
+        cluster.then(PullScope::default)
+    }
+
+    /// Whether standby copies may answer (`ksql.query.pull.enable.standby.reads`, as the
+    /// request sets it or else the server) and how far behind they may be
+    /// (`ksql.query.pull.max.allowed.offset.lag`, by default any distance).
+    fn standby_reads(&self, server: bool) -> Option<i64> {
+        let property = |name: &str| match self.streams_properties.get(name) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+            None => None,
+        };
+        let enabled = property(STANDBY_READS).map_or(server, |v| v.eq_ignore_ascii_case("true"));
+        let max_lag = property(MAX_OFFSET_LAG).and_then(|v| v.trim().parse().ok());
+        enabled.then_some(max_lag.unwrap_or(i64::MAX))
     }
 
     /// The statements' text; a request without it is malformed.
@@ -765,7 +808,8 @@ async fn run_query<R: Runtime + Sync + 'static>(
     let selected = {
         let mut engine = state.engine.lock().await;
         let saved = engine.overlay_properties(property_strings(&request.streams_properties));
-        let selected = engine.select(query, text, options).await;
+        let scope = request.pull_scope(state.info.cluster.is_some());
+        let selected = engine.select(query, text, (options, scope.as_ref())).await;
         engine.restore_properties(saved);
         selected
     };
@@ -776,10 +820,9 @@ async fn run_query<R: Runtime + Sync + 'static>(
             error.into_response()
         }
         Err(e) => RestError::from_engine(&e, text, vec![]).into_response(),
-        Ok(Selected::Pull(result)) => match peers_rows(&state, &request, &result, body).await {
-            Ok(peers) => pull_response(&result, framing, (peers, query.limit)),
-            Err(e) => e.into_response(),
-        },
+        Ok(Selected::Pull(result)) => {
+            pull_answer(&state, (&request, body), &result, (framing, query.limit)).await
+        }
         Ok(Selected::Push(push)) => {
             let (sender, receiver) = mpsc::channel::<String>(64);
             tokio::spawn(pump(state, push, sender, framing));
@@ -788,23 +831,43 @@ async fn run_query<R: Runtime + Sync + 'static>(
     }
 }
 
+/// A pull query's response: this server's rows and those of the servers holding the rest;
+/// a peer's answer also says which partitions it is (its framing is `Query`).
+async fn pull_answer<R: Runtime + Sync + 'static>(
+    state: &AppState<R>,
+    (request, body): (&KsqlRequest, &[u8]),
+    result: &PullResult,
+    (framing, limit): (Framing, Option<u64>),
+) -> Response {
+    match peers_rows(state, request, result, body).await {
+        Ok(peers) => {
+            let served = request.local_only().then_some(result.share.as_ref());
+            let served = served.flatten().map(|s| &s.served);
+            pull_response(result, framing, (peers, limit, served))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The rows of a table's pull query that the other servers hold (the servers owning the
-/// table's other partitions); none for a stream's scan or a peer's forwarded query.
+/// partitions of a table split among them this server did not answer); none for a whole
+/// table, a stream's scan or a peer's forwarded query.
 async fn peers_rows<R: Runtime + Sync + 'static>(
     state: &AppState<R>,
     request: &KsqlRequest,
     result: &PullResult,
     body: &[u8],
-) -> Result<Vec<(Vec<Value>, bool)>, RestError> {
-    match &state.info.cluster {
-        Some(cluster) if !result.scanned_stream && !request.local_only() => {
+) -> Result<super::cluster::Rows, RestError> {
+    match (&state.info.cluster, &result.share) {
+        (Some(cluster), Some(share)) if !request.local_only() => {
             let mut body: Value = serde_json::from_slice(body).unwrap_or_default();
             // A peer answers once it has applied the statements this server has (the
             // table's CREATE among them).
             if let Some(applied) = state.log.as_ref().map(|l| l.applied()).filter(|n| *n > 0) {
                 body["commandSequenceNumber"] = json!(applied - 1);
             }
-            super::cluster::peer_rows(cluster, &body).await
+            let standby_reads = request.standby_reads(state.info.standby_reads);
+            super::cluster::route_pull(cluster, &body, share, standby_reads).await
         }
         _ => Ok(Vec::new()),
     }
@@ -890,12 +953,15 @@ fn streaming(receiver: mpsc::Receiver<String>, content_type: &'static str) -> Re
 fn pull_response(
     result: &PullResult,
     framing: Framing,
-    (peers, limit): (Vec<(Vec<Value>, bool)>, Option<u64>),
+    (peers, limit, served): (super::cluster::Rows, Option<u64>, Option<&BTreeSet<i32>>),
 ) -> Response {
     let mut out = framing.header(&format!("pull_{}", rand::random::<u32>()), &result.header);
     let rows = result.batches.iter().flat_map(rows_of).chain(peers);
     for (row, tombstone) in rows.take(limit.map_or(usize::MAX, |l| l as usize)) {
         out.push_str(&framing.row(row, tombstone));
+    }
+    if let Some(served) = served {
+        out.push_str(&format!("{},\n", json!({ super::cluster::SERVED: served })));
     }
     let message = result.scanned_stream.then_some("Query Completed");
     if message.is_none() && framing == Framing::Query {
@@ -1174,7 +1240,7 @@ async fn cluster_status<R: Runtime + Sync + 'static>(
 /// One host of `/clusterStatus`: alive or not, and its active and standby partitions of each
 /// query (as topic partitions of the query's lead topic).
 fn host_status(alive: bool, seen_ms: i64, queries: &BTreeMap<String, Parts>) -> Value {
-    let partitions = |topic: &str, ps: &std::collections::BTreeSet<i32>| -> Vec<Value> {
+    let partitions = |topic: &str, ps: &BTreeSet<i32>| -> Vec<Value> {
         ps.iter()
             .map(|p| json!({"topic": topic, "partition": p}))
             .collect()
@@ -1191,11 +1257,32 @@ fn host_status(alive: bool, seen_ms: i64, queries: &BTreeMap<String, Parts>) -> 
             (id.clone(), status)
         })
         .collect();
+    // The lags of the standby copies, by store (`<query>#<store>`, as ksqlDB names them).
+    let lags: Map<String, Value> = queries
+        .iter()
+        .filter(|(_, parts)| !parts.lags.is_empty())
+        .map(|(id, parts)| {
+            let by_partition: Map<String, Value> = parts
+                .lags
+                .iter()
+                .map(|(p, (at, end))| {
+                    let lag = json!({
+                        "currentOffsetPosition": at,
+                        "endOffsetPosition": end,
+                        "offsetLag": end - at,
+                    });
+                    (p.to_string(), lag)
+                })
+                .collect();
+            let store = json!({"lagByPartition": by_partition, "size": parts.lags.len()});
+            (format!("{id}#Aggregate-Materialize"), store)
+        })
+        .collect();
     json!({
         "hostAlive": alive,
         "lastStatusUpdateMs": seen_ms,
         "activeStandbyPerQuery": per_query,
-        "hostStoreLags": {"stateStoreLags": {}, "updateTimeMs": seen_ms},
+        "hostStoreLags": {"stateStoreLags": lags, "updateTimeMs": seen_ms},
     })
 }
 

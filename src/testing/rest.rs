@@ -49,6 +49,7 @@ impl TestServer {
                 scalable_push: true,
                 limits: crate::server::http::HttpLimits::default(),
                 cluster: None,
+                standby_reads: false,
             },
             None,
         );

@@ -263,6 +263,15 @@ pub fn consume(topic: &str, expected: usize) -> Vec<(i32, Vec<u8>, Option<String
 }
 
 /// Milliseconds since the epoch.
+/// The rows' columns of a `/query` response.
+pub fn rows_of(text: &str) -> Vec<Value> {
+    let elements: Vec<Value> = serde_json::from_str(text).unwrap();
+    elements
+        .into_iter()
+        .filter_map(|e| e.get("row").map(|r| r["columns"].clone()))
+        .collect()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -326,10 +335,17 @@ impl Http {
     pub async fn pull(&self, sql: &str) -> Vec<Value> {
         let (status, text) = self.post("/query", json!({ "ksql": sql })).await;
         assert_eq!(status, 200, "{sql}: {text}");
-        let elements: Vec<Value> = serde_json::from_str(&text).unwrap();
-        elements
-            .into_iter()
-            .filter_map(|e| e.get("row").map(|r| r["columns"].clone()))
-            .collect()
+        rows_of(&text)
+    }
+
+    /// A pull query's rows, or `None` while the server cannot answer for the whole table
+    /// (503: some partitions' tasks are being assigned or moved), for tests that poll.
+    pub async fn poll_pull(&self, sql: &str) -> Option<Vec<Value>> {
+        let (status, text) = self.post("/query", json!({ "ksql": sql })).await;
+        if status == 503 {
+            return None;
+        }
+        assert_eq!(status, 200, "{sql}: {text}");
+        Some(rows_of(&text))
     }
 }
