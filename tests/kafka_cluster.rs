@@ -509,7 +509,8 @@ async fn standby_replicas_keep_state_warm_for_failover() {
 /// a pull query is never answered with part of the table: without standby reads it fails
 /// with 503 (or, once the tasks moved, is whole), and with
 /// `ksql.query.pull.enable.standby.reads` the standby copies answer it, every key once
-/// with its count. How long after `killed` they did.
+/// with its count; a key lookup of a key on a partition the survivor runs is answered. How
+/// long after `killed` the standbys answered.
 async fn read_from_standbys(http: &Http, keys: usize, each: usize, killed: Instant) -> Duration {
     let sql = "SELECT * FROM hits_per_key;";
     let whole = |status: u16, text: &str| {
@@ -547,6 +548,23 @@ async fn read_from_standbys(http: &Http, keys: usize, each: usize, killed: Insta
         status == 503 || whole(status, &text),
         "without standby reads: {status} {text:.300}"
     );
+    // A key lookup needs only its key's partition: one the survivor runs is answered.
+    let status = cluster_status(http).await;
+    let me = &status["clusterStatus"][http.base.trim_start_matches("http://")];
+    let me = partitions_of(me, "CTAS_HITS_PER_KEY", "activePartitions");
+    let key = (0..keys)
+        .map(|i| format!("k{i}"))
+        .find(|k| {
+            me.contains(&i64::from(eddy::kafka::partitioner::partition_for(
+                k.as_bytes(),
+                4,
+            )))
+        })
+        .unwrap();
+    let rows = http
+        .pull(&format!("SELECT * FROM hits_per_key WHERE k = '{key}';"))
+        .await;
+    assert_eq!(rows, vec![json!([key, each])]);
     read
 }
 

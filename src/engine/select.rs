@@ -121,6 +121,8 @@ pub struct PullShare {
     pub query_id: String,
     /// Its task count: partitions `0..tasks` make the whole table.
     pub tasks: i32,
+    /// The partitions holding the keys the query looks up (`None`: it scans them all).
+    pub needed: Option<BTreeSet<i32>>,
     /// The partitions answered.
     pub served: BTreeSet<i32>,
 }
@@ -345,7 +347,7 @@ impl<R: Runtime> Engine<R> {
             .ok_or_else(|| PlanError::UnknownSource(name.clone()))?;
         let (records, share) = match source.kind {
             SourceKind::Table => match self.stores.get(&name) {
-                Some(store) => self.table_rows(&source, store, scope),
+                Some(store) => self.table_rows((&source, store), query.selection.as_ref(), scope),
                 None => return Err(not_queryable(&source).into()),
             },
             SourceKind::Stream => (self.runtime.scan(&source.topic).await?, None),
@@ -397,8 +399,8 @@ impl<R: Runtime> Engine<R> {
     /// asked for that standby copies hold.
     fn table_rows(
         &self,
-        source: &Source,
-        store: &TableStore,
+        (source, store): (&Source, &TableStore),
+        selection: Option<&SqlExpr>,
         scope: Option<&PullScope>,
     ) -> (Vec<Record>, Option<PullShare>) {
         let writer = source.written_by.clone().or_else(|| {
@@ -415,7 +417,11 @@ impl<R: Runtime> Engine<R> {
         };
         let rows = store.snapshot();
         let after = self.runtime.store_share(&query_id).unwrap_or_default();
-        let asked = |p: &&i32| scope.partitions.as_ref().is_none_or(|a| a.contains(p));
+        let needed = selection.and_then(|s| key_partitions(source, s, before.tasks));
+        let asked = |p: &&i32| {
+            scope.partitions.as_ref().is_none_or(|a| a.contains(p))
+                && needed.as_ref().is_none_or(|n| n.contains(p))
+        };
         let mut served: BTreeSet<i32> = before
             .active
             .intersection(&after.active)
@@ -437,9 +443,79 @@ impl<R: Runtime> Engine<R> {
         let share = PullShare {
             query_id,
             tasks: before.tasks,
+            needed,
             served,
         };
         (records, Some(share))
+    }
+}
+
+/// The partitions of a table of `tasks` partitions holding the keys a pull query's `WHERE`
+/// looks up (`key = literal` or `key IN (literals)`, alone or in a conjunction), as its sink
+/// places them (Kafka's partitioner over the key in the table's key format); `None` when
+/// the clause names no keys or the key format needs a registered schema: every partition.
+fn key_partitions(source: &Source, selection: &SqlExpr, tasks: i32) -> Option<BTreeSet<i32>> {
+    let keys: Vec<&crate::catalog::Column> = source.schema.keys().collect();
+    let [key] = keys.as_slice() else {
+        return None;
+    };
+    let literals = key_literals(selection, &key.name)?;
+    let empty = datafusion_common::DFSchema::empty();
+    let planner = crate::plan::expr::ExprPlanner::new(&empty);
+    let one_row = arrow::array::RecordBatch::try_new_with_options(
+        Arc::new(arrow::datatypes::Schema::empty()),
+        Vec::new(),
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .ok()?;
+    literals
+        .iter()
+        .map(|literal| {
+            let array = planner.plan(literal).ok()?.evaluate(&one_row).ok()?;
+            let value =
+                datafusion_common::ScalarValue::try_from_array(&array.into_array(1).ok()?, 0)
+                    .ok()?
+                    .cast_to(&key.data_type)
+                    .ok()?;
+            let bytes = crate::format::encode::plain_key_bytes(source.key_format, &value)?;
+            Some(crate::kafka::partitioner::partition_for(&bytes, tasks))
+        })
+        .collect()
+}
+
+/// The literals `expr` compares column `key` with, if it is `key = literal`,
+/// `key IN (literals)`, or a conjunction with one of those.
+fn key_literals<'e>(expr: &'e SqlExpr, key: &str) -> Option<Vec<&'e SqlExpr>> {
+    use sqlparser::ast::BinaryOperator;
+    let is_key = |e: &SqlExpr| crate::plan::expr::column_name(e).as_deref() == Some(key);
+    let literal = |e: &SqlExpr| match e {
+        SqlExpr::Value(_) => true,
+        SqlExpr::UnaryOp { expr, .. } => matches!(**expr, SqlExpr::Value(_)),
+        _ => false,
+    };
+    match expr {
+        SqlExpr::Nested(inner) => key_literals(inner, key),
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => key_literals(left, key).or_else(|| key_literals(right, key)),
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } if is_key(left) && literal(right) => Some(vec![right]),
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } if is_key(right) && literal(left) => Some(vec![left]),
+        SqlExpr::InList {
+            expr,
+            list,
+            negated: false,
+        } if is_key(expr) && list.iter().all(literal) => Some(list.iter().collect()),
+        _ => None,
     }
 }
 
@@ -530,4 +606,68 @@ fn not_queryable(source: &Source) -> PlanError {
         "The `{0}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{0} AS SELECT * FROM {0}'. See https://cnfl.io/queries for more info.",
         source.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Column, ColumnKind, LogicalSchema};
+    use crate::format::Format;
+    use crate::kafka::partitioner::partition_for;
+    use crate::sql::Statement;
+
+    fn table(key_format: Format) -> Source {
+        let column = |name: &str, data_type, kind| Column {
+            name: name.into(),
+            data_type,
+            kind,
+        };
+        let schema = LogicalSchema::new(vec![
+            column("K", DataType::Utf8, ColumnKind::Key),
+            column("N", DataType::Int64, ColumnKind::Value),
+        ]);
+        Source::stream("t", (key_format, Format::Json), schema)
+    }
+
+    fn lookup(source: &Source, sql: &str) -> Option<BTreeSet<i32>> {
+        let parsed = crate::sql::parse(sql).unwrap();
+        let [Statement::Query(query)] = parsed.as_slice() else {
+            panic!("{sql} is no query");
+        };
+        key_partitions(source, query.selection.as_ref()?, 4)
+    }
+
+    #[test]
+    fn key_lookups_name_the_partitions_of_their_keys() {
+        let kafka = table(Format::Kafka);
+        let of = |key: &[u8]| partition_for(key, 4);
+        let one = |key: &[u8]| Some(BTreeSet::from([of(key)]));
+        assert_eq!(lookup(&kafka, "SELECT * FROM t WHERE k = 'a';"), one(b"a"));
+        assert_eq!(
+            lookup(&kafka, "SELECT * FROM t WHERE 'a' = k AND n > 1;"),
+            one(b"a")
+        );
+        assert_eq!(
+            lookup(&kafka, "SELECT * FROM t WHERE k IN ('a', 'b');"),
+            Some(BTreeSet::from([of(b"a"), of(b"b")]))
+        );
+        // JSON keys are hashed as the JSON text the sink writes.
+        let json = table(Format::Json);
+        assert_eq!(
+            lookup(&json, "SELECT * FROM t WHERE k = 'a';"),
+            one(b"\"a\"")
+        );
+        // Scans, disjunctions and schema-registry keys ask every partition.
+        for sql in [
+            "SELECT * FROM t WHERE n = 1;",
+            "SELECT * FROM t WHERE k = 'a' OR k = 'b';",
+            "SELECT * FROM t WHERE k > 'a';",
+        ] {
+            assert_eq!(lookup(&kafka, sql), None, "{sql}");
+        }
+        assert_eq!(
+            lookup(&table(Format::Avro), "SELECT * FROM t WHERE k = 'a';"),
+            None
+        );
+    }
 }

@@ -41,6 +41,23 @@ fn registry_writer(
         .map_err(FormatError::Unsupported)
 }
 
+/// The bytes of the single key `value` in `format`, where they need no registered schema
+/// (KAFKA, JSON, DELIMITED): what a sink writes, so its partition can be computed (a pull
+/// query's key lookup); `None` for other formats and a null key.
+pub fn plain_key_bytes(format: Format, value: &ScalarValue) -> Option<Vec<u8>> {
+    if value.is_null() {
+        return None;
+    }
+    match format {
+        Format::Kafka => kafka::from_scalar(value),
+        Format::Json => Some(json::from_scalar(value).to_string().into_bytes()),
+        Format::Delimited { delimiter } => {
+            Some(delimited::from_scalars(std::slice::from_ref(value), delimiter).into_bytes())
+        }
+        _ => None,
+    }
+}
+
 /// Encodes result batches for one sink.
 #[derive(Debug, Clone)]
 pub struct SinkEncoder {
@@ -185,7 +202,7 @@ impl SinkEncoder {
         }
         Ok(match (self.key_format, scalars.as_slice()) {
             (_, []) | (Format::None, _) => None,
-            (Format::Kafka, [v]) => kafka::from_scalar(v),
+            (Format::Kafka, [v]) => plain_key_bytes(Format::Kafka, v),
             (Format::Delimited { delimiter }, values) => {
                 Some(delimited::from_scalars(values, delimiter).into_bytes())
             }

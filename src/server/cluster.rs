@@ -298,7 +298,8 @@ pub const ROUTING_WAIT: Duration = Duration::from_secs(3);
 /// A table's rows as the servers holding them answer, as (columns, tombstone).
 pub type Rows = Vec<(Vec<Value>, bool)>;
 
-/// The rows of the partitions of `share`'s table this server did not answer, from the
+/// The rows of the partitions of `share`'s table this server did not answer (those holding
+/// the keys looked up, or all), from the
 /// servers holding them: each partition is asked of a live server running its task (or,
 /// with standby reads, keeping a standby copy of it at most `standby_reads` offsets
 /// behind), and a partition no server answered is asked of the next. While partitions have
@@ -311,7 +312,10 @@ pub async fn route_pull(
     share: &PullShare,
     standby_reads: Option<i64>,
 ) -> Result<Rows, RestError> {
-    let mut missing: BTreeSet<i32> = (0..share.tasks)
+    let needed = share.needed.clone();
+    let mut missing: BTreeSet<i32> = needed
+        .unwrap_or_else(|| (0..share.tasks).collect())
+        .into_iter()
         .filter(|p| !share.served.contains(p))
         .collect();
     // This server answered already; a server that failed is not asked again.
