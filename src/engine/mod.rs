@@ -443,6 +443,14 @@ impl<R: Runtime> Engine<R> {
         Ok(Outcome::SourceCreated { kind, name })
     }
 
+    /// The query keeping source table `name`'s records for pull queries, if it has one.
+    fn materializer(&self, name: &str) -> Option<String> {
+        self.queries
+            .iter()
+            .find(|(id, q)| id.starts_with("CST_") && q.sink == name)
+            .map(|(id, _)| id.clone())
+    }
+
     /// Keeps a source table's latest records for pull queries, with a query of its own
     /// (`CST_<NAME>_<n>`, as ksqlDB names it).
     async fn materialize(&mut self, source: &Source) -> Result<(), Error> {
@@ -715,12 +723,7 @@ impl<R: Runtime> Engine<R> {
             let id = id.clone();
             self.stop(&id).await?;
         }
-        let materializer = self
-            .queries
-            .iter()
-            .find(|(id, q)| id.starts_with("CST_") && q.sink == name)
-            .map(|(id, _)| id.clone());
-        if let Some(id) = materializer {
+        if let Some(id) = self.materializer(&name) {
             self.stop(&id).await?;
         }
         self.catalog.remove(&name);

@@ -403,31 +403,22 @@ impl<R: Runtime> Engine<R> {
         selection: Option<&SqlExpr>,
         scope: Option<&PullScope>,
     ) -> (Vec<Record>, Option<PullShare>) {
-        let writer = source.written_by.clone().or_else(|| {
-            self.queries
-                .iter()
-                .find(|(id, q)| id.starts_with("CST_") && q.sink == source.name)
-                .map(|(id, _)| id.clone())
-        });
+        let writer = (source.written_by.clone()).or_else(|| self.materializer(&source.name));
         let (Some(scope), Some(query_id)) = (scope, writer) else {
             return (store.snapshot(), None);
         };
         let Some(before) = self.runtime.store_share(&query_id) else {
             return (store.snapshot(), None);
         };
-        let rows = store.snapshot();
-        let after = self.runtime.store_share(&query_id).unwrap_or_default();
         let needed = selection.and_then(|s| key_partitions(source, s, before.tasks));
         let asked = |p: &&i32| {
             scope.partitions.as_ref().is_none_or(|a| a.contains(p))
                 && needed.as_ref().is_none_or(|n| n.contains(p))
         };
-        let mut served: BTreeSet<i32> = before
-            .active
-            .intersection(&after.active)
-            .filter(asked)
-            .copied()
-            .collect();
+        let here: BTreeSet<i32> = before.active.iter().filter(asked).copied().collect();
+        let rows = store.snapshot_of(&here);
+        let after = self.runtime.store_share(&query_id).unwrap_or_default();
+        let mut served: BTreeSet<i32> = here.intersection(&after.active).copied().collect();
         let mut records: Vec<Record> = rows
             .into_iter()
             .filter(|r| served.contains(&r.partition.unwrap_or(0)))

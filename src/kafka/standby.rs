@@ -344,12 +344,7 @@ impl Standby {
             .filter(|p| replicas.contains_key(p))
             .copied()
             .collect();
-        let rows = self
-            .store
-            .snapshot()
-            .into_iter()
-            .filter(|r| copied.contains(&r.partition.unwrap_or(0)))
-            .collect();
+        let rows = self.store.snapshot_of(&copied);
         (copied, rows)
     }
 
@@ -359,8 +354,8 @@ impl Standby {
         self.sink.as_deref().or(self.changelog.as_deref())
     }
 
-    /// Each copy's (position, end offset) in [`Self::lag_topic`], as the tailing thread
-    /// last asked (every [`END_REFRESH`]).
+    /// Each copy's (position, end offset) in [`Self::lag_topic`], as the lag thread last
+    /// asked (every [`END_REFRESH`]).
     pub fn lags(&self) -> BTreeMap<i32, (i64, i64)> {
         let lags = self
             .lags

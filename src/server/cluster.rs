@@ -248,18 +248,21 @@ impl Cluster {
     }
 }
 
+/// The partitions a JSON array lists (a heartbeat's, a forwarded pull query's, a peer's
+/// answer's).
+pub fn partition_set(v: &Value) -> BTreeSet<i32> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_i64)
+                .map(|p| p as i32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The partitions of each query a heartbeat lists.
 fn parts_of(queries: &Value) -> BTreeMap<String, Parts> {
-    let partitions = |v: &Value| -> BTreeSet<i32> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|p| p.as_i64())
-                    .map(|p| p as i32)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     queries
         .as_object()
         .map(|queries| {
@@ -275,8 +278,8 @@ fn parts_of(queries: &Value) -> BTreeMap<String, Parts> {
                     });
                     let parts = Parts {
                         topic: q["topic"].as_str().unwrap_or_default().to_string(),
-                        active: partitions(&q["active"]),
-                        standby: partitions(&q["standby"]),
+                        active: partition_set(&q["active"]),
+                        standby: partition_set(&q["standby"]),
                         lags: lags.unwrap_or_default(),
                     };
                     (id.clone(), parts)
@@ -299,8 +302,7 @@ pub const ROUTING_WAIT: Duration = Duration::from_secs(3);
 pub type Rows = Vec<(Vec<Value>, bool)>;
 
 /// The rows of the partitions of `share`'s table this server did not answer (those holding
-/// the keys looked up, or all), from the
-/// servers holding them: each partition is asked of a live server running its task (or,
+/// the keys looked up, or all), from the servers holding them: each partition is asked of a live server running its task (or,
 /// with standby reads, keeping a standby copy of it at most `standby_reads` offsets
 /// behind), and a partition no server answered is asked of the next. While partitions have
 /// no holder (their tasks are moving, or the heartbeats do not say yet) the heartbeats are
@@ -312,12 +314,8 @@ pub async fn route_pull(
     share: &PullShare,
     standby_reads: Option<i64>,
 ) -> Result<Rows, RestError> {
-    let needed = share.needed.clone();
-    let mut missing: BTreeSet<i32> = needed
-        .unwrap_or_else(|| (0..share.tasks).collect())
-        .into_iter()
-        .filter(|p| !share.served.contains(p))
-        .collect();
+    let needed = (share.needed.clone()).unwrap_or_else(|| (0..share.tasks).collect());
+    let mut missing: BTreeSet<i32> = needed.difference(&share.served).copied().collect();
     // This server answered already; a server that failed is not asked again.
     let mut asked: BTreeSet<(String, i32)> =
         missing.iter().map(|p| (cluster.url.clone(), *p)).collect();
@@ -447,13 +445,8 @@ impl Cluster {
         let mut served = BTreeSet::new();
         let mut rows = Vec::new();
         for element in &elements {
-            if let Some(partitions) = element.get(SERVED).and_then(Value::as_array) {
-                served.extend(
-                    partitions
-                        .iter()
-                        .filter_map(Value::as_i64)
-                        .map(|p| p as i32),
-                );
+            if let Some(partitions) = element.get(SERVED) {
+                served.extend(partition_set(partitions));
             }
             if let Some(row) = element.get("row")
                 && let Some(columns) = row["columns"].as_array()

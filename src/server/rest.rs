@@ -289,12 +289,7 @@ impl KsqlRequest {
         if self.local_only() {
             let partitions = self.request_properties.get(super::cluster::PARTITIONS);
             return Some(PullScope {
-                partitions: partitions.and_then(Value::as_array).map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_i64)
-                        .map(|p| p as i32)
-                        .collect()
-                }),
+                partitions: partitions.map(super::cluster::partition_set),
                 standby: self.request_properties.get(super::cluster::STANDBY)
                     == Some(&Value::Bool(true)),
             });

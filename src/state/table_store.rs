@@ -68,6 +68,16 @@ impl TableStore {
         self.rows().values().cloned().collect()
     }
 
+    /// The live records of `partitions`, by partition then key bytes.
+    pub fn snapshot_of(&self, partitions: &std::collections::BTreeSet<i32>) -> Vec<Record> {
+        let rows = self.rows();
+        partitions
+            .iter()
+            .flat_map(|p| rows.range((*p, Vec::new())..(p + 1, Vec::new())))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
     /// How many keys the table holds.
     pub fn len(&self) -> usize {
         self.rows().len()
@@ -76,5 +86,42 @@ impl TableStore {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, key: &str, value: Option<&str>) -> Record {
+        Record {
+            topic: "t".into(),
+            partition: Some(partition),
+            offset: 0,
+            key: Some(key.as_bytes().to_vec()),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            timestamp: 0,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_partitions_holds_only_theirs() {
+        let store = TableStore::default();
+        store.apply(&[
+            record(0, "a", Some("1")),
+            record(1, "b", Some("2")),
+            record(2, "c", Some("3")),
+            record(2, "d", Some("4")),
+            record(2, "d", None),
+        ]);
+        let keys = |records: Vec<Record>| -> Vec<Vec<u8>> {
+            records.into_iter().filter_map(|r| r.key).collect()
+        };
+        let of = |ps: &[i32]| keys(store.snapshot_of(&ps.iter().copied().collect()));
+        assert_eq!(of(&[0, 2]), vec![b"a".to_vec(), b"c".to_vec()]);
+        assert_eq!(of(&[1]), vec![b"b".to_vec()]);
+        assert!(of(&[3]).is_empty());
+        assert_eq!(keys(store.snapshot()).len(), 3);
     }
 }
