@@ -11,7 +11,6 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::data::PARTITIONS;
 use crate::run::Group;
 
 type BoxError = Box<dyn std::error::Error>;
@@ -81,7 +80,7 @@ pub fn start(
     programs: &Programs,
     bootstrap: &str,
     (engine, emit): (Engine, Emit),
-    input: &str,
+    (input, partitions): (&str, i32),
     run: &str,
 ) -> Result<Started, BoxError> {
     let output = format!("bench-out-{run}");
@@ -89,7 +88,7 @@ pub fn start(
     match engine {
         Engine::Eddy => {
             let sql = programs.work.join(format!("{run}.sql"));
-            std::fs::write(&sql, eddy_sql(input, &output, emit))?;
+            std::fs::write(&sql, eddy_sql((input, partitions), &output, emit))?;
             let service = format!("bench_{run}");
             let mut commands = Vec::new();
             for server in 0..programs.eddy_servers.max(1) {
@@ -110,7 +109,7 @@ pub fn start(
                 .streams_classpath
                 .as_deref()
                 .ok_or("no Kafka Streams class path (--streams-classpath)")?;
-            crate::run::create_topic(bootstrap, &output, &[])?;
+            crate::run::create_topic(bootstrap, (&output, partitions), &[])?;
             let store = if engine == Engine::StreamsMemory {
                 "memory"
             } else {
@@ -160,12 +159,12 @@ fn eddy_server(
     Ok(command)
 }
 
-/// The rule in Eddy's SQL, over `input`, writing `output`.
-fn eddy_sql(input: &str, output: &str, emit: Emit) -> String {
+/// The rule in Eddy's SQL, over `input`, writing `output` (with as many partitions).
+fn eddy_sql((input, partitions): (&str, i32), output: &str, emit: Emit) -> String {
     format!(
         "CREATE STREAM authorizations (card_number VARCHAR KEY, amount DOUBLE, merchant VARCHAR)
            WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');
-         CREATE TABLE possible_fraud WITH (KAFKA_TOPIC='{output}', PARTITIONS={PARTITIONS}) AS
+         CREATE TABLE possible_fraud WITH (KAFKA_TOPIC='{output}', PARTITIONS={partitions}) AS
            SELECT card_number, COUNT(*) AS attempts
            FROM authorizations WINDOW TUMBLING (SIZE 5 MINUTES, GRACE PERIOD 0 SECONDS)
            GROUP BY card_number HAVING COUNT(*) > 3
@@ -202,7 +201,7 @@ pub fn ceiling_child(bootstrap: &str, topic: &str) -> Result<(), BoxError> {
         .create()?;
     let mut ends = std::collections::HashMap::new();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in crate::run::partitions_of(&consumer, topic)? {
         let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
         ends.insert(p, high);
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;

@@ -16,8 +16,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-/// Partitions of the input topic (= the machine's cores).
-pub const PARTITIONS: i32 = 2;
+/// Partitions of the input topic unless `--partitions` says otherwise (= the machine's cores).
+pub const DEFAULT_PARTITIONS: i32 = 2;
 /// The tumbling window of the rule.
 pub const WINDOW_MS: i64 = 5 * 60 * 1000;
 /// Distinct merchants.
@@ -34,6 +34,8 @@ pub struct Workload {
     pub span_ms: i64,
     /// Generator seed.
     pub seed: u64,
+    /// Partitions of the input and output topics.
+    pub partitions: i32,
 }
 
 /// One authorization: the card (the key), its fields, and its event time (the timestamp).
@@ -96,9 +98,9 @@ pub struct Expected {
 /// Counts every (card, window) of the workload.
 pub fn expected(w: Workload, start_ms: i64) -> Expected {
     let mut counts: HashMap<WindowKey, u64> = HashMap::new();
-    let mut stream_time = [i64::MIN; PARTITIONS as usize];
+    let mut stream_time = vec![i64::MIN; w.partitions as usize];
     for auth in generate(w, start_ms) {
-        let partition = partition_for(auth.card.as_bytes(), PARTITIONS) as usize;
+        let partition = partition_for(auth.card.as_bytes(), w.partitions) as usize;
         stream_time[partition] = stream_time[partition].max(auth.ts);
         let window = auth.ts - auth.ts.rem_euclid(WINDOW_MS);
         *counts.entry((auth.card, window)).or_default() += 1;
@@ -107,7 +109,7 @@ pub fn expected(w: Workload, start_ms: i64) -> Expected {
     let closed = alerts
         .iter()
         .filter(|((card, start), _)| {
-            let partition = partition_for(card.as_bytes(), PARTITIONS) as usize;
+            let partition = partition_for(card.as_bytes(), w.partitions) as usize;
             start + WINDOW_MS <= stream_time[partition]
         })
         .map(|(k, n)| (k.clone(), *n))
@@ -175,7 +177,7 @@ pub fn load(bootstrap: &str, topic: &str, w: Workload) -> Result<i64, Box<dyn st
         eprintln!("bench: reusing {topic} ({} records)", w.events);
         return Ok(start.trim().parse()?);
     }
-    crate::run::create_topic(bootstrap, topic, &[("retention.ms", "-1")])?;
+    crate::run::create_topic(bootstrap, (topic, w.partitions), &[("retention.ms", "-1")])?;
     let start_ms = now_ms() - w.span_ms - 60_000;
     let producer = producer(bootstrap, "50")?;
     let began = Instant::now();

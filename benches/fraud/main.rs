@@ -61,6 +61,9 @@ struct Options {
     /// their sums).
     #[arg(long, default_value_t = 1)]
     eddy_servers: usize,
+    /// Partitions of the input topic (and the results').
+    #[arg(long, default_value_t = data::DEFAULT_PARTITIONS)]
+    partitions: i32,
     /// Write the report (Markdown) here too.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -78,7 +81,7 @@ struct Size {
     latency: (u32, u64, u64),
 }
 
-fn size(name: &str) -> Result<Size, BoxError> {
+fn size(name: &str, partitions: i32) -> Result<Size, BoxError> {
     let hours = |h: i64| h * 3_600_000;
     let (events, cards, span_ms, latency) = match name {
         "smoke" => (100_000, 5_000, hours(2), (2_000, 5, 10)),
@@ -94,6 +97,7 @@ fn size(name: &str) -> Result<Size, BoxError> {
             cards,
             span_ms,
             seed: 42,
+            partitions,
         },
         timeout: Duration::from_secs(120 + events / 5_000),
         latency,
@@ -143,7 +147,7 @@ impl Options {
 }
 
 fn bench(options: &Options) -> Result<bool, BoxError> {
-    let size = size(&options.size)?;
+    let size = size(&options.size, options.partitions)?;
     let w = size.workload;
     let run_id = format!("{}", data::now_ms());
     let work = options
@@ -153,7 +157,10 @@ fn bench(options: &Options) -> Result<bool, BoxError> {
     std::fs::create_dir_all(&work)?;
     let programs = options.programs(&work);
     let bootstrap = options.bootstrap.as_str();
-    let input = format!("bench-auth-{}-{}-{}", w.events, w.cards, w.seed);
+    let input = format!(
+        "bench-auth-{}-{}-{}-p{}",
+        w.events, w.cards, w.seed, w.partitions
+    );
     let start_ms = data::load(bootstrap, &input, w)?;
     let expected = data::expected(w, start_ms);
     eprintln!(
@@ -226,7 +233,7 @@ fn catch_up(
             context.programs,
             context.bootstrap,
             (engine, emit),
-            input,
+            (input, context.size.workload.partitions),
             &run,
         )?;
         let progress = run::watch(
@@ -259,8 +266,14 @@ fn latency(
     let (_, warm_up, measured) = context.size.latency;
     let w = context.size.workload;
     let input = format!("bench-live-{run}");
-    run::create_topic(bootstrap, &input, &[])?;
-    let started = contenders::start(programs, bootstrap, (engine, Emit::Changes), &input, run)?;
+    run::create_topic(bootstrap, (&input, w.partitions), &[])?;
+    let started = contenders::start(
+        programs,
+        bootstrap,
+        (engine, Emit::Changes),
+        (&input, w.partitions),
+        run,
+    )?;
     let stop = std::sync::atomic::AtomicBool::new(false);
     let counted_from = data::now_ms() + (warm_up * 1000) as i64;
     let (sent, latencies) = std::thread::scope(|scope| {

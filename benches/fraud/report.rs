@@ -215,10 +215,11 @@ pub fn render(w: Workload, rows: &[Row], latencies: &[LatencyRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Fraud rule benchmark: {} events, {} cards, {} h of event time, 2 partitions; {}.\n",
+        "Fraud rule benchmark: {} events, {} cards, {} h of event time, {} partitions; {}.\n",
         w.events,
         w.cards,
         w.span_ms / 3_600_000,
+        w.partitions,
         machine()
     );
     out.push_str("| contender | emit | events/s (catch-up) | events/s (from start) | CPU s / M events | peak RSS MiB | results written | first result (s) | answer |\n");

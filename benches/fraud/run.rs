@@ -17,16 +17,20 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::data::{PARTITIONS, WindowKey};
+use crate::data::WindowKey;
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// Creates `topic` with the benchmark's partitions (an existing one is left as it is).
-pub fn create_topic(bootstrap: &str, topic: &str, config: &[(&str, &str)]) -> Result<(), BoxError> {
+/// Creates `topic` with `partitions` (an existing one is left as it is).
+pub fn create_topic(
+    bootstrap: &str,
+    (topic, partitions): (&str, i32),
+    config: &[(&str, &str)],
+) -> Result<(), BoxError> {
     let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let mut new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     for (k, v) in config {
         new = new.set(k, v);
     }
@@ -41,6 +45,20 @@ pub fn create_topic(bootstrap: &str, topic: &str, config: &[(&str, &str)]) -> Re
         }
     }
     Ok(())
+}
+
+/// The partitions of `topic` (none while it does not exist).
+pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
 }
 
 fn consumer(bootstrap: &str, group: &str) -> Result<BaseConsumer, KafkaError> {
@@ -231,7 +249,7 @@ pub fn watch(
     let mut first_commit = None;
     let mut first_result = None;
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in partitions_of(&probe, input)? {
         tpl.add_partition(input, p);
     }
     loop {
@@ -293,12 +311,10 @@ fn committed(watcher: &BaseConsumer, tpl: &TopicPartitionList) -> Result<u64, Ka
 
 fn output_size(probe: &BaseConsumer, topic: &str) -> Result<i64, KafkaError> {
     let mut total = 0;
-    for p in 0..PARTITIONS {
-        match probe.fetch_watermarks(topic, p, Duration::from_secs(5)) {
-            Ok((low, high)) => total += high - low,
-            // Not created yet.
-            Err(_) => return Ok(0),
-        }
+    // No partitions while it is not created yet.
+    for p in partitions_of(probe, topic)? {
+        let (low, high) = probe.fetch_watermarks(topic, p, Duration::from_secs(5))?;
+        total += high - low;
     }
     Ok(total)
 }
@@ -328,7 +344,7 @@ pub fn read_results(bootstrap: &str, topic: &str) -> Result<Vec<Row>, BoxError> 
     let consumer = consumer(bootstrap, "eddy-bench-reader")?;
     let mut ends = HashMap::new();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in partitions_of(&consumer, topic)? {
         let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
         if high > 0 {
             ends.insert(p, high);
@@ -364,7 +380,7 @@ pub fn probe_latencies(
 ) -> Result<Vec<i64>, KafkaError> {
     let consumer = consumer(bootstrap, &format!("eddy-bench-latency-{topic}"))?;
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in partitions_of(&consumer, topic)? {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
