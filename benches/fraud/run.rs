@@ -258,7 +258,8 @@ pub fn watch(
         if elapsed > timeout {
             return Err(format!("not done after {} s", timeout.as_secs()).into());
         }
-        if first_result.is_none() && output_size(&probe, output)? > 0 {
+        // A topic being created may briefly have no leader: not written yet.
+        if first_result.is_none() && output_size(&probe, output).unwrap_or(0) > 0 {
             first_result = Some(elapsed);
         }
         if watcher.is_none() {
