@@ -116,6 +116,8 @@ impl AggregateSpec {
 /// A batch's group keys, aggregate arguments and timestamps, for row-by-row processing.
 struct RowInputs {
     groups: arrow::row::Rows,
+    /// Whether row `i`'s grouping key has no NULL (ksqlDB drops rows that have).
+    grouped: Vec<bool>,
     args: Vec<Vec<ArrayRef>>,
     rowtime: Int64Array,
 }
@@ -437,7 +439,8 @@ impl AggregateOp {
 
     /// A batch of table changes: each row retracts what its key contributed before (emitting
     /// that group if the row moves to another group or is a tombstone), then adds itself
-    /// unless it is a tombstone (emitting its group), as ksqlDB's table aggregations do.
+    /// unless it is a tombstone or its grouping key has a NULL (emitting its group), as
+    /// ksqlDB's table aggregations do.
     fn process_table(&mut self, batch: &Batch, out: &mut Vec<Batch>) -> Result<(), ExecError> {
         let (data, n) = (&batch.data, batch.data.num_rows());
         let eval = |exprs: &[Arc<dyn PhysicalExpr>]| super::evaluate_all(exprs, data);
@@ -455,8 +458,8 @@ impl AggregateOp {
         for row in 0..n {
             let source_key: Box<[u8]> = source_rows.row(row).as_ref().into();
             let ts = inputs.rowtime.value(row);
-            let new_group: Option<GroupKey> =
-                (!batch.is_tombstone(row)).then(|| (inputs.groups.row(row).as_ref().into(), None));
+            let new_group: Option<GroupKey> = (!batch.is_tombstone(row) && inputs.grouped[row])
+                .then(|| (inputs.groups.row(row).as_ref().into(), None));
             self.changed_sources.insert(source_key.clone());
             if let Some((group, old_args)) = self.previous.remove(&source_key) {
                 self.apply(&group, &old_args, ts, true)?;
@@ -479,10 +482,12 @@ impl AggregateOp {
     /// What the row-by-row paths (tables, sessions) read from a batch.
     fn row_inputs(&self, data: &RecordBatch) -> Result<RowInputs, ExecError> {
         let eval = |exprs: &[Arc<dyn PhysicalExpr>]| super::evaluate_all(exprs, data);
+        let groups = eval(&self.spec.group_exprs)?;
         Ok(RowInputs {
-            groups: self
-                .converter
-                .convert_columns(&eval(&self.spec.group_exprs)?)?,
+            grouped: (0..data.num_rows())
+                .map(|row| groups.iter().all(|g| g.is_valid(row)))
+                .collect(),
+            groups: self.converter.convert_columns(&groups)?,
             args: self
                 .spec
                 .aggregates
@@ -503,6 +508,9 @@ impl AggregateOp {
         let inputs = self.row_inputs(data)?;
         let (mut rows, mut deleted) = (Vec::new(), Vec::new());
         for row in 0..n {
+            if !inputs.grouped[row] {
+                continue;
+            }
             let ts = inputs.rowtime.value(row);
             self.stream_time = self.stream_time.max(ts);
             let key: Box<[u8]> = inputs.groups.row(row).as_ref().into();

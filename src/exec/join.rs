@@ -61,6 +61,23 @@ pub enum JoinType {
     TableTable,
     /// A table's column against another table's primary key.
     ForeignKey,
+    /// A foreign-key join over several partitions, on the left table's task: left rows
+    /// against the responses the right table's tasks sent back ([`ResponseColumns`]).
+    ForeignKeyResponse,
+}
+
+/// Where a foreign-key response row (the right side of [`JoinType::ForeignKeyResponse`])
+/// holds what the left task checks: its payload is the right row's payload, then these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseColumns {
+    /// The left row's own key columns, in the response payload.
+    pub own: Vec<usize>,
+    /// The version (the left row's offset) the response answers, in the response payload.
+    pub version: usize,
+    /// The left row's version, in the left payload.
+    pub left_version: usize,
+    /// A column of the right row that is never NULL when there is one (its key).
+    pub found: usize,
 }
 
 /// A planned join.
@@ -78,6 +95,8 @@ pub struct JoinSpec {
     pub output: SchemaRef,
     /// Foreign-key joins: the columns of the left payload that hold the left table's key.
     pub left_key_columns: Vec<usize>,
+    /// [`JoinType::ForeignKeyResponse`]: the response's columns.
+    pub response: Option<ResponseColumns>,
 }
 
 /// One side's row: its timestamp and payload.
@@ -187,6 +206,10 @@ enum Dirty {
     Table(u8, ScalarValue),
     /// A foreign-key join's left row, by its own key.
     FkLeft(Vec<ScalarValue>),
+    /// Whether a left row (by its own key) is new and unanswered.
+    FkFresh(Vec<ScalarValue>),
+    /// A response that arrived before its left row's version.
+    FkPending(Vec<ScalarValue>),
 }
 
 /// The state of a running join.
@@ -204,6 +227,12 @@ struct State {
     fk_left: HashMap<Vec<ScalarValue>, Row>,
     fk_of: HashMap<Vec<ScalarValue>, ScalarValue>,
     pointing_at: HashMap<ScalarValue, Vec<Vec<ScalarValue>>>,
+    /// Foreign key over partitions: left rows with no earlier value and no answer yet (an
+    /// INNER join has no result of theirs to retract when the answer is "no right row").
+    fk_fresh: HashSet<Vec<ScalarValue>>,
+    /// Foreign key over partitions: responses to left versions not read yet, by own key
+    /// (with the response's key).
+    fk_pending: HashMap<Vec<ScalarValue>, (ScalarValue, Row)>,
     /// Entries changed since the last checkpoint.
     dirty: HashSet<Dirty>,
 }
@@ -300,6 +329,9 @@ impl State {
                 };
                 (k, value)
             }
+            Dirty::FkPending(own) | Dirty::FkFresh(own) => {
+                self.response_entry(dirty, own, codecs)?
+            }
             Dirty::FkLeft(own) => {
                 let mut k = vec![FK_LEFT];
                 k.extend(codecs.own.encode(own)?);
@@ -313,6 +345,27 @@ impl State {
                 (k, value)
             }
         })
+    }
+
+    /// The entry of a foreign-key join's early response or fresh mark for left key `own`.
+    fn response_entry(
+        &self,
+        dirty: &Dirty,
+        own: &[ScalarValue],
+        codecs: &Codecs,
+    ) -> Result<StateEntry, ExecError> {
+        let pending = matches!(dirty, Dirty::FkPending(_));
+        let mut k = vec![if pending { FK_PENDING } else { FK_FRESH }];
+        k.extend(codecs.own.encode(own)?);
+        let value = if pending {
+            match self.fk_pending.get(own) {
+                Some((key, (ts, row))) => Some(codecs.row(1, key, (*ts, row))?),
+                None => None,
+            }
+        } else {
+            self.fk_fresh.contains(own).then(Vec::new)
+        };
+        Ok((k, value))
     }
 
     /// Puts back buffered stream rows and table rows decoded in bulk: `slots` says per entry
@@ -464,6 +517,8 @@ const WINDOW: u8 = b'w';
 const UNMATCHED: u8 = b'u';
 const TABLE: u8 = b'b';
 const FK_LEFT: u8 = b'f';
+const FK_FRESH: u8 = b'n';
+const FK_PENDING: u8 = b'q';
 
 /// A decoded side-layout row as its key, timestamp and payload.
 fn split_row(mut values: Vec<ScalarValue>) -> Result<(ScalarValue, Row), ExecError> {
@@ -616,6 +671,27 @@ impl JoinOp {
             }
             UNMATCHED => state.restore_unmatched(codecs, rest, value),
             FK_LEFT => state.restore_fk_left(codecs, rest, value),
+            FK_PENDING => {
+                let own = codecs.own.decode(rest)?;
+                match value {
+                    Some(v) => {
+                        let (key, row) = codecs.unrow(1, v)?;
+                        state.fk_pending.insert(own, (key, row));
+                    }
+                    None => {
+                        state.fk_pending.remove(&own);
+                    }
+                }
+                Ok(())
+            }
+            FK_FRESH => {
+                let own = codecs.own.decode(rest)?;
+                match value {
+                    Some(_) => state.fk_fresh.insert(own),
+                    None => state.fk_fresh.remove(&own),
+                };
+                Ok(())
+            }
             _ => Err(bad_entry()),
         }
     }
@@ -665,6 +741,10 @@ impl JoinOp {
                 JoinType::ForeignKey => {
                     self.foreign_key(side, key, (ts, payload), tombstone, &mut results)
                 }
+                JoinType::ForeignKeyResponse => match side {
+                    Side::Left => self.response_left(key, (ts, payload), tombstone, &mut results),
+                    Side::Right => self.response(key, (ts, payload), &mut results),
+                },
             }
         }
         if !results.is_empty() {
@@ -844,6 +924,14 @@ impl JoinOp {
         }
     }
 
+    /// A foreign-key join's left row's own key (none with a NULL in it).
+    fn own_key(&self, row: &[ScalarValue]) -> Option<Vec<ScalarValue>> {
+        let own: Vec<ScalarValue> = (self.spec.left_key_columns.iter())
+            .map(|i| row[*i].clone())
+            .collect();
+        (!own.iter().any(ScalarValue::is_null)).then_some(own)
+    }
+
     /// A left row changed: (re)join it with the right row its foreign key points at.
     fn foreign_key_left(
         &mut self,
@@ -853,16 +941,10 @@ impl JoinOp {
         out: &mut Vec<Joined>,
     ) {
         let outer = self.outer(Side::Left);
-        let state = &mut self.state;
-        let own: Vec<ScalarValue> = self
-            .spec
-            .left_key_columns
-            .iter()
-            .map(|i| row[*i].clone())
-            .collect();
-        if own.iter().any(ScalarValue::is_null) {
+        let Some(own) = self.own_key(&row) else {
             return;
-        }
+        };
+        let state = &mut self.state;
         state.unpoint(&own);
         state.dirty.insert(Dirty::FkLeft(own.clone()));
         if tombstone {
@@ -932,12 +1014,105 @@ impl JoinOp {
         }
     }
 
+    /// A left row changed, on its own task: remember it; a delete, or a row pointing
+    /// nowhere, is answered at once; otherwise its answer is the response for its version,
+    /// which may have arrived already (the subscription stage reads the left table on its own).
+    fn response_left(
+        &mut self,
+        key: ScalarValue,
+        (ts, row): Row,
+        tombstone: bool,
+        out: &mut Vec<Joined>,
+    ) {
+        let outer = self.outer(Side::Left);
+        let Some(own) = self.own_key(&row) else {
+            return;
+        };
+        let state = &mut self.state;
+        for dirty in [Dirty::FkLeft, Dirty::FkFresh, Dirty::FkPending] {
+            state.dirty.insert(dirty(own.clone()));
+        }
+        // An early answer: to this version (joined now), a later one (kept), or stale.
+        let pending = state.fk_pending.remove(&own);
+        if tombstone {
+            state.fk_fresh.remove(&own);
+            if state.fk_left.remove(&own).is_some() {
+                out.push(tombstone_of(key, row, ts));
+            }
+        } else {
+            let existed = state
+                .fk_left
+                .insert(own.clone(), (ts, row.clone()))
+                .is_some();
+            if existed {
+                state.fk_fresh.remove(&own);
+            } else {
+                state.fk_fresh.insert(own);
+            }
+            if key.is_null() && outer {
+                out.push(joined(Side::Left, key, row, None, ts));
+            } else if key.is_null() && existed {
+                out.push(tombstone_of(key, row, ts));
+            }
+        }
+        if let Some((key, response)) = pending {
+            self.response(key, response, out);
+        }
+    }
+
+    /// A right table's task answered a left row: join if the answer is for the row's
+    /// current version (as KIP-213's hash check); keep it if it is for a version this task
+    /// has not read yet; drop it if a later version has its own answer coming.
+    fn response(&mut self, key: ScalarValue, (ts, row): Row, out: &mut Vec<Joined>) {
+        let Some(columns) = &self.spec.response else {
+            return;
+        };
+        let own: Vec<ScalarValue> = columns.own.iter().map(|i| row[*i].clone()).collect();
+        let current = self.state.fk_left.get(&own);
+        let ahead =
+            current.is_none_or(|(_, left)| row[columns.version] > left[columns.left_version]);
+        if ahead {
+            self.state.dirty.insert(Dirty::FkPending(own.clone()));
+            self.state.fk_pending.insert(own, (key, (ts, row)));
+            return;
+        }
+        let Some((lts, left)) =
+            current.filter(|(_, l)| l[columns.left_version] == row[columns.version])
+        else {
+            return;
+        };
+        let timestamp = ts.max(*lts);
+        let left = left.clone();
+        let found = !row[columns.found].is_null();
+        if !found && !self.outer(Side::Left) && self.state.fk_fresh.contains(&own) {
+            // A new row without a partner: an INNER join has no result to retract.
+            return;
+        }
+        if self.state.fk_fresh.remove(&own) {
+            self.state.dirty.insert(Dirty::FkFresh(own));
+        }
+        out.push(if found {
+            Joined {
+                key,
+                left: Some(left),
+                right: Some(row),
+                timestamp,
+                tombstone: false,
+            }
+        } else if self.outer(Side::Left) {
+            joined(Side::Left, key, left, None, timestamp)
+        } else {
+            tombstone_of(key, left, timestamp)
+        });
+    }
+
     /// Turns results into one batch in the output layout.
     fn build(&self, rows: Vec<Joined>) -> Result<Batch, ExecError> {
         let schema = &self.spec.output;
         let left_width = self.spec.left.fields().len() - 2;
-        let right_width = self.spec.right.fields().len() - 2;
         let fields = schema.fields();
+        // (A response row carries more than the right payload: the rest is not output.)
+        let right_width = fields.len() - 2 - left_width;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(fields.len());
         columns.push(column(
             rows.iter().map(|r| r.key.clone()),

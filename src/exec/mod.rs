@@ -7,7 +7,7 @@
 //! an encoder for one input partition.
 //!
 //! Layout: [`filter`], [`project`], [`join`] (two-input joins), [`aggregate`] (grouped and windowed aggregation with
-//! HAVING and emit modes; [`emit_final`] decides when EMIT FINAL releases a window), [`unnest`] (EXPLODE), [`fold`] (per-key FOLD), [`window`] (window assignment), [`row_errors`] (expressions failing on some rows), [`task`], [`error`].
+//! HAVING and emit modes; [`emit_final`] decides when EMIT FINAL releases a window), [`regroup`] (a table's changes re-keyed with retractions), [`unnest`] (EXPLODE), [`fold`] (per-key FOLD), [`window`] (window assignment), [`row_errors`] (expressions failing on some rows), [`task`], [`error`].
 
 pub mod aggregate;
 pub mod emit_final;
@@ -18,6 +18,7 @@ pub mod join;
 pub mod output;
 pub mod processing_log;
 pub mod project;
+pub mod regroup;
 pub mod row_errors;
 pub mod task;
 pub mod unnest;

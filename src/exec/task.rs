@@ -18,6 +18,7 @@ use super::join::{JoinOp, JoinSpec, Side};
 use super::output::Output;
 use super::processing_log::ProcessingLog;
 use super::project::ProjectOp;
+use super::regroup::{DropTombstonesOp, RegroupOp, RegroupSpec, RetractionsOp};
 use super::unnest::UnnestOp;
 use super::{Batch, EntryRef, ExecError, Operator, StateEntry};
 use crate::format::decode::SourceDecoder;
@@ -40,6 +41,12 @@ pub enum OperatorSpec {
     Unnest(Vec<(String, Arc<dyn PhysicalExpr>)>),
     /// `FOLD(...) OVER (PARTITION BY ...)`: per-key state, one output row per input row.
     Fold(Arc<FoldSpec>),
+    /// A table's changes re-keyed by group, retracting from the old group (a stage).
+    Regroup(Arc<RegroupSpec>),
+    /// A regrouped topic's retractions (the BOOLEAN column at this index) as tombstones.
+    Retractions(usize),
+    /// Only a table's upserts go on.
+    DropTombstones,
 }
 
 impl OperatorSpec {
@@ -51,6 +58,9 @@ impl OperatorSpec {
             OperatorSpec::Aggregate(_) => "Aggregate",
             OperatorSpec::Unnest(_) => "Explode",
             OperatorSpec::Fold(_) => "Fold",
+            OperatorSpec::Regroup(_) => "Regroup",
+            OperatorSpec::Retractions(_) => "Retractions",
+            OperatorSpec::DropTombstones => "DropTombstones",
         }
     }
 
@@ -63,6 +73,9 @@ impl OperatorSpec {
             }
             OperatorSpec::Unnest(arrays) => Box::new(UnnestOp::try_new(arrays.clone(), input)?),
             OperatorSpec::Fold(spec) => Box::new(FoldOp::try_new(Arc::clone(spec), input)?),
+            OperatorSpec::Regroup(spec) => Box::new(RegroupOp::try_new(Arc::clone(spec), input)?),
+            OperatorSpec::Retractions(column) => Box::new(RetractionsOp::new(*column)),
+            OperatorSpec::DropTombstones => Box::new(DropTombstonesOp),
         })
     }
 }
@@ -111,8 +124,12 @@ impl PipelineSpec {
     /// Whether some operator keeps state between batches (aggregations, joins).
     pub fn is_stateful(&self) -> bool {
         let aggregates = |ops: &[(OperatorSpec, SchemaRef)]| {
-            ops.iter()
-                .any(|(op, _)| matches!(op, OperatorSpec::Aggregate(_) | OperatorSpec::Fold(_)))
+            ops.iter().any(|(op, _)| {
+                matches!(
+                    op,
+                    OperatorSpec::Aggregate(_) | OperatorSpec::Fold(_) | OperatorSpec::Regroup(_)
+                )
+            })
         };
         !self.joins.is_empty()
             || self.inputs.iter().any(|i| aggregates(&i.operators))

@@ -6,7 +6,7 @@
 //! bare value for the KAFKA format). Each record's partition is chosen from the inner key with
 //! Java's partitioner. Tombstones become records with a null value.
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, FieldRef, Int64Type};
 use datafusion_common::ScalarValue;
 
@@ -75,6 +75,11 @@ pub struct SinkEncoder {
     value_writer: Option<Writer>,
     /// `WRAP_SINGLE_VALUE=false`: the single value column is written bare.
     unwrap: bool,
+    /// An INT column naming each record's partition, instead of its key's hash.
+    partition_column: Option<usize>,
+    /// Another topic's encoder whose key bytes choose the partition (the subscriptions of a
+    /// foreign-key join meet a right table whose keys carry a registered schema's id).
+    partition_like: Option<Box<SinkEncoder>>,
 }
 
 impl SinkEncoder {
@@ -136,7 +141,23 @@ impl SinkEncoder {
             key_writer,
             value_writer,
             unwrap,
+            partition_column: None,
+            partition_like: None,
         })
+    }
+
+    /// Writes each record to the partition its INT column `column` names (a foreign-key
+    /// join's responses go back to their left row's partition, whatever its key format).
+    pub fn partitioned_by(mut self, column: usize) -> Self {
+        self.partition_column = Some(column);
+        self
+    }
+
+    /// Places each record where `other` (an encoder of the same batches for another topic)
+    /// would place it: the partition of the key bytes it writes.
+    pub fn partitioned_like(mut self, other: SinkEncoder) -> Self {
+        self.partition_like = Some(Box::new(other));
+        self
     }
 
     /// One record per row; `tombstones[i]` (when given) makes row `i` a delete. A row whose
@@ -163,7 +184,17 @@ impl SinkEncoder {
             })
             .map(|row| {
                 let key = self.encode_key(batch, row)?;
-                let partition = key.as_deref().map(|k| partition_for(k, self.partitions));
+                let partition = match (self.partition_column, &self.partition_like) {
+                    (Some(c), _) => batch
+                        .column(c)
+                        .as_primitive_opt::<arrow::datatypes::Int32Type>()
+                        .filter(|p| p.is_valid(row))
+                        .map(|p| p.value(row)),
+                    (None, Some(other)) => other
+                        .encode_key(batch, row)?
+                        .map(|k| partition_for(&k, self.partitions)),
+                    (None, None) => key.as_deref().map(|k| partition_for(k, self.partitions)),
+                };
                 let key = key.map(|k| self.append_window(k, batch, row));
                 let value = if tombstones.get(row).copied().unwrap_or(false) {
                     None

@@ -126,7 +126,6 @@ impl Runtime for KafkaRuntime {
         for source in &query.source_topics {
             tasks = tasks.max(self.topics.partitions(source).await?.unwrap_or(1));
         }
-        refuse_partitioned_foreign_keys(&query, tasks)?;
         let (changelog, sink_partitions) = self.state_topics(&query, tasks).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let id = query.id.clone();
@@ -339,25 +338,6 @@ impl KafkaRuntime {
         let standby = Standby::start(&self.config, changelog.clone(), store.clone())?;
         Ok(Some(standby))
     }
-}
-
-/// Refuses a foreign-key join over `tasks > 1` partitions: partition p's task holds the left
-/// rows of p, but their foreign keys' rows are on any partition, so it would join only the
-/// few on p (KIP-213's subscription and response topics are not built yet).
-fn refuse_partitioned_foreign_keys(query: &PersistentQuery, tasks: i32) -> Result<(), Error> {
-    let foreign_key = query
-        .pipeline
-        .joins
-        .iter()
-        .any(|j| j.join.join_type == crate::exec::join::JoinType::ForeignKey);
-    if foreign_key && tasks > 1 {
-        return Err(crate::plan::PlanError::Unsupported(format!(
-            "a foreign-key join of topics with more than one partition ({}: {tasks} partitions); give the tables' topics one partition",
-            query.source_topics.join(", ")
-        ))
-        .into());
-    }
-    Ok(())
 }
 
 /// Starts stream thread `thread` of `query`, a member of its group as `config`'s instance.

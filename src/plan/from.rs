@@ -90,6 +90,16 @@ impl RepartitionPlan {
         plan.restore = vec![(OperatorSpec::Project(exprs), read)];
         Ok(plan)
     }
+
+    /// The query reads rows whose BOOLEAN column `column` is set as tombstones (the
+    /// retractions of a regrouped table, [`crate::exec::regroup`]).
+    pub fn read_retractions(&mut self, column: &str) -> Result<(), PlanError> {
+        let read = Arc::clone(&self.restore[0].1);
+        let retract = read.index_of(column)?;
+        self.restore
+            .insert(0, (OperatorSpec::Retractions(retract), read));
+        Ok(())
+    }
 }
 
 /// A key column of the query's result: which input columns can provide it.
@@ -180,6 +190,11 @@ pub struct FromPlan {
     pub inputs: Vec<InputPlan>,
     /// The joins, left to right.
     pub joins: Vec<JoinStageSpec>,
+    /// A foreign-key join's steps over several partitions.
+    pub foreign_key: Option<super::foreign_key::ForeignKeyPlan>,
+    /// GROUP BY over the joins' results on another key: the stage (the joins, then this
+    /// re-keying) and how the query reads it back.
+    pub joined_repartition: Option<RepartitionPlan>,
     /// The source the rest of the query reads (virtual for joins).
     pub source: Source,
     /// The schema of its batches.
@@ -217,6 +232,8 @@ pub fn plan_from(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPla
             keep_null_values: false,
         }],
         joins: Vec::new(),
+        foreign_key: None,
+        joined_repartition: None,
         query: query.clone(),
     })
 }

@@ -24,6 +24,7 @@ use sqlparser::ast::{BinaryOperator, Expr as SqlExpr, Ident, SelectItem};
 
 use super::error::PlanError;
 use super::expr::ExprPlanner;
+use super::foreign_key::ForeignKeyPlan;
 use super::from::{FromPlan, InputPlan, KeyColumn, RepartitionPlan};
 use super::rewrite::{column_ref, rewrite};
 use super::text::position;
@@ -122,6 +123,8 @@ pub fn plan_joins(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPl
         input: Arc::clone(&left.schema),
         inputs: joining.inputs,
         joins: joining.joins,
+        foreign_key: joining.foreign_key,
+        joined_repartition: None,
         source,
         star,
         keys,
@@ -136,6 +139,8 @@ struct Joining {
     left: Left,
     /// Each side's prefixed rows (`[payload..., ROWTIME]`).
     schemas: Vec<SchemaRef>,
+    /// The steps of a foreign-key join over several partitions.
+    foreign_key: Option<ForeignKeyPlan>,
 }
 
 impl Joining {
@@ -173,6 +178,7 @@ impl Joining {
             joins: Vec::new(),
             left,
             schemas,
+            foreign_key: None,
         })
     }
 
@@ -213,11 +219,7 @@ impl Joining {
             input.repartition = Some(side_repartition("Join-right", input, &right_key_schema)?);
         }
         let output = joined_schema(&planned.key_name, &key_schema, &right_key_schema);
-        let left_key_columns = left
-            .primary_key
-            .iter()
-            .filter_map(|k| key_schema.index_of(k).ok().map(|i| i - 1))
-            .collect();
+        let left_key_columns = payload_indexes(&left.primary_key, &key_schema);
         self.joins.push(JoinStageSpec {
             join: Arc::new(JoinSpec {
                 kind: join.kind,
@@ -226,6 +228,7 @@ impl Joining {
                 right: right_key_schema,
                 output: Arc::clone(&output),
                 left_key_columns,
+                response: None,
             }),
             then: Vec::new(),
         });
@@ -243,7 +246,37 @@ impl Joining {
             key: planned.key_candidates,
             primary_key,
         };
+        if planned.join_type == JoinType::ForeignKey {
+            self.plan_foreign_key(sides, j)?;
+        }
         Ok(planned.keys)
+    }
+}
+
+/// Where `columns` sit in the payload of side layout `side`.
+fn payload_indexes(columns: &[String], side: &Schema) -> Vec<usize> {
+    (columns.iter())
+        .filter_map(|k| side.index_of(k).ok().map(|i| i - 1))
+        .collect()
+}
+
+impl Joining {
+    /// The steps of foreign-key join `j` over several partitions (it is the only join).
+    fn plan_foreign_key(&mut self, sides: &[Side], j: usize) -> Result<()> {
+        let (left, right) = (&sides[0], &sides[j + 1]);
+        let Some(right_key) = right.source.schema.keys().next() else {
+            return Ok(());
+        };
+        self.foreign_key = Some(super::foreign_key::plan(
+            &self.joins[j].join,
+            &self.inputs[0].operators,
+            (
+                &left.prefixed(ROWOFFSET),
+                &left.prefixed(ROWPARTITION),
+                &right.prefixed(&right_key.name),
+            ),
+        )?);
+        Ok(())
     }
 }
 

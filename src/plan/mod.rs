@@ -11,6 +11,7 @@ pub mod ddl;
 pub mod error;
 pub mod expr;
 pub mod fold;
+pub mod foreign_key;
 pub mod from;
 pub mod greatest;
 pub mod in_list;

@@ -72,6 +72,10 @@ pub struct QueryPlan {
     pub inputs: Vec<InputPlan>,
     /// The joins, left to right (empty for a single source).
     pub joins: Vec<JoinStageSpec>,
+    /// A foreign-key join's steps over several partitions.
+    pub foreign_key: Option<super::foreign_key::ForeignKeyPlan>,
+    /// GROUP BY over the joins' results on another key ([`FromPlan::joined_repartition`]).
+    pub joined_repartition: Option<super::from::RepartitionPlan>,
     /// The catalog entry of the sink.
     pub sink: Source,
     /// Operators in order, each with its input schema.
@@ -137,6 +141,8 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
     Ok(QueryPlan {
         inputs: from.inputs,
         joins: from.joins,
+        foreign_key: from.foreign_key,
+        joined_repartition: from.joined_repartition,
         sink: sink_source,
         operators,
         output_schema,

@@ -4,8 +4,11 @@
 //! from Java's partitioner, as on Kafka). [`MemoryKafka::run_until_idle`] feeds every query
 //! the records it has not seen, one record per batch (ksqlDB's test mode; see
 //! [`MemoryKafka::set_batch_size`] for batches as a poll returns them), appending their outputs to the sink
-//! topics, until no query has anything left to read. As in Kafka Streams' test driver, one
-//! task per query sees every partition. No threads, no clocks.
+//! topics, until no query has anything left to read. As on Kafka, a query runs one task per
+//! partition number: task `p` reads partition `p` of each of its inputs, so a query whose
+//! inputs do not meet by key gives the answer it would give on a real broker.
+//! [`MemoryKafka::spread_over`] gives every topic N partitions, to check that an answer does
+//! not depend on partitioning. No threads, no clocks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -21,13 +24,14 @@ use crate::record::Record;
 /// One running query and how far it has read.
 struct MemoryQuery {
     query: PersistentQuery,
-    /// The query's one task (it sees every partition, as Kafka Streams' test driver does).
-    task: Option<Task>,
+    /// Its tasks, by partition number, created when their partition first has records.
+    tasks: BTreeMap<i32, Task>,
     /// Next offset to read, per input and partition.
     positions: HashMap<(usize, i32), usize>,
     log: ProcessingLog,
-    /// Its task's checkpoints (the changelog topic), or `None` once a checkpoint was refused.
-    changelog: Option<Vec<StateEntry>>,
+    /// Each task's checkpoints (the changelog topic's partition), or `None` once a
+    /// checkpoint was refused.
+    changelog: Option<BTreeMap<i32, Vec<StateEntry>>>,
 }
 
 /// In-memory topics running persistent queries.
@@ -39,6 +43,8 @@ pub struct MemoryKafka {
     queries: Vec<MemoryQuery>,
     /// Records per batch (0 counts as 1).
     batch_size: usize,
+    /// Every topic's partition count, whatever its creator asked ([`Self::spread_over`]).
+    spread: Option<i32>,
 }
 
 impl std::fmt::Debug for MemoryKafka {
@@ -55,6 +61,13 @@ impl MemoryKafka {
     /// coalesce; nothing else may change.
     pub fn set_batch_size(&mut self, n: usize) {
         self.batch_size = n;
+    }
+
+    /// Creates every topic from now on with `partitions` partitions, whatever its
+    /// statement asks: records are spread by key with Java's partitioner, and each query
+    /// runs a task per partition.
+    pub fn spread_over(&mut self, partitions: i32) {
+        self.spread = Some(partitions);
     }
 
     fn topics(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<Vec<Record>>>> {
@@ -125,15 +138,26 @@ impl MemoryKafka {
         }
     }
 
-    /// Feeds query `i` its unread records, one per batch, input by input.
+    /// Feeds query `i` its unread records, input by input, each input's in the order they
+    /// were produced across its partitions (as they would arrive), one batch per partition run.
     fn step(&mut self, i: usize) -> Result<bool, Error> {
         let topics = self.queries[i].query.source_topics.clone();
         let mut progressed = false;
         for (input, topic) in topics.iter().enumerate() {
             let partitions: Vec<Vec<Record>> =
                 self.topics().get(topic).cloned().unwrap_or_default();
-            for (partition, records) in partitions.iter().enumerate() {
-                progressed |= self.feed(i, input, partition as i32, records)?;
+            let produced = self
+                .produced
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(topic)
+                .cloned()
+                .unwrap_or_default();
+            for (partition, offset) in produced {
+                if let Some(records) = partitions.get(partition) {
+                    let upto = &records[..(offset + 1).min(records.len())];
+                    progressed |= self.feed(i, input, partition as i32, upto)?;
+                }
             }
         }
         Ok(progressed)
@@ -158,25 +182,25 @@ impl MemoryKafka {
             }
             *position = end;
             let batch = &records[start..end];
-            let task = match &mut q.task {
-                Some(task) => task,
-                slot => {
-                    slot.insert(q.query.pipeline.new_task(q.log.clone()).map_err(|source| {
-                        Error::Query {
-                            query: q.query.id.clone(),
-                            source,
-                        }
-                    })?)
-                }
-            };
             let query_error = |source| Error::Query {
                 query: q.query.id.clone(),
                 source,
             };
+            let task = match q.tasks.entry(partition) {
+                std::collections::btree_map::Entry::Occupied(task) => task.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => slot.insert(
+                    q.query
+                        .pipeline
+                        .new_task(q.log.clone())
+                        .map_err(query_error)?,
+                ),
+            };
             let outputs = task.process(input, batch).map_err(query_error)?;
             // A checkpoint after every batch, as a commit would write it.
             match (task.checkpoint().map_err(query_error)?, &mut q.changelog) {
-                (Some(entries), Some(changelog)) => changelog.extend(entries),
+                (Some(entries), Some(changelog)) => {
+                    changelog.entry(partition).or_default().extend(entries);
+                }
                 _ => q.changelog = None,
             }
             for output in outputs {
@@ -199,12 +223,13 @@ impl MemoryKafka {
                 query: q.query.id.clone(),
                 source,
             };
-            let task = q
-                .query
-                .pipeline
-                .restored_task(q.log.clone(), changelog)
-                .map_err(query_error)?;
-            q.task = Some(task);
+            q.tasks = changelog
+                .iter()
+                .map(|(partition, entries)| {
+                    let task = q.query.pipeline.restored_task(q.log.clone(), entries);
+                    Ok((*partition, task.map_err(query_error)?))
+                })
+                .collect::<Result<_, Error>>()?;
             restarted += 1;
         }
         Ok(restarted)
@@ -225,6 +250,7 @@ impl Runtime for MemoryKafka {
     }
 
     async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), Error> {
+        let partitions = self.spread.unwrap_or(partitions);
         self.topics()
             .entry(topic.to_string())
             .or_insert_with(|| vec![Vec::new(); partitions.max(1) as usize]);
@@ -244,10 +270,10 @@ impl Runtime for MemoryKafka {
         }
         self.queries.push(MemoryQuery {
             query,
-            task: None,
+            tasks: BTreeMap::new(),
             positions,
             log,
-            changelog: Some(Vec::new()),
+            changelog: Some(BTreeMap::new()),
         });
         Ok(())
     }

@@ -266,7 +266,7 @@ pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
 }
 
 /// Executes the statements in order; the first error ends the case.
-async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
+pub(crate) async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), String> {
     // ksqlDB's harness adds its test functions (WHENCONDITION, ...).
     crate::functions::test_udfs::enable();
     let mut variables = crate::sql::variables::Variables::new();
@@ -295,7 +295,11 @@ async fn execute(case: &Case, engine: &mut Engine<MemoryKafka>) -> Result<(), St
 }
 
 /// Produces the inputs and runs the queries until idle.
-fn feed(case: &Case, engine: &mut Engine<MemoryKafka>, restarts: bool) -> Result<(), String> {
+pub(crate) fn feed(
+    case: &Case,
+    engine: &mut Engine<MemoryKafka>,
+    restarts: bool,
+) -> Result<(), String> {
     for input in case.spec["inputs"].as_array().into_iter().flatten() {
         let record = input_record(input, engine)?;
         // As Kafka Streams' test driver does: each record is processed to the end (through
@@ -324,7 +328,8 @@ pub(crate) fn input_record(input: &Value, engine: &Engine<MemoryKafka>) -> Resul
         k.extend_from_slice(&start.unwrap_or(0).to_be_bytes());
     }
     Ok(Record {
-        partition: Some(0),
+        // The partition its key chooses, as a Java producer's (a keyless record: 0).
+        partition: None,
         key,
         value: encode_value(source.as_deref(), &input["value"], engine.registry())?,
         timestamp: input["timestamp"].as_i64().unwrap_or(0),
@@ -355,7 +360,10 @@ fn input_headers(headers: &Value) -> Result<Vec<crate::record::Header>, String> 
 }
 
 /// The catalog source stored in `topic` (a sink if one writes it, else a reader).
-fn source_for(engine: &Engine<MemoryKafka>, topic: &str) -> Option<std::sync::Arc<Source>> {
+pub(crate) fn source_for(
+    engine: &Engine<MemoryKafka>,
+    topic: &str,
+) -> Option<std::sync::Arc<Source>> {
     let readers_and_writers: Vec<_> = engine
         .catalog()
         .sources()
@@ -445,14 +453,14 @@ fn encode_value(
 
 /// What an output record says, decoded for comparison.
 #[derive(Debug)]
-struct Decoded {
+pub(crate) struct Decoded {
     key: Value,
-    value: Value,
+    pub(crate) value: Value,
     timestamp: i64,
     window: Option<(i64, i64)>,
 }
 
-fn decode(
+pub(crate) fn decode(
     source: Option<&Source>,
     record: &Record,
     registry: &SchemaRegistry,

@@ -214,22 +214,53 @@ pub fn produce(topic: &str, records: &[(&str, &[u8], i64)]) {
 
 /// Produces records with any key bytes (e.g. an 8-byte long), placed as Java clients do.
 pub fn produce_bytes(topic: &str, records: &[(&[u8], &[u8], i64)]) {
+    let records: Vec<Keyed<'_>> = records
+        .iter()
+        .map(|(k, v, ts)| (*k, Some(*v), *ts))
+        .collect();
+    produce_keyed(topic, &records);
+}
+
+/// Produces table changes: a `None` value is a tombstone.
+pub fn produce_changes(topic: &str, records: &[(&str, Option<&[u8]>, i64)]) {
+    let records: Vec<Keyed<'_>> = records
+        .iter()
+        .map(|(k, v, ts)| (k.as_bytes(), *v, *ts))
+        .collect();
+    produce_keyed(topic, &records);
+}
+
+/// A record to produce: key, value (`None`: a tombstone), timestamp.
+type Keyed<'a> = (&'a [u8], Option<&'a [u8]>, i64);
+
+/// Produces keyed records (a `None` value is a tombstone), placed as Java clients do.
+fn produce_keyed(topic: &str, records: &[Keyed<'_>]) {
     let producer: BaseProducer = config()
         .client_config()
         .set("partitioner", "murmur2_random")
         .create()
         .unwrap();
     for (key, value, ts) in records {
-        producer
-            .send(
-                BaseRecord::to(topic)
-                    .key(*key)
-                    .payload(*value)
-                    .timestamp(*ts),
-            )
-            .unwrap();
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).key(*key).timestamp(*ts);
+        if let Some(value) = value {
+            record = record.payload(*value);
+        }
+        producer.send(record).unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// The names of the broker's topics.
+pub fn topic_names() -> Vec<String> {
+    let consumer: BaseConsumer = config().client_config().create().unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect()
 }
 
 /// Reads `topic` until at least `expected` records arrived and 5 s passed without more (at
