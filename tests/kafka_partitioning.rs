@@ -2,7 +2,8 @@
 //! on 1, through a SIGKILL: foreign-key joins (INNER and LEFT; the left rows change foreign
 //! key, the right rows change and are deleted) run through subscription and response topics
 //! (KIP-213), and GROUP BY over a table re-keys its changes with retractions, so a row that
-//! moves to another group, or is deleted, leaves its old group wherever that group is counted.
+//! moves to another group, or is deleted, leaves its old group wherever that group is counted;
+//! a 3-way join whose second join is on another key re-keys the first join's result.
 //!
 //! Needs the broker the project starts (`docker/kafka.sh start`).
 
@@ -24,7 +25,9 @@ fn statements(run: i64, p: i32) -> String {
          CREATE TABLE orders_{p} (id VARCHAR PRIMARY KEY, customer VARCHAR, amount INT) WITH (KAFKA_TOPIC='part_orders_{run}_{p}', VALUE_FORMAT='JSON', PARTITIONS={p});
          CREATE TABLE named_{p} AS SELECT o.id AS id, c.name AS name FROM orders_{p} o JOIN customers_{p} c ON o.customer = c.id;
          CREATE TABLE all_named_{p} AS SELECT o.id AS id, c.name AS name FROM orders_{p} o LEFT JOIN customers_{p} c ON o.customer = c.id;
-         CREATE TABLE per_customer_{p} AS SELECT customer, COUNT(*) AS n, SUM(amount) AS total FROM orders_{p} GROUP BY customer;"
+         CREATE TABLE per_customer_{p} AS SELECT customer, COUNT(*) AS n, SUM(amount) AS total FROM orders_{p} GROUP BY customer;
+         CREATE STREAM shipments_{p} (id VARCHAR KEY, qty INT) WITH (KAFKA_TOPIC='part_shipments_{run}_{p}', VALUE_FORMAT='JSON', PARTITIONS={p});
+         CREATE STREAM shipped_{p} WITH (KAFKA_TOPIC='part_shipped_{run}_{p}') AS SELECT c.id AS id, s.id AS order_id, qty, c.name AS name FROM shipments_{p} s JOIN orders_{p} o ON s.id = o.id JOIN customers_{p} c ON o.customer = c.id;"
     )
 }
 
@@ -143,6 +146,37 @@ async fn settle(http: &Http, p: i32, want: &[BTreeMap<String, String>; 3]) {
     }
 }
 
+/// A shipment of every order (deleted ones too) through the 3-way join, whose second join
+/// is on the order's customer (re-keyed by a stage on 4 partitions): both partitionings ship
+/// the same rows, each with the name the inner join gives its order.
+async fn check_shipments(run: i64, inner: &BTreeMap<String, String>) {
+    let shipments: Vec<Change> = (0..100)
+        .map(|o| (format!("o{o}"), Some(format!(r#"{{"QTY":{o}}}"#))))
+        .collect();
+    for p in [1, 4] {
+        produce(&format!("part_shipments_{run}_{p}"), &shipments, run + 10);
+    }
+    let shipped = move |p: i32| {
+        let mut rows: Vec<(String, String)> =
+            common::consume(&format!("part_shipped_{run}_{p}"), 81)
+                .into_iter()
+                .map(|(_, k, v)| (String::from_utf8(k).unwrap(), v.unwrap_or_default()))
+                .collect();
+        rows.sort();
+        rows
+    };
+    let (one, four) = tokio::task::spawn_blocking(move || (shipped(1), shipped(4)))
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 81, "{one:?}");
+    assert_eq!(one, four);
+    for (customer, value) in &one {
+        let row: Value = serde_json::from_str(value).unwrap();
+        let order = row["ORDER_ID"].as_str().unwrap();
+        assert_eq!(inner[order], row["NAME"].to_string(), "{customer}: {row}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_and_table_aggregations_end_the_same_on_four_partitions_through_a_kill() {
     let run = now_ms();
@@ -176,6 +210,7 @@ async fn joins_and_table_aggregations_end_the_same_on_four_partitions_through_a_
     assert_eq!((want[0].len(), want[1].len(), want[2].len()), (81, 90, 21));
     settle(&http, 1, &want).await;
     settle(&http, 4, &want).await;
+    check_shipments(run, &want[0]).await;
     // The 4-partition queries went through their internal topics (the 1-partition ones
     // need none).
     let topics = common::topic_names();
@@ -183,6 +218,7 @@ async fn joins_and_table_aggregations_end_the_same_on_four_partitions_through_a_
         ("CTAS_NAMED_4_", "-FK-JOIN-SUBSCRIPTION-REGISTRATION-topic"),
         ("CTAS_ALL_NAMED_4_", "-FK-JOIN-SUBSCRIPTION-RESPONSE-topic"),
         ("CTAS_PER_CUSTOMER_4_", "-GroupBy-repartition"),
+        ("CSAS_SHIPPED_4_", "-Join-left-1-repartition"),
     ] {
         let found = (topics.iter())
             .any(|t| t.contains(&service) && t.contains(query) && t.ends_with(internal));

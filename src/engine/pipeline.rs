@@ -122,10 +122,57 @@ async fn across_partitions<R: Runtime>(
         let (id, plan) = ((id, text), (plan, fk));
         foreign_key_stages(runtime, registry, id, plan, (partitions, assembled)).await?;
     }
+    if let Some((j, repartition)) = plan.rekeyed_join.as_ref().filter(|_| many) {
+        let meet = &plan.inputs[j + 1].source;
+        if !matches!(meet.key_format, Format::Kafka | Format::Json) {
+            return Err(PlanError::Unsupported(format!(
+                "re-keying a join's result to meet `{}`'s {} keys (repartition topics use KAFKA or JSON keys)",
+                meet.name, meet.key_format
+            ))
+            .into());
+        }
+        let at = (*j, partitions[j + 1], meet.key_format);
+        split_joins(runtime, registry, (id, text), (repartition, at), assembled).await?;
+    }
     if let Some(repartition) = plan.joined_repartition.as_ref().filter(|_| many) {
         let rekeyed = (repartition, partitions.iter().copied().max().unwrap_or(1));
         rekey_joined(runtime, registry, (id, text), rekeyed, assembled).await?;
     }
+    Ok(())
+}
+
+/// Moves the inputs and joins before join `j` into a stage that re-keys their (stream)
+/// result by join `j`'s left expression into a topic of `partitions` and `key_format`, those
+/// of join `j`'s right input; the query reads that topic as join `j`'s left side.
+async fn split_joins<R: Runtime>(
+    runtime: &R,
+    registry: &Arc<SchemaRegistry>,
+    (id, text): (&str, &str),
+    (repartition, (j, partitions, key_format)): (&RepartitionPlan, (usize, i32, Format)),
+    assembled: &mut Assembled,
+) -> Result<(), Error> {
+    let stage_id = format!("{id}-{}", repartition.name);
+    let topic = runtime.internal_topic(id, &format!("{}-repartition", repartition.name));
+    let at = (topic.as_str(), partitions, key_format);
+    let (encoder, read) = internal_topic(runtime, registry, at, (repartition, &stage_id)).await?;
+    let rest_inputs = assembled.pipeline.inputs.split_off(j + 1);
+    let rest_joins = assembled.pipeline.joins.split_off(j);
+    let rest_topics = assembled.source_topics.split_off(j + 1);
+    let pipeline = PipelineSpec {
+        inputs: std::mem::replace(&mut assembled.pipeline.inputs, vec![read]),
+        joins: std::mem::replace(&mut assembled.pipeline.joins, rest_joins),
+        operators: Vec::new(),
+        output: Output::Topic {
+            encoder: Box::new(encoder),
+            store: None,
+        },
+    };
+    let sources = std::mem::replace(&mut assembled.source_topics, vec![topic.clone()]);
+    assembled.pipeline.inputs.extend(rest_inputs);
+    assembled.source_topics.extend(rest_topics);
+    assembled
+        .stages
+        .push(stage_query((&stage_id, text), sources, &topic, pipeline));
     Ok(())
 }
 

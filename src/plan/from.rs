@@ -195,6 +195,9 @@ pub struct FromPlan {
     /// GROUP BY over the joins' results on another key: the stage (the joins, then this
     /// re-keying) and how the query reads it back.
     pub joined_repartition: Option<RepartitionPlan>,
+    /// Join `j` whose left side, the result of the joins before it, is re-keyed: the stage
+    /// runs those joins into this repartition topic, the query reads it as join `j`'s left.
+    pub rekeyed_join: Option<(usize, RepartitionPlan)>,
     /// The source the rest of the query reads (virtual for joins).
     pub source: Source,
     /// The schema of its batches.
@@ -234,6 +237,7 @@ pub fn plan_from(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPla
         joins: Vec::new(),
         foreign_key: None,
         joined_repartition: None,
+        rekeyed_join: None,
         query: query.clone(),
     })
 }

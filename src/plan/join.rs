@@ -125,6 +125,7 @@ pub fn plan_joins(query: &Query, catalog: &Catalog, sink: &str) -> Result<FromPl
         joins: joining.joins,
         foreign_key: joining.foreign_key,
         joined_repartition: None,
+        rekeyed_join: joining.rekey_at,
         source,
         star,
         keys,
@@ -141,6 +142,8 @@ struct Joining {
     schemas: Vec<SchemaRef>,
     /// The steps of a foreign-key join over several partitions.
     foreign_key: Option<ForeignKeyPlan>,
+    /// A join whose left (an earlier join's stream result) is re-keyed by a stage.
+    rekey_at: Option<(usize, RepartitionPlan)>,
 }
 
 impl Joining {
@@ -179,6 +182,7 @@ impl Joining {
             left,
             schemas,
             foreign_key: None,
+            rekey_at: None,
         })
     }
 
@@ -203,15 +207,8 @@ impl Joining {
         let (right_op, right_key_schema) = key_projection(&right_schema, &planned.right_expr)?;
         self.inputs[j + 1].operators.push((right_op, right_schema));
         if planned.repartition_left {
-            for input in self.inputs.iter_mut().take(j + 1) {
-                input.needs_repartition = true;
-            }
-            // The `FROM` source can go through a repartition topic; a join's result (the
-            // left of a later join) cannot yet.
-            if j == 0 {
-                self.inputs[0].repartition =
-                    Some(side_repartition("Join-left", &self.inputs[0], &key_schema)?);
-            }
+            let at = (j, left.kind, &key_schema);
+            rekey_left(&mut self.inputs, &mut self.rekey_at, at)?;
         }
         if planned.repartition_right {
             let input = &mut self.inputs[j + 1];
@@ -258,6 +255,33 @@ fn payload_indexes(columns: &[String], side: &Schema) -> Vec<usize> {
     (columns.iter())
         .filter_map(|k| side.index_of(k).ok().map(|i| i - 1))
         .collect()
+}
+
+/// Join `j`'s left side must be re-keyed by its join expression (`side`'s leading
+/// column): the `FROM` source through its own repartition topic; a stream-valued join
+/// result (once per query) by a stage running the joins before `j`. Other results are
+/// marked for the engine to refuse on several partitions.
+fn rekey_left(
+    inputs: &mut [InputPlan],
+    rekey_at: &mut Option<(usize, RepartitionPlan)>,
+    (j, kind, side): (usize, SourceKind, &SchemaRef),
+) -> Result<()> {
+    if j == 0 {
+        inputs[0].needs_repartition = true;
+        inputs[0].repartition = Some(side_repartition("Join-left", &inputs[0], side)?);
+    } else if kind == SourceKind::Stream && rekey_at.is_none() {
+        let identity: Vec<(String, String)> = (side.fields().iter())
+            .map(|f| (f.name().clone(), f.name().clone()))
+            .collect();
+        let name = format!("Join-left-{j}");
+        let plan = RepartitionPlan::new(&name, (Vec::new(), Arc::clone(side)), 1, &identity)?;
+        *rekey_at = Some((j, plan));
+    } else {
+        for input in inputs.iter_mut().take(j + 1) {
+            input.needs_repartition = true;
+        }
+    }
+    Ok(())
 }
 
 impl Joining {

@@ -76,6 +76,8 @@ pub struct QueryPlan {
     pub foreign_key: Option<super::foreign_key::ForeignKeyPlan>,
     /// GROUP BY over the joins' results on another key ([`FromPlan::joined_repartition`]).
     pub joined_repartition: Option<super::from::RepartitionPlan>,
+    /// A later join on another key of the earlier joins' result ([`FromPlan::rekeyed_join`]).
+    pub rekeyed_join: Option<(usize, super::from::RepartitionPlan)>,
     /// The catalog entry of the sink.
     pub sink: Source,
     /// Operators in order, each with its input schema.
@@ -143,6 +145,7 @@ pub fn plan_query(query: &Query, catalog: &Catalog, sink: SinkRequest<'_>) -> Re
         joins: from.joins,
         foreign_key: from.foreign_key,
         joined_repartition: from.joined_repartition,
+        rekeyed_join: from.rekeyed_join,
         sink: sink_source,
         operators,
         output_schema,
