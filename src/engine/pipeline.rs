@@ -151,10 +151,9 @@ async fn split_joins<R: Runtime>(
     (repartition, (j, partitions, key_format)): (&RepartitionPlan, (usize, i32, Format)),
     assembled: &mut Assembled,
 ) -> Result<(), Error> {
-    let stage_id = format!("{id}-{}", repartition.name);
-    let topic = runtime.internal_topic(id, &format!("{}-repartition", repartition.name));
-    let at = (topic.as_str(), partitions, key_format);
-    let (encoder, read) = internal_topic(runtime, registry, at, (repartition, &stage_id)).await?;
+    let at = (partitions, key_format);
+    let (stage_id, topic, encoder, read) =
+        repartition_topic(runtime, registry, id, repartition, at).await?;
     let rest_inputs = assembled.pipeline.inputs.split_off(j + 1);
     let rest_joins = assembled.pipeline.joins.split_off(j);
     let rest_topics = assembled.source_topics.split_off(j + 1);
@@ -162,10 +161,7 @@ async fn split_joins<R: Runtime>(
         inputs: std::mem::replace(&mut assembled.pipeline.inputs, vec![read]),
         joins: std::mem::replace(&mut assembled.pipeline.joins, rest_joins),
         operators: Vec::new(),
-        output: Output::Topic {
-            encoder: Box::new(encoder),
-            store: None,
-        },
+        output: to_topic(encoder),
     };
     let sources = std::mem::replace(&mut assembled.source_topics, vec![topic.clone()]);
     assembled.pipeline.inputs.extend(rest_inputs);
@@ -185,18 +181,14 @@ async fn rekey_joined<R: Runtime>(
     (repartition, partitions): (&RepartitionPlan, i32),
     assembled: &mut Assembled,
 ) -> Result<(), Error> {
-    let stage_id = format!("{id}-{}", repartition.name);
-    let topic = runtime.internal_topic(id, &format!("{}-repartition", repartition.name));
-    let at = (topic.as_str(), partitions, Format::Json);
-    let (encoder, read) = internal_topic(runtime, registry, at, (repartition, &stage_id)).await?;
+    let at = (partitions, Format::Json);
+    let (stage_id, topic, encoder, read) =
+        repartition_topic(runtime, registry, id, repartition, at).await?;
     let pipeline = PipelineSpec {
         inputs: std::mem::take(&mut assembled.pipeline.inputs),
         joins: std::mem::take(&mut assembled.pipeline.joins),
         operators: repartition.operators.clone(),
-        output: Output::Topic {
-            encoder: Box::new(encoder),
-            store: None,
-        },
+        output: to_topic(encoder),
     };
     let sources = std::mem::take(&mut assembled.source_topics);
     assembled
@@ -219,10 +211,11 @@ fn check_copartitioned(
         return Ok(());
     }
     let direct: Vec<usize> = (0..plan.inputs.len()).filter(|i| !rekeyed(*i)).collect();
+    let many = partitions.iter().any(|p| *p > 1);
     // A registered schema's id is part of the key bytes, and each topic's key subject has
     // ids of its own: equal keys of two such topics land on different partitions.
     let framed = (direct.iter()).find(|i| plan.inputs[**i].source.key_format.uses_registry());
-    if let Some(i) = framed.filter(|_| direct.len() > 1 && partitions.iter().any(|p| *p > 1)) {
+    if let Some(i) = framed.filter(|_| direct.len() > 1 && many) {
         let source = &plan.inputs[*i].source;
         return Err(PlanError::Unsupported(format!(
             "joining `{}`, whose {} keys carry a schema id, on its key over topics with several partitions (equal keys of the two topics do not share a partition)",
@@ -233,7 +226,7 @@ fn check_copartitioned(
     // Equal keys in different formats are different bytes, on different partitions.
     let format = |i: usize| plan.inputs[i].source.key_format;
     let mismatch = (direct.windows(2)).find(|w| format(w[0]) != format(w[1]));
-    if let Some(w) = mismatch.filter(|_| partitions.iter().any(|p| *p > 1)) {
+    if let Some(w) = mismatch.filter(|_| many) {
         let (l, r) = (&plan.inputs[w[0]].source, &plan.inputs[w[1]].source);
         return Err(PlanError::Unsupported(format!(
             "joining `{}` ({} keys) with `{}` ({} keys) on their keys over topics with several partitions (equal keys in different formats do not share a partition)",
@@ -371,15 +364,9 @@ async fn repartition_stage<R: Runtime>(
     } else {
         Format::Json
     };
-    let stage_id = format!("{id}-{}", repartition.name);
-    let topic = runtime.internal_topic(id, &format!("{}-repartition", repartition.name));
-    let (encoder, spec) = internal_topic(
-        runtime,
-        registry,
-        (&topic, partitions, key_format),
-        (repartition, &stage_id),
-    )
-    .await?;
+    let at = (partitions, key_format);
+    let (stage_id, topic, encoder, spec) =
+        repartition_topic(runtime, registry, id, repartition, at).await?;
     let pipeline = PipelineSpec {
         inputs: vec![InputSpec {
             decoder: SourceDecoder::try_new(&input.source, registry)?,
@@ -387,10 +374,7 @@ async fn repartition_stage<R: Runtime>(
         }],
         joins: Vec::new(),
         operators: Vec::new(),
-        output: Output::Topic {
-            encoder: Box::new(encoder),
-            store: None,
-        },
+        output: to_topic(encoder),
     };
     let stage = stage_query(
         (&stage_id, text),
@@ -399,6 +383,23 @@ async fn repartition_stage<R: Runtime>(
         pipeline,
     );
     Ok((spec, stage))
+}
+
+/// `repartition`'s stage of query `id` and its `<name>-repartition` topic, of `partitions`
+/// and `key_format`: the stage's id, the topic, the stage's encoder and how the next step
+/// reads the topic.
+async fn repartition_topic<R: Runtime>(
+    runtime: &R,
+    registry: &Arc<SchemaRegistry>,
+    id: &str,
+    repartition: &RepartitionPlan,
+    (partitions, key_format): (i32, Format),
+) -> Result<(String, String, SinkEncoder, InputSpec), Error> {
+    let stage_id = format!("{id}-{}", repartition.name);
+    let topic = runtime.internal_topic(id, &format!("{}-repartition", repartition.name));
+    let at = (topic.as_str(), partitions, key_format);
+    let (encoder, read) = internal_topic(runtime, registry, at, (repartition, &stage_id)).await?;
+    Ok((stage_id, topic, encoder, read))
 }
 
 /// Creates internal topic `topic` (unless it exists) for `plan`'s stage `stage_id`: the
@@ -431,6 +432,14 @@ async fn internal_topic<R: Runtime>(
         operators: plan.restore.clone(),
     };
     Ok((encoder, spec))
+}
+
+/// A stage's output: its internal topic.
+fn to_topic(encoder: SinkEncoder) -> Output {
+    Output::Topic {
+        encoder: Box::new(encoder),
+        store: None,
+    }
 }
 
 /// A stage of query `text`: a persistent query of its own reading `sources` into `sink`.
@@ -490,10 +499,7 @@ async fn foreign_key_stages<R: Runtime>(
             then: Vec::new(),
         }],
         operators: fk.responses.operators.clone(),
-        output: Output::Topic {
-            encoder: Box::new(encoder.partitioned_by(fk.response_partition)),
-            store: None,
-        },
+        output: to_topic(encoder.partitioned_by(fk.response_partition)),
     };
     let sources = vec![subscriptions, right.topic.clone()];
     let stage = stage_query((&stage_id, text), sources, &responses, pipeline);
@@ -550,10 +556,7 @@ async fn subscription_stage<R: Runtime>(
         }],
         joins: Vec::new(),
         operators: Vec::new(),
-        output: Output::Topic {
-            encoder: Box::new(encoder),
-            store: None,
-        },
+        output: to_topic(encoder),
     };
     let sources = vec![left.topic.clone()];
     let stage = stage_query((&stage_id, text), sources, &subscriptions, pipeline);

@@ -997,20 +997,8 @@ impl JoinOp {
             let Some((lts, l)) = state.fk_left.get(&own).cloned() else {
                 continue;
             };
-            let timestamp = ts.max(lts);
-            out.push(if !tombstone {
-                Joined {
-                    key: key.clone(),
-                    left: Some(l),
-                    right: Some(row.clone()),
-                    timestamp,
-                    tombstone: false,
-                }
-            } else if outer {
-                joined(Side::Left, key.clone(), l, None, timestamp)
-            } else {
-                tombstone_of(key.clone(), l, timestamp)
-            });
+            let right = (!tombstone).then(|| row.clone());
+            out.push(left_result(key.clone(), l, right, ts.max(lts), outer));
         }
     }
 
@@ -1091,19 +1079,14 @@ impl JoinOp {
         if self.state.fk_fresh.remove(&own) {
             self.state.dirty.insert(Dirty::FkFresh(own));
         }
-        out.push(if found {
-            Joined {
-                key,
-                left: Some(left),
-                right: Some(row),
-                timestamp,
-                tombstone: false,
-            }
-        } else if self.outer(Side::Left) {
-            joined(Side::Left, key, left, None, timestamp)
-        } else {
-            tombstone_of(key, left, timestamp)
-        });
+        let right = found.then_some(row);
+        out.push(left_result(
+            key,
+            left,
+            right,
+            timestamp,
+            self.outer(Side::Left),
+        ));
     }
 
     /// Turns results into one batch in the output layout.
@@ -1188,6 +1171,22 @@ fn joined(
         right,
         timestamp,
         tombstone: false,
+    }
+}
+
+/// A left row's foreign-key join result: with its right row, else alone (an outer join) or
+/// deleted (an inner join).
+fn left_result(
+    key: ScalarValue,
+    left: Vec<ScalarValue>,
+    right: Option<Vec<ScalarValue>>,
+    timestamp: i64,
+    outer: bool,
+) -> Joined {
+    if right.is_some() || outer {
+        joined(Side::Left, key, left, right, timestamp)
+    } else {
+        tombstone_of(key, left, timestamp)
     }
 }
 

@@ -135,6 +135,11 @@ impl Operator for RegroupOp {
         if order.is_empty() {
             return Ok(());
         }
+        if retracted.is_empty() && order.len() == data.num_rows() {
+            // No row moved or left: the batch goes on as it is.
+            out.push(Batch::stream(batch.data));
+            return Ok(());
+        }
         let retractions = self.retractions(data, retracted, old_groups)?;
         let merged = interleave_record_batch(&[data, &retractions], &order)?;
         out.push(Batch::stream(merged));

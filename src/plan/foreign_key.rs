@@ -22,12 +22,13 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 use datafusion_physical_expr::expressions::{Column, lit};
 
 use super::error::PlanError;
 use super::from::RepartitionPlan;
+use super::join::{joined_schema, schema_of};
 use crate::catalog::schema::ROWTIME;
 use crate::exec::join::{JoinSpec, JoinType, ResponseColumns};
 use crate::exec::regroup::RegroupSpec;
@@ -67,23 +68,6 @@ fn column(schema: &Schema, name: &str) -> Result<Arc<dyn PhysicalExpr>> {
     Ok(Arc::new(Column::new(name, schema.index_of(name)?)))
 }
 
-fn schema_of(exprs: &[(String, Arc<dyn PhysicalExpr>)], input: &Schema) -> Result<SchemaRef> {
-    let fields = exprs
-        .iter()
-        .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Arc::new(Schema::new(fields)))
-}
-
-/// Every column of `schema` read back under its own name.
-fn identity(schema: &Schema) -> Vec<(String, String)> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), f.name().clone()))
-        .collect()
-}
-
 /// Names of the payload columns of a side layout (`[key, payload..., ROWTIME]`).
 fn payload(side: &Schema) -> Vec<String> {
     let n = side.fields().len();
@@ -110,7 +94,7 @@ pub fn plan(
     let subscriptions = subscriptions(join, left_ops, (&own, &own_names), (version, partition))?;
     let subscribed = schema_of_restore(&subscriptions)?;
     // The response join: always LEFT, so that "no right row" is answered too.
-    let respond_output = joined(&subscribed, &join.right)?;
+    let respond_output = joined_schema(subscribed.field(0).name(), &subscribed, &join.right);
     let respond = JoinSpec {
         kind: JoinKind::Left,
         join_type: JoinType::ForeignKey,
@@ -176,7 +160,7 @@ fn subscriptions(
         OperatorSpec::Regroup(Arc::new(regroup)),
         Arc::clone(&subscription),
     ));
-    let mut side: Vec<(String, String)> = identity(&subscription);
+    let mut side = RepartitionPlan::identity(&subscription);
     side.retain(|(name, _)| name != RETRACT);
     let mut plan = RepartitionPlan::new("subscriptions", (subscribe, subscription), 1, &side)?;
     plan.read_retractions(RETRACT)?;
@@ -235,18 +219,4 @@ fn schema_of_restore(plan: &RepartitionPlan) -> Result<SchemaRef> {
             "foreign-key join: no restore step".into(),
         )),
     }
-}
-
-/// A join's output layout over two side layouts: key, left payload, right payload, ROWTIME.
-fn joined(left: &Schema, right: &Schema) -> Result<SchemaRef> {
-    let (nl, nr) = (left.fields().len(), right.fields().len());
-    let mut fields = vec![Arc::new(Field::new(
-        left.field(0).name(),
-        left.field(0).data_type().clone(),
-        true,
-    ))];
-    fields.extend(left.fields()[1..nl - 1].iter().cloned());
-    fields.extend(right.fields()[1..nr - 1].iter().cloned());
-    fields.push(Arc::new(Field::new(ROWTIME, DataType::Int64, false)));
-    Ok(Arc::new(Schema::new(fields)))
 }

@@ -91,6 +91,13 @@ impl RepartitionPlan {
         Ok(plan)
     }
 
+    /// Every column of `schema` read back under its own name (a `restored` list).
+    pub fn identity(schema: &arrow::datatypes::Schema) -> Vec<(String, String)> {
+        (schema.fields().iter())
+            .map(|f| (f.name().clone(), f.name().clone()))
+            .collect()
+    }
+
     /// The query reads rows whose BOOLEAN column `column` is set as tombstones (the
     /// retractions of a regrouped table, [`crate::exec::regroup`]).
     pub fn read_retractions(&mut self, column: &str) -> Result<(), PlanError> {

@@ -270,9 +270,7 @@ fn rekey_left(
         inputs[0].needs_repartition = true;
         inputs[0].repartition = Some(side_repartition("Join-left", &inputs[0], side)?);
     } else if kind == SourceKind::Stream && rekey_at.is_none() {
-        let identity: Vec<(String, String)> = (side.fields().iter())
-            .map(|f| (f.name().clone(), f.name().clone()))
-            .collect();
+        let identity = RepartitionPlan::identity(side);
         let name = format!("Join-left-{j}");
         let plan = RepartitionPlan::new(&name, (Vec::new(), Arc::clone(side)), 1, &identity)?;
         *rekey_at = Some((j, plan));
@@ -382,11 +380,7 @@ fn check_sources(sides: &[Side], query: &Query) -> Result<()> {
 /// A join side re-keyed by its join expression: the stage runs the side's operators (their
 /// output leads with the join key) and the query reads the same columns back.
 fn side_repartition(name: &str, input: &InputPlan, side: &SchemaRef) -> Result<RepartitionPlan> {
-    let identity: Vec<(String, String)> = side
-        .fields()
-        .iter()
-        .map(|f| (f.name().clone(), f.name().clone()))
-        .collect();
+    let identity = RepartitionPlan::identity(side);
     RepartitionPlan::new(
         name,
         (input.operators.clone(), Arc::clone(side)),
@@ -418,7 +412,7 @@ fn prefix(side: &Side) -> Result<(Vec<(OperatorSpec, SchemaRef)>, SchemaRef)> {
     Ok((vec![(OperatorSpec::Project(exprs), input)], schema))
 }
 
-fn schema_of(
+pub(super) fn schema_of(
     exprs: &[(String, Arc<dyn datafusion_physical_expr::PhysicalExpr>)],
     input: &Schema,
 ) -> Result<SchemaRef> {
@@ -445,7 +439,7 @@ fn key_projection(side: &SchemaRef, key: &SqlExpr) -> Result<(OperatorSpec, Sche
 }
 
 /// The join's output layout: key, left payload, right payload, `ROWTIME`.
-fn joined_schema(key: &str, left: &SchemaRef, right: &SchemaRef) -> SchemaRef {
+pub(super) fn joined_schema(key: &str, left: &SchemaRef, right: &SchemaRef) -> SchemaRef {
     let payload = |s: &SchemaRef| {
         let n = s.fields().len();
         s.fields()[1..n - 1].to_vec()

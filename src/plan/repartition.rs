@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::Schema;
 use datafusion_common::DFSchema;
 use sqlparser::ast::Expr as SqlExpr;
 
@@ -128,11 +128,7 @@ fn group_repartition(from: &FromPlan) -> Result<RepartitionPlan> {
         exprs.push((RETRACT.to_string(), lit(false)));
     }
     exprs.push((ROWTIME.to_string(), planner.plan(&column_ref(ROWTIME))?));
-    let fields = exprs
-        .iter()
-        .map(|(n, e)| Ok(Field::new(n, e.data_type(input)?, true)))
-        .collect::<Result<Vec<_>>>()?;
-    let output = Arc::new(Schema::new(fields));
+    let output = super::join::schema_of(&exprs, input)?;
     let keys = from.query.group_by.len();
     let mut stage = vec![(OperatorSpec::Project(exprs), Arc::clone(input))];
     if table {
