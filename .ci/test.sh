@@ -16,6 +16,8 @@ command -v make >/dev/null || missing+=(make)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless) # the benchmark's Kafka Streams peer
 command -v mvn >/dev/null || missing+=(maven)
 command -v perl >/dev/null || missing+=(perl) # librdkafka's configure
+# The schema registry test runs Confluent's Python serializers (pip, in a virtual environment).
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}"
   if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi

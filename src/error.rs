@@ -45,6 +45,9 @@ pub enum Error {
     /// Kafka failed or refused.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    /// The schema registry is misconfigured or failed.
+    #[error("{0}")]
+    Registry(String),
     /// Reading a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -69,7 +72,7 @@ impl Error {
             Error::Kafka(KafkaError::Topic(_) | KafkaError::RecordRefused { .. }) => {
                 ErrorKind::User
             }
-            Error::Kafka(_) | Error::Io { .. } => ErrorKind::External,
+            Error::Kafka(_) | Error::Io { .. } | Error::Registry(_) => ErrorKind::External,
         }
     }
 }

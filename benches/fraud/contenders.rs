@@ -152,6 +152,8 @@ fn eddy_server(
         .args(["--listeners", &format!("http://127.0.0.1:{port}")])
         .arg("--queries-file")
         .arg(sql)
+        // Several servers on one machine, no Avro: none serves the embedded schema registry.
+        .args(["-p", "schema.registry.listeners="])
         .env("RUST_LOG", "warn");
     for property in &programs.eddy_properties {
         command.args(["-p", property]);

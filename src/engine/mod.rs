@@ -317,6 +317,12 @@ impl<R: Runtime> Engine<R> {
         &self.catalog
     }
 
+    /// Uses `registry` for the schemas of the statements that follow (an external or the
+    /// embedded registry, instead of one in the process).
+    pub fn set_registry(&mut self, registry: Arc<SchemaRegistry>) {
+        self.registry = registry;
+    }
+
     /// The schemas of AVRO and JSON_SR topics.
     pub fn registry(&self) -> &Arc<SchemaRegistry> {
         &self.registry
@@ -669,7 +675,9 @@ impl<R: Runtime> Engine<R> {
             let subject = format!("{topic}-{suffix}");
             let declared = source.schema.typed(kind.clone());
             if !declared.is_empty() {
-                if self.registry.latest(&subject).is_none() {
+                let latest = (self.registry.latest(&subject))
+                    .map_err(|e| PlanError::Invalid(e.to_string()))?;
+                if latest.is_none() {
                     let single = declared.len() == 1
                         && (kind == ColumnKind::Key || !source.wrap_single_value);
                     framed::writer_for(format, &subject, &declared, single, &self.registry)

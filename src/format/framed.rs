@@ -52,7 +52,9 @@ pub fn writer_for(
                 (true, [(_, t)]) => avro::type_schema(t, "KsqlDataSourceSchema"),
                 _ => avro::record_schema(columns),
             };
-            let id = registry.register(subject, SchemaKind::Avro, &schema.to_string());
+            let id = registry
+                .register(subject, SchemaKind::Avro, &schema.to_string())
+                .map_err(|e| e.to_string())?;
             Ok(Writer {
                 id: Some(id),
                 avro: Some(registry.avro(id)?),
@@ -64,7 +66,9 @@ pub fn writer_for(
                 (true, [(_, t)]) => json_schema(t),
                 _ => object_schema(columns.iter().map(|(n, t)| (n.as_str(), t))),
             };
-            let id = registry.register(subject, SchemaKind::Json, &schema.to_string());
+            let id = registry
+                .register(subject, SchemaKind::Json, &schema.to_string())
+                .map_err(|e| e.to_string())?;
             Ok(Writer {
                 id: Some(id),
                 avro: None,
@@ -73,7 +77,9 @@ pub fn writer_for(
         }
         Format::Protobuf => {
             let text = protobuf::schema_text(columns);
-            let id = registry.register(subject, SchemaKind::Protobuf, &text);
+            let id = registry
+                .register(subject, SchemaKind::Protobuf, &text)
+                .map_err(|e| e.to_string())?;
             Ok(Writer {
                 id: Some(id),
                 avro: None,
@@ -94,6 +100,7 @@ pub fn latest_writer(
 ) -> Result<Writer, String> {
     let latest = registry
         .latest(subject)
+        .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no schema registered for subject {subject}"))?;
     Ok(Writer {
         id: Some(latest.id),
@@ -190,7 +197,7 @@ pub fn infer(
     subject: &str,
     registry: &SchemaRegistry,
 ) -> Result<Option<Vec<(String, DataType)>>, String> {
-    let Some(latest) = registry.latest(subject) else {
+    let Some(latest) = registry.latest(subject).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     Ok(Some(match latest.kind {

@@ -62,29 +62,74 @@ impl protox::file::FileResolver for Library {
     }
 }
 
-/// Compiles `.proto` text and returns its first message (or the one named `full_name`).
+/// Compiles a schema and returns its first message (or the one named `full_name`). A
+/// schema is `.proto` text, or a base64 `FileDescriptorProto` (what Confluent's serializers
+/// for Python, Go and C# register).
 pub fn compile(text: &str, full_name: Option<&str>) -> Result<MessageDescriptor, String> {
-    let mut files: HashMap<String, String> = LIBRARY
-        .iter()
-        .map(|(n, s)| (n.to_string(), s.to_string()))
-        .collect();
-    files.insert("schema.proto".into(), text.to_string());
-    let mut resolver = protox::file::ChainFileResolver::new();
-    resolver.add(Library { files });
-    resolver.add(protox::file::GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler
-        .open_file("schema.proto")
-        .map_err(|e| format!("invalid protobuf schema: {e}"))?;
-    let pool: DescriptorPool = compiler.descriptor_pool();
+    let (pool, file) = pool_of(text)?;
     if let Some(name) = full_name {
         return pool
             .get_message_by_name(name)
             .ok_or_else(|| format!("no message {name} in the protobuf schema"));
     }
-    pool.get_file_by_name("schema.proto")
+    pool.get_file_by_name(&file)
         .and_then(|f| f.messages().next())
         .ok_or_else(|| "the protobuf schema declares no message".into())
+}
+
+/// The schema as a base64 `FileDescriptorProto` (the registry's `format=serialized`).
+pub fn serialized(text: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let (pool, file) = pool_of(text)?;
+    let file = pool
+        .get_file_by_name(&file)
+        .ok_or("the protobuf schema has no file")?;
+    Ok(base64::engine::general_purpose::STANDARD
+        .encode(file.file_descriptor_proto().encode_to_vec()))
+}
+
+/// The descriptors of a schema and what it imports, and the schema's file name.
+fn pool_of(text: &str) -> Result<(DescriptorPool, String), String> {
+    let mut files: HashMap<String, String> = LIBRARY
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect();
+    let descriptor = descriptor_of(text);
+    if descriptor.is_none() {
+        files.insert("schema.proto".into(), text.to_string());
+    }
+    let mut resolver = protox::file::ChainFileResolver::new();
+    resolver.add(Library { files });
+    resolver.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    let invalid = |e: &dyn std::fmt::Display| format!("invalid protobuf schema: {e}");
+    let Some(file) = descriptor else {
+        compiler
+            .open_file("schema.proto")
+            .map_err(|e| invalid(&e))?;
+        return Ok((compiler.descriptor_pool(), "schema.proto".into()));
+    };
+    for dependency in &file.dependency {
+        compiler.open_file(dependency).map_err(|e| invalid(&e))?;
+    }
+    let mut pool = compiler.descriptor_pool();
+    let name = file.name().to_string();
+    pool.add_file_descriptor_proto(file)
+        .map_err(|e| invalid(&e))?;
+    Ok((pool, name))
+}
+
+/// The `FileDescriptorProto` a base64 schema holds, if it is one.
+fn descriptor_of(text: &str) -> Option<prost_reflect::prost_types::FileDescriptorProto> {
+    use base64::Engine as _;
+    let text = text.trim();
+    if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == ';') {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()
 }
 
 /// The `.proto` text ksqlDB writes for these columns.

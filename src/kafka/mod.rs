@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod partitioner;
 pub mod print;
 pub mod runtime;
+pub mod schemas;
 pub mod standby;
 
 use rdkafka::ClientConfig;
@@ -93,9 +94,14 @@ impl KafkaConfig {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
-        // ksqlDB's own server properties (`ksql.*`) are no client's.
+        // ksqlDB's own server properties (`ksql.*`) and the embedded schema registry's
+        // (`schema.registry.*`) are no client's.
         for (k, v) in &self.properties {
-            if !QuerySettings::is_setting(k) && !k.to_ascii_lowercase().starts_with("ksql.") {
+            let lower = k.to_ascii_lowercase();
+            if !QuerySettings::is_setting(k)
+                && !lower.starts_with("ksql.")
+                && !lower.starts_with("schema.registry.")
+            {
                 config.set(k, v);
             }
         }

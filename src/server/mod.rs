@@ -20,6 +20,7 @@ pub mod entities;
 pub mod error;
 pub mod http;
 pub mod rest;
+pub mod schema_registry;
 
 use std::path::PathBuf;
 
@@ -81,6 +82,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
         config.kafka.properties.iter().map(|(k, v)| (k, v)),
     )?;
     let mut engine = Engine::new(KafkaRuntime::connect(config.kafka.clone())?);
+    use_registry(&mut engine, &config).await?;
     let headless = config.queries_file.is_some();
     let log = match &config.queries_file {
         Some(queries) => {
@@ -134,6 +136,88 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
     tracing::info!("stopping");
     cluster.leave(&config.kafka);
     state.engine.lock().await.shutdown().await
+}
+
+/// The server's schema registry, and the embedded one's API if it serves one.
+struct Registry {
+    registry: crate::format::registry::SchemaRegistry,
+    serve: Option<(axum::Router, tokio::net::TcpListener)>,
+}
+
+/// An external registry if `ksql.schema.registry.url` names one; otherwise the embedded
+/// registry over its Kafka topic (`schema.registry.kafkastore.topic`, default
+/// `_eddy_schemas`), served on `schema.registry.listeners` (default `http://0.0.0.0:8081`;
+/// empty: not served).
+async fn schema_registry(kafka: &KafkaConfig) -> Result<Registry, Error> {
+    use crate::format::registry::{SchemaRegistry, client};
+    let properties = || kafka.properties.iter().map(|(k, v)| (k, v));
+    if let Some(external) = client::ClientConfig::from_properties(properties()) {
+        tracing::info!("Schema Registry at {}", external.urls.join(", "));
+        let client = client::Client::new(external)
+            .map_err(|e| Error::Registry(format!("ksql.schema.registry.url: {e}")))?;
+        return Ok(Registry {
+            registry: SchemaRegistry::new(std::sync::Arc::new(client)),
+            serve: None,
+        });
+    }
+    let property = |name: &str| {
+        properties()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let topic = property("schema.registry.kafkastore.topic")
+        .unwrap_or_else(|| crate::kafka::schemas::DEFAULT_TOPIC.into());
+    let log = crate::kafka::schemas::SchemaLog::open(kafka, &topic).await?;
+    let listeners =
+        property("schema.registry.listeners").unwrap_or_else(|| "http://0.0.0.0:8081".into());
+    let serve = match listen_address(&listeners) {
+        address if address.is_empty() => None,
+        address => {
+            let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| {
+                Error::Registry(format!(
+                    "the embedded Schema Registry cannot listen on {address} ({e}): set -p schema.registry.listeners=http://HOST:PORT (empty: do not serve it), or use an external registry with -p ksql.schema.registry.url=URL"
+                ))
+            })?;
+            Some((
+                schema_registry::router(std::sync::Arc::clone(&log)),
+                listener,
+            ))
+        }
+    };
+    Ok(Registry {
+        registry: SchemaRegistry::new(log),
+        serve,
+    })
+}
+
+/// Gives the engine the server's schema registry, and serves the embedded one's API.
+async fn use_registry(
+    engine: &mut Engine<KafkaRuntime>,
+    config: &ServerConfig,
+) -> Result<(), Error> {
+    let registry = schema_registry(&config.kafka).await?;
+    engine.set_registry(std::sync::Arc::new(registry.registry));
+    if let Some(serve) = registry.serve {
+        spawn_registry(serve, config.limits);
+    }
+    Ok(())
+}
+
+/// Serves the embedded registry's API until Ctrl-C or SIGTERM.
+fn spawn_registry(
+    (router, listener): (axum::Router, tokio::net::TcpListener),
+    limits: http::HttpLimits,
+) {
+    let address = (listener.local_addr())
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!("Schema Registry on http://{address}");
+    tokio::spawn(async move {
+        let served = http::serve(router, listener, limits, shutdown_signal(), || {}).await;
+        if let Err(e) = served {
+            tracing::warn!("serving the schema registry on {address}: {e}");
+        }
+    });
 }
 
 /// Replays the command topic (`_eddy-<service-id>-command`) and returns the statement log

@@ -196,10 +196,19 @@ fn spawn(
     if let Some(queries) = queries {
         command.arg("--queries-file").arg(queries);
     }
+    let mut own_registry = false;
     if let Member::Static(args) = member {
         // A stable identity, as servers restarted in place keep theirs.
         command.args(["--instance-id", &format!("{service_id}-{port}")]);
         command.args(args);
+        own_registry = args.iter().any(|a| a.contains("schema.registry."));
+    }
+    if !own_registry {
+        // Several servers on one machine: each serves the embedded registry on a port of its own.
+        command.args([
+            "-p",
+            &format!("schema.registry.listeners=http://127.0.0.1:{}", free_port()),
+        ]);
     }
     command.stdout(Stdio::null()).stderr(log).spawn().unwrap()
 }
