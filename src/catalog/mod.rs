@@ -43,6 +43,33 @@ pub struct Source {
     /// `WRAP_SINGLE_VALUE`: a single value column is written as an object (or record)
     /// holding it (`true`, the default) or as the bare value.
     pub wrap_single_value: bool,
+    /// Registered schemas the statement names for keys and values.
+    pub schemas: SchemaChoice,
+}
+
+/// The registered schemas a statement names (`KEY_SCHEMA_ID`, `VALUE_SCHEMA_ID`) and the
+/// message or record in them (`KEY_SCHEMA_FULL_NAME`, `VALUE_SCHEMA_FULL_NAME`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaChoice {
+    /// The keys' schema id.
+    pub key_id: Option<u32>,
+    /// The values' schema id.
+    pub value_id: Option<u32>,
+    /// The keys' message or record name.
+    pub key_full_name: Option<String>,
+    /// The values' message or record name.
+    pub value_full_name: Option<String>,
+}
+
+impl SchemaChoice {
+    /// The id and full name for keys (`key`) or values.
+    pub fn part(&self, key: bool) -> (Option<u32>, Option<&str>) {
+        if key {
+            (self.key_id, self.key_full_name.as_deref())
+        } else {
+            (self.value_id, self.value_full_name.as_deref())
+        }
+    }
 }
 
 impl Source {
@@ -66,6 +93,7 @@ impl Source {
             written_by: None,
             is_source: false,
             wrap_single_value: true,
+            schemas: SchemaChoice::default(),
         }
     }
 }

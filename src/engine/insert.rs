@@ -101,7 +101,7 @@ async fn produce_row<R: Runtime>(
         batch.schema_ref(),
         (&keys, source.wrap_single_value),
         None,
-        registry,
+        (registry, &source.schemas),
     )?;
     for record in encoder.encode(batch, &[false])? {
         runtime.produce(record).await?;

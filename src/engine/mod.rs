@@ -685,7 +685,7 @@ impl<R: Runtime> Engine<R> {
                 }
                 continue;
             }
-            let inferred = framed::infer(&subject, &self.registry)
+            let inferred = framed::infer(&subject, source.schemas.part(kind == ColumnKind::Key), &self.registry)
                 .map_err(PlanError::Invalid)?
                 .ok_or_else(|| {
                     PlanError::Invalid(format!(

@@ -347,7 +347,7 @@ async fn sink_encoder<R: Runtime>(
         &plan.output_schema,
         (&plan.key_names, plan.sink.wrap_single_value),
         plan.sink.window,
-        registry,
+        (registry, &plan.sink.schemas),
     )?)
 }
 
@@ -425,7 +425,7 @@ async fn internal_topic<R: Runtime>(
         &plan.output,
         (&keys, true),
         None,
-        registry,
+        (registry, &crate::catalog::SchemaChoice::default()),
     )?;
     let spec = InputSpec {
         decoder: SourceDecoder::try_new(&internal, registry)?,
@@ -546,7 +546,7 @@ async fn subscription_stage<R: Runtime>(
             &fk.subscriptions.output,
             (&keys, true),
             None,
-            registry,
+            (registry, &right.schemas),
         )?);
     }
     let pipeline = PipelineSpec {

@@ -14,6 +14,45 @@ use apache_avro::types::Value as Avro;
 use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
 use serde_json::{Value as Json, json};
 
+/// Checks that every column and struct field name is an Avro name (a letter or `_`, then
+/// letters, digits or `_`), with the message Avro's parser gives ksqlDB.
+pub fn check_names(columns: &[(String, DataType)]) -> Result<(), String> {
+    fn check(name: &str, t: &DataType) -> Result<(), String> {
+        let mut chars = name.chars();
+        if !chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        {
+            return Err(format!(
+                "Schema is not compatible with Avro: Illegal initial character: {name}"
+            ));
+        }
+        if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "Schema is not compatible with Avro: Illegal character in: {name}"
+            ));
+        }
+        match t {
+            DataType::Struct(fields) => fields
+                .iter()
+                .try_for_each(|f| check(f.name(), f.data_type())),
+            DataType::List(item) => nested(item.data_type()),
+            DataType::Map(entries, _) => nested(entries.data_type()),
+            _ => Ok(()),
+        }
+    }
+    fn nested(t: &DataType) -> Result<(), String> {
+        match t {
+            DataType::Struct(fields) => fields
+                .iter()
+                .try_for_each(|f| check(f.name(), f.data_type())),
+            DataType::List(item) => nested(item.data_type()),
+            _ => Ok(()),
+        }
+    }
+    columns.iter().try_for_each(|(n, t)| check(n, t))
+}
+
 /// The Avro schema ksqlDB writes for these value columns.
 pub fn record_schema(columns: &[(String, DataType)]) -> Json {
     let mut record = record(
@@ -268,7 +307,16 @@ pub fn from_json(value: &Json, schema: &Schema) -> Result<Avro, String> {
                 r.fields
                     .iter()
                     .map(|f| {
-                        let v = crate::format::json::field(object, &f.name).unwrap_or(&Json::Null);
+                        let given = crate::format::json::field(object, &f.name);
+                        let mut v = given.unwrap_or(&Json::Null);
+                        // A field the row does not have, or a NULL where the schema has no
+                        // null, takes the field's default.
+                        if let Some(default) = &f.default
+                            && v.is_null()
+                            && (given.is_none() || from_json(v, &f.schema).is_err())
+                        {
+                            v = default;
+                        }
                         Ok((f.name.clone(), from_json(v, &f.schema)?))
                     })
                     .collect::<Result<_, String>>()?,

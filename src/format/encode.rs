@@ -13,21 +13,29 @@ use datafusion_common::ScalarValue;
 use super::framed::{self, Writer};
 use super::registry::SchemaRegistry;
 use super::{Format, FormatError, delimited, json, kafka};
-use crate::catalog::WindowInfo;
 use crate::catalog::schema::{ROWTIME, WINDOWEND, WINDOWSTART};
+use crate::catalog::{SchemaChoice, WindowInfo};
 use crate::kafka::partitioner::partition_for;
 use crate::record::Record;
 
-/// For AVRO and JSON_SR: registers the schema of the `indexes` columns under `subject`.
+/// For the schema formats: registers the schema of the `indexes` columns under `subject`,
+/// or writes with the registered schema the statement names (`chosen`: its id and message).
 fn registry_writer(
     (format, subject): (Format, &str),
     batch_schema: &arrow::datatypes::Schema,
     indexes: &[usize],
     unwrapped: bool,
-    registry: &SchemaRegistry,
+    (registry, chosen): (&SchemaRegistry, (Option<u32>, Option<&str>)),
 ) -> Result<Option<Writer>, FormatError> {
     if !format.is_framed() {
         return Ok(None);
+    }
+    if let (Some(id), full_name) = chosen
+        && format != Format::ProtobufNoSr
+    {
+        return framed::writer_with(format, id, full_name, registry)
+            .map(Some)
+            .map_err(FormatError::Unsupported);
     }
     let columns: Vec<(String, DataType)> = indexes
         .iter()
@@ -92,7 +100,7 @@ impl SinkEncoder {
         batch_schema: &arrow::datatypes::Schema,
         (key_names, wrap_single_value): (&[String], bool),
         window: Option<WindowInfo>,
-        registry: &SchemaRegistry,
+        (registry, schemas): (&SchemaRegistry, &SchemaChoice),
     ) -> Result<Self, FormatError> {
         let index = |name: &str| {
             batch_schema
@@ -122,7 +130,7 @@ impl SinkEncoder {
                 batch_schema,
                 indexes,
                 unwrapped,
-                registry,
+                (registry, schemas.part(suffix == "key")),
             )
         };
         let key_writer = writer(key_format, "key", &keys, keys.len() == 1)?;
@@ -199,7 +207,7 @@ impl SinkEncoder {
                 let value = if tombstones.get(row).copied().unwrap_or(false) {
                     None
                 } else {
-                    Some(self.encode_value(batch, row)?)
+                    self.encode_value(batch, row)?
                 };
                 Ok(Record {
                     topic: self.topic.clone(),
@@ -280,13 +288,27 @@ impl SinkEncoder {
         key
     }
 
-    fn encode_value(&self, batch: &RecordBatch, row: usize) -> Result<Vec<u8>, FormatError> {
+    /// A row's value bytes; none for a NULL unwrapped single value, which a serializer
+    /// writes as a null value, as Kafka's serializers do.
+    fn encode_value(
+        &self,
+        batch: &RecordBatch,
+        row: usize,
+    ) -> Result<Option<Vec<u8>>, FormatError> {
         let scalars = self
             .values
             .iter()
             .map(|c| Self::scalar(batch, *c, row))
             .collect::<Result<Vec<_>, _>>()?;
-        match (self.value_format, scalars.as_slice()) {
+        let plain = matches!(self.value_format, Format::Kafka | Format::Delimited { .. });
+        if self.unwrap && !plain && scalars.iter().all(ScalarValue::is_null) {
+            return Ok(None);
+        }
+        self.value_bytes(&scalars).map(Some)
+    }
+
+    fn value_bytes(&self, scalars: &[ScalarValue]) -> Result<Vec<u8>, FormatError> {
+        match (self.value_format, scalars) {
             (Format::Kafka, [v]) => Ok(kafka::from_scalar(v).unwrap_or_default()),
             (Format::Kafka, _) => Err(FormatError::Unsupported(
                 "The KAFKA format only supports a single field".into(),
@@ -299,7 +321,7 @@ impl SinkEncoder {
             }
             _ => self.json_bytes(
                 self.value_writer.as_ref(),
-                &json::object(&self.value_fields, &scalars),
+                &json::object(&self.value_fields, scalars),
             ),
         }
     }

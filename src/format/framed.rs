@@ -24,6 +24,8 @@ pub struct Writer {
     id: Option<u32>,
     avro: Option<Arc<apache_avro::Schema>>,
     proto: Option<prost_reflect::MessageDescriptor>,
+    /// The Protobuf message's indexes in its schema, written after the id.
+    indexes: Vec<i64>,
 }
 
 impl Writer {
@@ -33,6 +35,7 @@ impl Writer {
             id: None,
             avro: None,
             proto: Some(protobuf::compile(&protobuf::schema_text(columns), None)?),
+            indexes: vec![0],
         })
     }
 }
@@ -50,7 +53,10 @@ pub fn writer_for(
         Format::Avro => {
             let schema = match (unwrapped, columns) {
                 (true, [(_, t)]) => avro::type_schema(t, "KsqlDataSourceSchema"),
-                _ => avro::record_schema(columns),
+                _ => {
+                    avro::check_names(columns)?;
+                    avro::record_schema(columns)
+                }
             };
             let id = registry
                 .register(subject, SchemaKind::Avro, &schema.to_string())
@@ -59,6 +65,7 @@ pub fn writer_for(
                 id: Some(id),
                 avro: Some(registry.avro(id)?),
                 proto: None,
+                indexes: Vec::new(),
             })
         }
         Format::JsonSr => {
@@ -73,6 +80,7 @@ pub fn writer_for(
                 id: Some(id),
                 avro: None,
                 proto: None,
+                indexes: Vec::new(),
             })
         }
         Format::Protobuf => {
@@ -84,6 +92,7 @@ pub fn writer_for(
                 id: Some(id),
                 avro: None,
                 proto: Some(registry.protobuf(id)?),
+                indexes: vec![0],
             })
         }
         Format::ProtobufNoSr => Writer::protobuf_nosr(columns),
@@ -102,17 +111,49 @@ pub fn latest_writer(
         .latest(subject)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no schema registered for subject {subject}"))?;
+    writer_with(format, latest.id, None, registry)
+}
+
+/// A writer for the registered schema `id` (a sink's `VALUE_SCHEMA_ID`), and in it the
+/// Protobuf message `full_name` (default: the first).
+pub fn writer_with(
+    format: Format,
+    id: u32,
+    full_name: Option<&str>,
+    registry: &SchemaRegistry,
+) -> Result<Writer, String> {
+    let proto = match format {
+        Format::Protobuf => Some(message_of(id, full_name, registry)?),
+        _ => None,
+    };
     Ok(Writer {
-        id: Some(latest.id),
+        id: Some(id),
         avro: match format {
-            Format::Avro => Some(registry.avro(latest.id)?),
+            Format::Avro => Some(registry.avro(id)?),
             _ => None,
         },
-        proto: match format {
-            Format::Protobuf => Some(registry.protobuf(latest.id)?),
-            _ => None,
-        },
+        indexes: proto
+            .as_ref()
+            .map(protobuf::message_path)
+            .unwrap_or_default(),
+        proto,
     })
+}
+
+/// The message `full_name` (default: the first) of the Protobuf schema `id`.
+fn message_of(
+    id: u32,
+    full_name: Option<&str>,
+    registry: &SchemaRegistry,
+) -> Result<prost_reflect::MessageDescriptor, String> {
+    let file = registry.protobuf_file(id)?;
+    match full_name {
+        Some(name) => protobuf::message_named(&file, name).ok_or_else(|| {
+            format!("Schema for message {name} not found in the protobuf schema {id}")
+        }),
+        None => protobuf::message_at(&file, &[])
+            .ok_or_else(|| "the protobuf schema declares no message".into()),
+    }
 }
 
 /// Encodes a JSON value in the writer's format.
@@ -130,11 +171,35 @@ pub fn write(writer: &Writer, value: &Json) -> Result<Vec<u8>, String> {
         _ => (value.to_string().into_bytes(), false),
     };
     Ok(match writer.id {
-        // Protobuf frames name the message: `[0]`, the first one, is a single zero byte.
-        Some(id) if indexes => frame(id, &[&[0u8][..], &payload].concat()),
+        Some(id) if indexes => frame(
+            id,
+            &[&message_indexes(&writer.indexes)[..], &payload].concat(),
+        ),
         Some(id) => frame(id, &payload),
         None => payload,
     })
+}
+
+/// A Protobuf frame's message indexes: zig-zag varints, the count first; the first message
+/// (`[0]`) is a single zero byte.
+fn message_indexes(path: &[i64]) -> Vec<u8> {
+    if path.iter().all(|i| *i == 0) && path.len() <= 1 {
+        return vec![0];
+    }
+    let mut out = Vec::new();
+    for n in std::iter::once(path.len() as i64).chain(path.iter().copied()) {
+        let mut zigzag = ((n << 1) ^ (n >> 63)) as u64;
+        loop {
+            let byte = (zigzag & 0x7f) as u8;
+            zigzag >>= 7;
+            if zigzag == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
 }
 
 /// Decodes a framed record into JSON.
@@ -153,11 +218,11 @@ pub fn read(
     let (id, payload) = unframe(bytes)?;
     match format {
         Format::Protobuf => {
-            let payload = skip_message_indexes(payload)?;
-            Ok(protobuf::to_json(&protobuf::decode(
-                &registry.protobuf(id)?,
-                payload,
-            )?))
+            let (path, payload) = read_message_indexes(payload)?;
+            let file = registry.protobuf_file(id)?;
+            let message = protobuf::message_at(&file, &path)
+                .ok_or_else(|| format!("no message {path:?} in the protobuf schema {id}"))?;
+            Ok(protobuf::to_json(&protobuf::decode(&message, payload)?))
         }
         Format::Avro => {
             let schema = registry.avro(id)?;
@@ -169,9 +234,9 @@ pub fn read(
     }
 }
 
-/// Skips the message indexes after a Protobuf frame's header (a zig-zag varint count, then
+/// Reads the message indexes after a Protobuf frame's header (a zig-zag varint count, then
 /// that many indexes; a lone zero byte means the first message).
-fn skip_message_indexes(payload: &[u8]) -> Result<&[u8], String> {
+fn read_message_indexes(payload: &[u8]) -> Result<(Vec<i64>, &[u8]), String> {
     let mut rest = payload;
     let mut varint = || -> Result<u64, String> {
         let mut value = 0u64;
@@ -185,24 +250,31 @@ fn skip_message_indexes(payload: &[u8]) -> Result<&[u8], String> {
         }
         Err("malformed protobuf frame".into())
     };
-    let count = varint()?;
-    for _ in 0..(count >> 1) {
-        varint()?;
-    }
-    Ok(rest)
+    let unzigzag = |n: u64| (n >> 1) as i64 ^ -((n & 1) as i64);
+    let count = unzigzag(varint()?);
+    let path = (0..count)
+        .map(|_| varint().map(unzigzag))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((path, rest))
 }
 
-/// The columns of the latest schema of `subject`, if there is one.
+/// The columns of the latest schema of `subject` (or of schema `id`, and in it the message
+/// `full_name`), if there is one.
 pub fn infer(
     subject: &str,
+    (id, full_name): (Option<u32>, Option<&str>),
     registry: &SchemaRegistry,
 ) -> Result<Option<Vec<(String, DataType)>>, String> {
-    let Some(latest) = registry.latest(subject).map_err(|e| e.to_string())? else {
+    let found = match id {
+        Some(id) => registry.by_id(id),
+        None => registry.latest(subject),
+    };
+    let Some(latest) = found.map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     Ok(Some(match latest.kind {
         SchemaKind::Avro => avro::columns_of(registry.avro(latest.id)?.as_ref())?,
-        SchemaKind::Protobuf => protobuf::columns_of(&registry.protobuf(latest.id)?)?,
+        SchemaKind::Protobuf => protobuf::columns_of(&message_of(latest.id, full_name, registry)?)?,
         SchemaKind::Json => {
             let schema: Json = serde_json::from_str(&latest.text).map_err(|e| e.to_string())?;
             match schema["properties"].as_object() {
@@ -340,7 +412,33 @@ mod tests {
                 read(format, &bytes, &registry, None).unwrap(),
                 json!({"A": 1, "B": "x"})
             );
-            assert_eq!(infer(&subject, &registry).unwrap(), Some(columns.clone()));
+            assert_eq!(
+                infer(&subject, (None, None), &registry).unwrap(),
+                Some(columns.clone())
+            );
         }
+    }
+
+    #[test]
+    fn protobuf_frames_name_the_message_they_hold() {
+        let registry = SchemaRegistry::default();
+        let text = "syntax = \"proto3\"; message A { int32 X = 1; } message B { string Y = 1; message C { int64 Z = 1; } }";
+        let id = registry
+            .register("t-value", SchemaKind::Protobuf, text)
+            .unwrap();
+        for (name, value, indexes) in [
+            ("B", json!({"Y": "y"}), vec![0u8, 0, 0, 0, id as u8, 2, 2]),
+            ("B.C", json!({"Z": 7}), vec![0, 0, 0, 0, id as u8, 4, 2, 0]),
+        ] {
+            let writer = writer_with(Format::Protobuf, id, Some(name), &registry).unwrap();
+            let bytes = write(&writer, &value).unwrap();
+            assert_eq!(bytes[..indexes.len()], indexes[..], "{name}");
+            assert_eq!(
+                read(Format::Protobuf, &bytes, &registry, None).unwrap(),
+                value
+            );
+        }
+        let columns = infer("t-value", (Some(id), Some("B")), &registry).unwrap();
+        assert_eq!(columns, Some(vec![("Y".to_string(), DataType::Utf8)]));
     }
 }

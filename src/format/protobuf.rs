@@ -24,7 +24,8 @@ use serde_json::{Value as Json, json};
 const LIBRARY: &[(&str, &str)] = &[
     (
         "confluent/type/decimal.proto",
-        "syntax = \"proto3\"; package confluent.type; \
+        // Public: schemas that import only this file use `confluent.field_meta` options too.
+        "syntax = \"proto3\"; package confluent.type; import public \"confluent/meta.proto\"; \
          message Decimal { bytes value = 1; uint32 precision = 2; int32 scale = 3; }",
     ),
     (
@@ -77,6 +78,70 @@ pub fn compile(text: &str, full_name: Option<&str>) -> Result<MessageDescriptor,
         .ok_or_else(|| "the protobuf schema declares no message".into())
 }
 
+/// Compiles a schema (as [`compile`]) and returns its file.
+pub fn compile_file(text: &str) -> Result<prost_reflect::FileDescriptor, String> {
+    compile_with(text, &[])
+}
+
+/// Compiles a schema whose imports include `references` (name, `.proto` text: the schemas
+/// its registry references give) and returns its file.
+pub fn compile_with(
+    text: &str,
+    references: &[(String, String)],
+) -> Result<prost_reflect::FileDescriptor, String> {
+    let (pool, file) = pool_with(text, references)?;
+    pool.get_file_by_name(&file)
+        .ok_or_else(|| "the protobuf schema has no file".into())
+}
+
+/// The message `name` of `file`: a full name, or the simple name of one of its messages.
+pub fn message_named(
+    file: &prost_reflect::FileDescriptor,
+    name: &str,
+) -> Option<MessageDescriptor> {
+    let pool = file.parent_pool();
+    let package = file.package_name();
+    pool.get_message_by_name(name)
+        .or_else(|| pool.get_message_by_name(&format!("{package}.{name}")))
+        .or_else(|| {
+            pool.all_messages()
+                .find(|m| m.parent_file() == *file && m.name() == name)
+        })
+}
+
+/// The message at `path` in `file` (a frame's message indexes: the top-level message, then
+/// nested ones); an empty path is the first message.
+pub fn message_at(file: &prost_reflect::FileDescriptor, path: &[i64]) -> Option<MessageDescriptor> {
+    let (first, rest) = path.split_first().unwrap_or((&0, &[]));
+    let mut message = file.messages().nth(usize::try_from(*first).ok()?)?;
+    for index in rest {
+        let child = message
+            .child_messages()
+            .nth(usize::try_from(*index).ok()?)?;
+        message = child;
+    }
+    Some(message)
+}
+
+/// The message indexes of `message` in its file (the inverse of [`message_at`]).
+pub fn message_path(message: &MessageDescriptor) -> Vec<i64> {
+    let mut path = Vec::new();
+    let mut current = message.clone();
+    loop {
+        let siblings: Vec<MessageDescriptor> = match current.parent_message() {
+            Some(parent) => parent.child_messages().collect(),
+            None => current.parent_file().messages().collect(),
+        };
+        path.push(siblings.iter().position(|m| *m == current).unwrap_or(0) as i64);
+        match current.parent_message() {
+            Some(parent) => current = parent,
+            None => break,
+        }
+    }
+    path.reverse();
+    path
+}
+
 /// The schema as a base64 `FileDescriptorProto` (the registry's `format=serialized`).
 pub fn serialized(text: &str) -> Result<String, String> {
     use base64::Engine as _;
@@ -90,9 +155,17 @@ pub fn serialized(text: &str) -> Result<String, String> {
 
 /// The descriptors of a schema and what it imports, and the schema's file name.
 fn pool_of(text: &str) -> Result<(DescriptorPool, String), String> {
+    pool_with(text, &[])
+}
+
+fn pool_with(
+    text: &str,
+    references: &[(String, String)],
+) -> Result<(DescriptorPool, String), String> {
     let mut files: HashMap<String, String> = LIBRARY
         .iter()
         .map(|(n, s)| (n.to_string(), s.to_string()))
+        .chain(references.iter().cloned())
         .collect();
     let descriptor = descriptor_of(text);
     if descriptor.is_none() {

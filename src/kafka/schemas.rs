@@ -243,6 +243,11 @@ impl Backend for SchemaLog {
         Ok(self.read(|s| s.schema(id).cloned()))
     }
 
+    fn version(&self, subject: &str, version: u32) -> Result<Option<(u32, Schema)>, RegistryError> {
+        self.sync()?;
+        Ok(self.read(|s| s.version(subject, version)))
+    }
+
     fn latest(&self, subject: &str) -> Result<Option<(u32, Schema)>, RegistryError> {
         self.sync()?;
         Ok(self.read(|s| {

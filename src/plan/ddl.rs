@@ -97,6 +97,7 @@ pub fn plan_create_source(stmt: &CreateSource, defaults: DefaultFormats) -> Resu
             written_by: None,
             is_source: stmt.is_source,
             wrap_single_value,
+            schemas: schema_choice(props, (key_format, value_format))?,
         },
         partitions: partitions(props)?,
     })
@@ -211,6 +212,52 @@ fn header_kind(declared: &DataType, wanted: DataType, what: &str) -> Result<()> 
         crate::types::sql_name(&wanted),
         crate::types::sql_name(declared)
     )))
+}
+
+/// The registered schemas a `WITH` clause names, checked against the formats: a full name
+/// is for AVRO and PROTOBUF, and not blank.
+pub fn schema_choice(
+    props: &WithProperties,
+    (key_format, value_format): (Format, Format),
+) -> Result<crate::catalog::SchemaChoice> {
+    let id = |name: &str| -> Result<Option<u32>> {
+        props
+            .get_str(name)
+            .map(|v| {
+                v.trim().parse().map_err(|_| {
+                    PlanError::Invalid(format!("Invalid value for {name}: {v} (a schema id)"))
+                })
+            })
+            .transpose()
+    };
+    let full_name = |names: &[&str], format: Format| -> Result<Option<String>> {
+        let Some(name) = names.iter().find_map(|n| props.get_str(n)) else {
+            return Ok(None);
+        };
+        if !matches!(
+            format,
+            Format::Avro | Format::Protobuf | Format::ProtobufNoSr
+        ) {
+            return Err(PlanError::Invalid(format!(
+                "{format} does not support the following configs: [fullSchemaName]"
+            )));
+        }
+        if name.trim().is_empty() {
+            return Err(PlanError::Invalid(
+                "fullSchemaName cannot be empty. Format configuration: {fullSchemaName=}".into(),
+            ));
+        }
+        Ok(Some(name.trim().to_string()))
+    };
+    Ok(crate::catalog::SchemaChoice {
+        key_id: id("KEY_SCHEMA_ID")?,
+        value_id: id("VALUE_SCHEMA_ID")?,
+        key_full_name: full_name(&["KEY_SCHEMA_FULL_NAME"], key_format)?,
+        value_full_name: full_name(
+            &["VALUE_SCHEMA_FULL_NAME", "VALUE_AVRO_SCHEMA_FULL_NAME"],
+            value_format,
+        )?,
+    })
 }
 
 /// `WRAP_SINGLE_VALUE` of a `WITH` clause (default `true`), checked against the value

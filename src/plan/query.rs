@@ -750,5 +750,6 @@ fn sink_source(
         window,
         written_by: Some(sink.query_id.clone()),
         is_source: false,
+        schemas: ddl::schema_choice(sink.properties, (key_format, value_format))?,
     })
 }

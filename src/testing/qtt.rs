@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::memory::MemoryKafka;
 use crate::catalog::{ColumnKind, Source, WindowInfo};
 use crate::engine::Engine;
-use crate::format::registry::{SchemaKind, SchemaRegistry};
+use crate::format::registry::{Reference, Schema, SchemaKind, SchemaRegistry};
 use crate::format::{Format, framed, json, kafka};
 use crate::record::Record;
 use crate::sql::Statement;
@@ -237,33 +237,79 @@ pub(crate) async fn create_topics(case: &Case, runtime: &MemoryKafka) {
     }
 }
 
-/// Registers the schemas `topics` gives (AVRO and JSON Schema ones), as the test driver
-/// does before running the statements.
+/// Registers the schemas `topics` gives (AVRO, JSON Schema and Protobuf ones, with the ids
+/// and references they name), as the test driver does before running the statements.
 pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
     for topic in case.spec["topics"].as_array().into_iter().flatten() {
         let Some(name) = topic["name"].as_str() else {
             continue;
         };
-        for (part, schema, format) in [
-            ("value", &topic["valueSchema"], &topic["valueFormat"]),
-            ("key", &topic["keySchema"], &topic["keyFormat"]),
-        ] {
-            let kind = match format.as_str().map(str::to_ascii_uppercase).as_deref() {
-                Some("AVRO") => SchemaKind::Avro,
-                Some("JSON" | "JSON_SR") => SchemaKind::Json,
-                Some("PROTOBUF") => SchemaKind::Protobuf,
-                _ => continue,
+        // Keys first: schemas without an id take the next one, as ksqlDB's driver gives them.
+        for part in ["key", "value"] {
+            let schema = &topic[format!("{part}Schema")];
+            let Some(kind) = schema_kind(&topic[format!("{part}Format")], schema) else {
+                continue;
             };
-            if schema.is_object() || schema.is_array() || schema.is_string() {
-                let text = match schema {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
+            let mut registered = Schema::new(kind, &text_of(schema));
+            for reference in topic[format!("{part}SchemaReferences")]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let Some(ref_name) = reference["name"].as_str() else {
+                    continue;
                 };
-                // A schema the registry refuses is left out, as the case's statements
-                // then fail as they would against ksqlDB's.
-                let _ = registry.register(&format!("{name}-{part}"), kind, &text);
+                let text = text_of(&reference["schema"]);
+                let ref_kind =
+                    schema_kind(&reference["format"], &reference["schema"]).unwrap_or(kind);
+                if registry
+                    .register_schema(ref_name, &Schema::new(ref_kind, &text))
+                    .is_ok()
+                {
+                    registered.references.push(Reference {
+                        name: ref_name.to_string(),
+                        subject: ref_name.to_string(),
+                        version: 1,
+                    });
+                }
             }
+            let subject = format!("{name}-{part}");
+            // A schema the registry refuses is left out, as the case's statements then fail
+            // as they would against ksqlDB's.
+            let _ = match topic[format!("{part}SchemaId")].as_u64() {
+                Some(id) => registry.import(&subject, &registered, id as u32),
+                None => registry.register_schema(&subject, &registered),
+            };
         }
+    }
+}
+
+/// The kind of a test topic's schema: its format's, or (without one) what its shape says.
+fn schema_kind(format: &Value, schema: &Value) -> Option<SchemaKind> {
+    if !(schema.is_object() || schema.is_array() || schema.is_string()) {
+        return None;
+    }
+    match format.as_str().map(str::to_ascii_uppercase).as_deref() {
+        Some("AVRO") => Some(SchemaKind::Avro),
+        Some("JSON" | "JSON_SR") => Some(SchemaKind::Json),
+        Some("PROTOBUF") => Some(SchemaKind::Protobuf),
+        Some(_) => None,
+        None => match schema {
+            Value::String(text) if text.contains("syntax") || text.contains("message ") => {
+                Some(SchemaKind::Protobuf)
+            }
+            Value::Object(o) if o.contains_key("properties") || o.contains_key("$schema") => {
+                Some(SchemaKind::Json)
+            }
+            _ => Some(SchemaKind::Avro),
+        },
+    }
+}
+
+fn text_of(schema: &Value) -> String {
+    match schema {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

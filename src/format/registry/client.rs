@@ -208,7 +208,21 @@ impl Backend for Client {
     }
 
     fn latest(&self, subject: &str) -> Result<Option<(u32, Schema)>, RegistryError> {
-        let path = format!("subjects/{}/versions/latest", encode_path(subject));
+        self.subject_version(subject, "latest")
+    }
+
+    fn version(&self, subject: &str, version: u32) -> Result<Option<(u32, Schema)>, RegistryError> {
+        self.subject_version(subject, &version.to_string())
+    }
+}
+
+impl Client {
+    fn subject_version(
+        &self,
+        subject: &str,
+        version: &str,
+    ) -> Result<Option<(u32, Schema)>, RegistryError> {
+        let path = format!("subjects/{}/versions/{version}", encode_path(subject));
         let Some(body) = self.call(&path, None)? else {
             return Ok(None);
         };

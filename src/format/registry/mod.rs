@@ -107,6 +107,8 @@ pub struct Registered {
     pub kind: SchemaKind,
     /// Its text.
     pub text: String,
+    /// The schemas it imports.
+    pub references: Vec<Reference>,
 }
 
 /// What a registry refused or could not do, with the Confluent API's error codes.
@@ -206,6 +208,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn schema(&self, id: u32) -> Result<Option<Schema>, RegistryError>;
     /// The id of `subject`'s latest schema, and the schema.
     fn latest(&self, subject: &str) -> Result<Option<(u32, Schema)>, RegistryError>;
+    /// Version `version` of `subject` (a reference's schema): its id and the schema.
+    fn version(&self, subject: &str, version: u32) -> Result<Option<(u32, Schema)>, RegistryError>;
+    /// Registers `schema` under `subject` with the id `id` (Confluent's IMPORT mode: what a
+    /// test case's topics ask of the registry).
+    fn import(&self, subject: &str, schema: &Schema, id: u32) -> Result<u32, RegistryError> {
+        let _ = (subject, schema);
+        Err(RegistryError::Unavailable(format!(
+            "this registry does not import schemas with a given id ({id})"
+        )))
+    }
 }
 
 /// Schemas in the process: what `eddy test` and the in-memory driver use.
@@ -249,6 +261,25 @@ impl Backend for Local {
             .latest(subject)
             .and_then(|(_, id)| Some((id, store.schema(id)?.clone()))))
     }
+
+    fn version(&self, subject: &str, version: u32) -> Result<Option<(u32, Schema)>, RegistryError> {
+        let store = self.lock();
+        Ok(store.version(subject, version))
+    }
+
+    fn import(&self, subject: &str, schema: &Schema, id: u32) -> Result<u32, RegistryError> {
+        let mut store = self.lock();
+        let Change::Schema { version, .. } = store.propose(subject, schema)? else {
+            return Err(RegistryError::Unavailable("not a registration".into()));
+        };
+        if store.import(subject, version, id, schema) {
+            Ok(id)
+        } else {
+            Err(RegistryError::Unavailable(format!(
+                "id {id} is another schema's"
+            )))
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -256,7 +287,7 @@ struct Cache {
     by_id: HashMap<u32, Registered>,
     ids: HashMap<(String, Schema), u32>,
     avro: HashMap<u32, Arc<apache_avro::Schema>>,
-    protobuf: HashMap<u32, prost_reflect::MessageDescriptor>,
+    protobuf: HashMap<u32, prost_reflect::FileDescriptor>,
 }
 
 /// Schemas by id and by subject: a backend, and a cache of what never changes.
@@ -285,6 +316,16 @@ impl SchemaRegistry {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Registers `schema` under `subject` with the id `id` (see [`Backend::import`]).
+    pub fn import(&self, subject: &str, schema: &Schema, id: u32) -> Result<u32, RegistryError> {
+        self.backend.import(subject, schema, id)
+    }
+
+    /// Registers `schema` (with its references) under `subject`; returns its id.
+    pub fn register_schema(&self, subject: &str, schema: &Schema) -> Result<u32, RegistryError> {
+        self.backend.register(subject, schema)
+    }
+
     /// Registers `text` under `subject`; returns its id (the existing one if the subject
     /// already has this exact schema).
     pub fn register(
@@ -310,6 +351,7 @@ impl SchemaRegistry {
                 id,
                 kind: schema.kind,
                 text: schema.text,
+                references: schema.references,
             };
             self.lock().by_id.insert(id, registered.clone());
             registered
@@ -328,6 +370,7 @@ impl SchemaRegistry {
             id,
             kind: schema.kind,
             text: schema.text,
+            references: schema.references,
         };
         self.lock().by_id.insert(id, registered.clone());
         Ok(Some(registered))
@@ -353,13 +396,33 @@ impl SchemaRegistry {
 
     /// The (first) message of the Protobuf schema with `id`, compiled once.
     pub fn protobuf(&self, id: u32) -> Result<prost_reflect::MessageDescriptor, String> {
-        if let Some(message) = self.lock().protobuf.get(&id) {
-            return Ok(message.clone());
+        self.protobuf_file(id)?
+            .messages()
+            .next()
+            .ok_or_else(|| "the protobuf schema declares no message".into())
+    }
+
+    /// The Protobuf schema with `id`, compiled once.
+    pub fn protobuf_file(&self, id: u32) -> Result<prost_reflect::FileDescriptor, String> {
+        if let Some(file) = self.lock().protobuf.get(&id) {
+            return Ok(file.clone());
         }
         let registered = self.text(id)?;
-        let message = super::protobuf::compile(&registered.text, None)?;
-        self.lock().protobuf.insert(id, message.clone());
-        Ok(message)
+        let mut imports = Vec::new();
+        for reference in &registered.references {
+            let (_, schema) = (self.backend.version(&reference.subject, reference.version))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!(
+                        "the reference {} ({} version {}) is not in the schema registry",
+                        reference.name, reference.subject, reference.version
+                    )
+                })?;
+            imports.push((reference.name.clone(), schema.text));
+        }
+        let file = super::protobuf::compile_with(&registered.text, &imports)?;
+        self.lock().protobuf.insert(id, file.clone());
+        Ok(file)
     }
 }
 

@@ -189,9 +189,16 @@ impl Store {
     }
 
     fn apply_schema(&mut self, subject: &str, version: u32, id: u32, schema: &Schema) -> bool {
-        if self.schemas.get(&id).is_some_and(|s| s != schema)
-            || self.id_of(schema).is_some_and(|known| known != id)
-        {
+        if self.id_of(schema).is_some_and(|known| known != id) {
+            return false;
+        }
+        self.import(subject, version, id, schema)
+    }
+
+    /// Version `version` of `subject` is `schema` with the id `id`, even if the schema has
+    /// another id already (Confluent's IMPORT mode); false if `id` is another schema's.
+    pub fn import(&mut self, subject: &str, version: u32, id: u32, schema: &Schema) -> bool {
+        if self.schemas.get(&id).is_some_and(|s| s != schema) {
             return false;
         }
         let entry = self.subjects.entry(subject.to_string()).or_default();
@@ -353,6 +360,12 @@ impl Store {
     /// The registry's default level.
     pub fn default_compatibility(&self) -> Compatibility {
         self.compatibility
+    }
+
+    /// Version `version` of `subject` (deleted or not): its id and schema.
+    pub fn version(&self, subject: &str, version: u32) -> Option<(u32, Schema)> {
+        let v = self.subjects.get(subject)?.versions.get(&version)?;
+        Some((v.id, self.schemas.get(&v.id)?.clone()))
     }
 
     /// The latest live version of `subject`: its number and id.
