@@ -692,6 +692,15 @@ impl<R: Runtime> Engine<R> {
                         "Schema for message {suffix}s on topic '{topic}' does not exist in the Schema Registry.Subject: {subject}"
                     ))
                 })?;
+            let mut inferred = inferred;
+            // WRAP_SINGLE_VALUE=false: the whole record is the one value column.
+            let record = !(inferred.len() == 1 && inferred[0].0 == "ROWVAL");
+            if kind == ColumnKind::Value && !source.wrap_single_value && record {
+                let fields: arrow::datatypes::Fields = (inferred.iter())
+                    .map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true))
+                    .collect();
+                inferred = vec![("ROWVAL".into(), arrow::datatypes::DataType::Struct(fields))];
+            }
             let mut columns = source.schema.columns.clone();
             columns.extend(inferred.into_iter().map(|(name, data_type)| Column {
                 name: if kind == ColumnKind::Key && name == "ROWVAL" {

@@ -538,12 +538,21 @@ async fn subscription_stage<R: Runtime>(
     )
     .await?;
     if !plain {
-        let keys = [fk.subscriptions.output.field(0).name().clone()];
+        // The foreign key as the right table's key column, so a registered key schema (its
+        // message's field, say) encodes it as the right table's records do.
+        let right_key = right.schema.keys().next().map(|c| c.name.clone());
+        let mut fields: Vec<arrow::datatypes::FieldRef> =
+            fk.subscriptions.output.fields().iter().cloned().collect();
+        if let (Some(name), Some(first)) = (&right_key, fields.first_mut()) {
+            *first = Arc::new(first.as_ref().clone().with_name(name));
+        }
+        let as_right = arrow::datatypes::Schema::new(fields);
+        let keys = [as_right.field(0).name().clone()];
         encoder = encoder.partitioned_like(SinkEncoder::try_new(
             &right.topic,
             right_partitions,
             (right.key_format, Format::Json),
-            &fk.subscriptions.output,
+            &as_right,
             (&keys, true),
             None,
             (registry, &right.schemas),

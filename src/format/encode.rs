@@ -75,6 +75,8 @@ pub struct SinkEncoder {
     value_format: Format,
     keys: Vec<usize>,
     values: Vec<usize>,
+    /// The key columns as the encoder was made for (their names name a record's fields).
+    key_fields: Vec<FieldRef>,
     value_fields: Vec<FieldRef>,
     rowtime: usize,
     window: Option<(WindowInfo, usize, usize)>,
@@ -120,10 +122,12 @@ impl SinkEncoder {
             .filter(|i| !keys.contains(i) && *i != rowtime)
             .filter(|i| !matches!(window, Some((_, s, e)) if *i == s || *i == e))
             .collect();
-        let value_fields: Vec<FieldRef> = values
-            .iter()
-            .map(|i| std::sync::Arc::clone(&batch_schema.fields()[*i]))
-            .collect();
+        let fields_at = |indexes: &[usize]| -> Vec<FieldRef> {
+            (indexes.iter())
+                .map(|i| std::sync::Arc::clone(&batch_schema.fields()[*i]))
+                .collect()
+        };
+        let (key_fields, value_fields) = (fields_at(&keys), fields_at(&values));
         let writer = |format: Format, suffix: &str, indexes: &[usize], unwrapped: bool| {
             registry_writer(
                 (format, &format!("{topic}-{suffix}")),
@@ -143,6 +147,7 @@ impl SinkEncoder {
             value_format,
             keys,
             values,
+            key_fields,
             value_fields,
             rowtime,
             window,
@@ -235,8 +240,11 @@ impl SinkEncoder {
             .collect::<Result<Vec<_>, _>>()?;
         // A single NULL key, or a DELIMITED key of NULLs, is a null key (a JSON object of
         // NULLs is still an object).
+        // Protobuf has no NULLs: a key of only NULLs is a null key.
         let delimited = matches!(self.key_format, Format::Delimited { .. });
-        if (scalars.len() == 1 || delimited) && scalars.iter().all(ScalarValue::is_null) {
+        let protobuf = self.key_format.is_protobuf();
+        if (scalars.len() == 1 || delimited || protobuf) && scalars.iter().all(ScalarValue::is_null)
+        {
             return Ok(None);
         }
         Ok(match (self.key_format, scalars.as_slice()) {
@@ -249,14 +257,10 @@ impl SinkEncoder {
             (format, [v]) if !format.is_protobuf() => {
                 Some(self.json_bytes(self.key_writer.as_ref(), &json::from_scalar(v))?)
             }
-            (_, many) => {
-                let fields: Vec<FieldRef> = self
-                    .keys
-                    .iter()
-                    .map(|c| std::sync::Arc::clone(&batch.schema_ref().fields()[*c]))
-                    .collect();
-                Some(self.json_bytes(self.key_writer.as_ref(), &json::object(&fields, many))?)
-            }
+            (_, many) => Some(self.json_bytes(
+                self.key_writer.as_ref(),
+                &json::object(&self.key_fields, many),
+            )?),
         })
     }
 

@@ -441,4 +441,28 @@ mod tests {
         let columns = infer("t-value", (Some(id), Some("B")), &registry).unwrap();
         assert_eq!(columns, Some(vec![("Y".to_string(), DataType::Utf8)]));
     }
+
+    #[test]
+    fn protobuf_references_are_imports() {
+        use crate::format::registry::{Reference, Schema};
+        let registry = SchemaRegistry::default();
+        let mut main = Schema::new(
+            SchemaKind::Protobuf,
+            "syntax = \"proto3\"; import \"event.proto\"; message Logistics { Event event = 1; }",
+        );
+        main.references.push(Reference {
+            name: "event.proto".into(),
+            subject: "event.proto".into(),
+            version: 1,
+        });
+        let id = registry.register_schema("input-value", &main).unwrap();
+        let event = "syntax = \"proto3\"; message Event { int64 timestamp = 1; }";
+        let event = Schema::new(SchemaKind::Protobuf, event);
+        registry.register_schema("event.proto", &event).unwrap();
+        let columns = infer("input-value", (Some(id), None), &registry)
+            .unwrap()
+            .unwrap();
+        assert_eq!(columns.len(), 1);
+        assert_eq!(columns[0].0, "EVENT");
+    }
 }

@@ -340,6 +340,10 @@ pub fn to_json(message: &DynamicMessage) -> Json {
             .descriptor()
             .fields()
             .map(|f| {
+                // A message field (a struct, a decimal, a timestamp) that is not set is NULL.
+                if f.supports_presence() && !message.has_field(&f) {
+                    return (f.name().to_string(), Json::Null);
+                }
                 let value = message.get_field(&f);
                 (f.name().to_string(), value_json(&value, &f.kind()))
             })

@@ -240,6 +240,8 @@ pub(crate) async fn create_topics(case: &Case, runtime: &MemoryKafka) {
 /// Registers the schemas `topics` gives (AVRO, JSON Schema and Protobuf ones, with the ids
 /// and references they name), as the test driver does before running the statements.
 pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
+    // The schemas take their ids before the ones they reference, as in ksqlDB's driver.
+    let mut referenced = Vec::new();
     for topic in case.spec["topics"].as_array().into_iter().flatten() {
         let Some(name) = topic["name"].as_str() else {
             continue;
@@ -251,28 +253,25 @@ pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
                 continue;
             };
             let mut registered = Schema::new(kind, &text_of(schema));
-            for reference in topic[format!("{part}SchemaReferences")]
+            let references: Vec<(&str, Schema)> = topic[format!("{part}SchemaReferences")]
                 .as_array()
                 .into_iter()
                 .flatten()
-            {
-                let Some(ref_name) = reference["name"].as_str() else {
-                    continue;
-                };
-                let text = text_of(&reference["schema"]);
-                let ref_kind =
-                    schema_kind(&reference["format"], &reference["schema"]).unwrap_or(kind);
-                if registry
-                    .register_schema(ref_name, &Schema::new(ref_kind, &text))
-                    .is_ok()
-                {
-                    registered.references.push(Reference {
-                        name: ref_name.to_string(),
-                        subject: ref_name.to_string(),
-                        version: 1,
-                    });
-                }
-            }
+                .filter_map(|r| {
+                    let ref_kind = schema_kind(&r["format"], &r["schema"]).unwrap_or(kind);
+                    Some((
+                        r["name"].as_str()?,
+                        Schema::new(ref_kind, &text_of(&r["schema"])),
+                    ))
+                })
+                .collect();
+            registered.references = (references.iter())
+                .map(|(name, _)| Reference {
+                    name: name.to_string(),
+                    subject: name.to_string(),
+                    version: 1,
+                })
+                .collect();
             let subject = format!("{name}-{part}");
             // A schema the registry refuses is left out, as the case's statements then fail
             // as they would against ksqlDB's.
@@ -280,7 +279,11 @@ pub(crate) fn register_schemas(case: &Case, registry: &SchemaRegistry) {
                 Some(id) => registry.import(&subject, &registered, id as u32),
                 None => registry.register_schema(&subject, &registered),
             };
+            referenced.extend(references);
         }
+    }
+    for (name, schema) in &referenced {
+        let _ = registry.register_schema(name, schema);
     }
 }
 
@@ -439,7 +442,18 @@ fn writer(
     if format == Format::ProtobufNoSr {
         return framed::Writer::protobuf_nosr(&source.schema.typed(part));
     }
-    framed::latest_writer(format, &format!("{}-{suffix}", source.topic), registry)
+    let (id, full_name) = source.schemas.part(part == ColumnKind::Key);
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let subject = format!("{}-{suffix}", source.topic);
+            (registry.latest(&subject))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no schema registered for subject {subject}"))?
+                .id
+        }
+    };
+    framed::writer_with(format, id, full_name, registry)
 }
 
 fn encode_key(
