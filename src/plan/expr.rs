@@ -335,6 +335,9 @@ impl<'a> ExprPlanner<'a> {
 
     /// `a[i]` (1-based; negative counts from the end), `m['k']`, and `.field` chains.
     fn access(&self, root: &SqlExpr, chain: &[AccessExpr]) -> Result<Expr> {
+        if let Some((column, rest)) = super::rewrite::qualified_access(root, chain) {
+            return self.access(&column, rest);
+        }
         let mut expr = self.lower(root)?;
         for access in chain {
             let AccessExpr::Subscript(Subscript::Index { index }) = access else {

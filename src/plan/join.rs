@@ -777,6 +777,20 @@ fn fk_keys(primary_key: &[String], left: &Side) -> Vec<KeyColumn> {
 /// round), checking ksqlDB's rules.
 fn split_condition(on: &SqlExpr, j: usize, sides: &[Side]) -> Result<(SqlExpr, SqlExpr, bool)> {
     let scope: Vec<&Side> = sides[..=j + 1].iter().collect();
+    // `tt.id[1]`: the qualified column as one name, so it resolves as any other.
+    let on = &rewrite(on, &mut |e| match e {
+        SqlExpr::CompoundFieldAccess { root, access_chain } => {
+            let (column, rest) = super::rewrite::qualified_access(root, access_chain)?;
+            Some(match rest {
+                [] => column,
+                rest => SqlExpr::CompoundFieldAccess {
+                    root: Box::new(column),
+                    access_chain: rest.to_vec(),
+                },
+            })
+        }
+        _ => None,
+    });
     check_names(on, &scope)?;
     check_on_columns(on, &scope)?;
     let (a, b) = match on {

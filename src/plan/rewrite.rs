@@ -246,6 +246,25 @@ fn rewrite_lambda(
     }
 }
 
+/// `alias.column[...]` as sqlparser gives it (`alias`, then `.column` in the access chain):
+/// the qualified column as one identifier, and the accesses after it.
+pub fn qualified_access<'a>(
+    root: &Expr,
+    chain: &'a [sqlparser::ast::AccessExpr],
+) -> Option<(Expr, &'a [sqlparser::ast::AccessExpr])> {
+    let Expr::Identifier(alias) = root else {
+        return None;
+    };
+    let (sqlparser::ast::AccessExpr::Dot(Expr::Identifier(column)), rest) = chain.split_first()?
+    else {
+        return None;
+    };
+    Some((
+        Expr::CompoundIdentifier(vec![alias.clone(), column.clone()]),
+        rest,
+    ))
+}
+
 /// A reference to an output column, quoted so that its case is kept.
 pub fn column_ref(name: &str) -> Expr {
     Expr::Identifier(Ident::with_quote('`', name))
