@@ -223,12 +223,16 @@ pub fn schema_text(columns: &[(String, DataType)]) -> String {
             imports.push_str(&format!("import \"{file}\";\n"));
         }
     }
-    format!("syntax = \"proto3\";\n\n{imports}\n{body}")
+    if !imports.is_empty() {
+        imports.push('\n');
+    }
+    // The layout ksqlDB prints (its pull queries' `protoSchema`, the schemas it registers).
+    format!("syntax = \"proto3\";\n\n{imports}{body}")
 }
 
 fn message(name: &str, columns: &[(String, DataType)], counter: &mut usize) -> String {
     let mut fields = String::new();
-    let mut nested = String::new();
+    let mut nested = Vec::new();
     for (i, (column, t)) in columns.iter().enumerate() {
         let declared = match t {
             DataType::List(item) => format!(
@@ -247,10 +251,21 @@ fn message(name: &str, columns: &[(String, DataType)], counter: &mut usize) -> S
         };
         fields.push_str(&format!("  {declared} {column} = {};\n", i + 1));
     }
-    format!("message {name} {{\n{fields}{nested}}}\n")
+    let mut out = format!("message {name} {{\n{fields}");
+    for inner in nested {
+        out.push('\n');
+        for line in inner.lines() {
+            match line {
+                "" => out.push('\n'),
+                line => out.push_str(&format!("  {line}\n")),
+            }
+        }
+    }
+    out.push_str("}\n");
+    out
 }
 
-fn field_type(t: &DataType, counter: &mut usize, nested: &mut String) -> String {
+fn field_type(t: &DataType, counter: &mut usize, nested: &mut Vec<String>) -> String {
     match t {
         DataType::Boolean => "bool".into(),
         DataType::Int32 => "int32".into(),
@@ -268,7 +283,8 @@ fn field_type(t: &DataType, counter: &mut usize, nested: &mut String) -> String 
                 .iter()
                 .map(|f| (f.name().clone(), f.data_type().clone()))
                 .collect();
-            nested.push_str(&message(&name, &columns, counter));
+            let inner = message(&name, &columns, counter);
+            nested.push(inner);
             name
         }
         _ => "string".into(),

@@ -40,6 +40,8 @@ use crate::sql::variables::{self, Variables};
 pub const KSQL_JSON: &str = "application/vnd.ksql.v1+json";
 /// The new API's delimited content type (one JSON document per line).
 pub const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
+/// Pull query rows as Protobuf messages (`/query`).
+pub const PROTOBUF: &str = "application/vnd.ksql.v1+protobuf";
 /// How often an idle push query checks whether its client is still there.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
@@ -657,12 +659,25 @@ enum Framing {
     Delimited,
     /// `/query-stream` with `Accept: application/json`: one JSON array.
     JsonArray,
+    /// `/query` with `Accept: application/vnd.ksql.v1+protobuf`: a pull query's header gives
+    /// the rows' `protoSchema` and each row is a message (`protobufBytes`); push queries
+    /// answer as [`Framing::Query`].
+    Protobuf,
 }
 
 impl Framing {
+    /// How a push query answers: Protobuf is for pull queries only.
+    fn for_push(self) -> Self {
+        match self {
+            Framing::Protobuf => Framing::Query,
+            other => other,
+        }
+    }
+
     fn content_type(self) -> &'static str {
         match self {
             Framing::Query => KSQL_JSON,
+            Framing::Protobuf => PROTOBUF,
             Framing::Delimited => DELIMITED,
             Framing::JsonArray => "application/json",
         }
@@ -670,7 +685,7 @@ impl Framing {
 
     fn header(self, id: &str, header: &Header) -> String {
         match self {
-            Framing::Query => {
+            Framing::Query | Framing::Protobuf => {
                 let h = json!({"header": {"queryId": id, "schema": header.schema()}});
                 format!("[{h},\n")
             }
@@ -692,7 +707,7 @@ impl Framing {
 
     fn row(self, columns: Vec<Value>, tombstone: bool) -> String {
         match self {
-            Framing::Query => {
+            Framing::Query | Framing::Protobuf => {
                 let mut row = json!({"columns": columns});
                 if tombstone {
                     row["tombstone"] = json!(true);
@@ -709,8 +724,10 @@ impl Framing {
     /// stream line by line).
     fn end(self, message: Option<&str>, error: Option<&RestError>) -> String {
         match (self, error) {
-            (Framing::Query, Some(e)) => format!("{}]\n", json!({"errorMessage": e.body()})),
-            (Framing::Query, None) => match message {
+            (Framing::Query | Framing::Protobuf, Some(e)) => {
+                format!("{}]\n", json!({"errorMessage": e.body()}))
+            }
+            (Framing::Query | Framing::Protobuf, None) => match message {
                 Some(m) => format!("{}]\n", json!({ "finalMessage": m })),
                 None => "]\n".to_string(),
             },
@@ -737,6 +754,8 @@ async fn query<R: Runtime + Sync + 'static>(
 ) -> Response {
     let framing = if accepts(&headers, DELIMITED) {
         Framing::Delimited
+    } else if accepts(&headers, PROTOBUF) {
+        Framing::Protobuf
     } else {
         Framing::Query
     };
@@ -820,6 +839,7 @@ async fn run_query<R: Runtime + Sync + 'static>(
         }
         Ok(Selected::Push(push)) => {
             let (sender, receiver) = mpsc::channel::<String>(64);
+            let framing = framing.for_push();
             tokio::spawn(pump(state, push, sender, framing));
             streaming(receiver, framing.content_type())
         }
@@ -950,16 +970,27 @@ fn pull_response(
     framing: Framing,
     (peers, limit, served): (super::cluster::Rows, Option<u64>, Option<&BTreeSet<i32>>),
 ) -> Response {
-    let mut out = framing.header(&format!("pull_{}", rand::random::<u32>()), &result.header);
+    let id = format!("pull_{}", rand::random::<u32>());
     let rows = result.batches.iter().flat_map(rows_of).chain(peers);
-    for (row, tombstone) in rows.take(limit.map_or(usize::MAX, |l| l as usize)) {
-        out.push_str(&framing.row(row, tombstone));
-    }
+    let rows = rows.take(limit.map_or(usize::MAX, |l| l as usize));
+    let mut out = match framing {
+        Framing::Protobuf => match protobuf_rows(&id, &result.header, rows) {
+            Ok(out) => out,
+            Err(e) => return RestError::generic(code::BAD_REQUEST, e).into_response(),
+        },
+        _ => {
+            let mut out = framing.header(&id, &result.header);
+            for (row, tombstone) in rows {
+                out.push_str(&framing.row(row, tombstone));
+            }
+            out
+        }
+    };
     if let Some(served) = served {
         out.push_str(&format!("{},\n", json!({ super::cluster::SERVED: served })));
     }
     let message = result.scanned_stream.then_some("Query Completed");
-    if message.is_none() && framing == Framing::Query {
+    if message.is_none() && matches!(framing, Framing::Query | Framing::Protobuf) {
         // The last element then ends the array: no separator after it.
         out.truncate(out.trim_end_matches(",\n").len());
     }
@@ -970,6 +1001,34 @@ fn pull_response(
         out,
     )
         .into_response()
+}
+
+/// A pull query's header and rows as Protobuf: the `protoSchema` ksqlDB gives its columns,
+/// and each row that message's bytes in base64.
+fn protobuf_rows(
+    id: &str,
+    header: &Header,
+    rows: impl Iterator<Item = (Vec<Value>, bool)>,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    let columns: Vec<(String, arrow::datatypes::DataType)> = (header.columns.iter())
+        .map(|c| (c.name.clone(), c.data_type.clone()))
+        .collect();
+    let schema = crate::format::protobuf::schema_text(&columns);
+    let message = crate::format::protobuf::compile(&schema, None)?;
+    let head = json!({"header": {"queryId": id, "schema": header.schema(), "protoSchema": schema}});
+    let mut out = format!("[{head},\n");
+    for (row, _) in rows {
+        let object: Map<String, Value> =
+            (columns.iter().map(|(n, _)| n.clone())).zip(row).collect();
+        let encoded = crate::format::protobuf::encode(&crate::format::protobuf::from_json(
+            &Value::Object(object),
+            &message,
+        )?);
+        let bytes = base64::engine::general_purpose::STANDARD.encode(encoded);
+        out.push_str(&format!("{},\n", json!({"row": {"protobufBytes": bytes}})));
+    }
+    Ok(out)
 }
 
 /// Copies a push query's rows to its response until the limit, the client's departure,

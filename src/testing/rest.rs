@@ -14,12 +14,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost_reflect::ReflectMessage;
+
 use serde_json::{Map, Value, json};
 
 use super::memory::MemoryKafka;
 use super::qtt::{self, Case, Outcome, json_matches};
 use crate::engine::Engine;
-use crate::server::rest::{AppState, ServerInfo};
+use crate::server::rest::{AppState, PROTOBUF, ServerInfo};
 
 /// How long a push query's response may take to finish.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,11 +75,18 @@ impl TestServer {
         })
     }
 
-    /// POSTs `body` to `path`; returns the status and the body text.
-    async fn post(&self, path: &str, body: &Value) -> Result<(u16, String), String> {
+    /// POSTs `body` to `path` asking for the content type `accept`; returns the status and
+    /// the body text.
+    async fn post_accepting(
+        &self,
+        path: &str,
+        body: &Value,
+        accept: &str,
+    ) -> Result<(u16, String), String> {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
+            .header("Accept", accept)
             .json(body)
             .send()
             .await
@@ -159,6 +168,12 @@ async fn run_case(case: &Case) -> Result<(), String> {
             let response = query(&server, text, &properties, wait.then_some(case)).await?;
             responses.push(json!({ "query": response }));
         }
+        if case.spec["testPullWithProtoFormat"] == true {
+            for text in queries {
+                let response = proto_query(&server, text, &properties).await?;
+                responses.push(json!({ "queryProto": response }));
+            }
+        }
         Ok::<(), Failure>(())
     }
     .await;
@@ -179,13 +194,146 @@ async fn run_case(case: &Case) -> Result<(), String> {
     }
 }
 
+/// Sends a pull query asking for Protobuf rows; returns the response's elements, rows in
+/// text format.
+async fn proto_query(
+    server: &TestServer,
+    text: &str,
+    properties: &Map<String, Value>,
+) -> Result<Value, Failure> {
+    let body = json!({"ksql": text, "streamsProperties": properties});
+    let (status, answer) =
+        (server.post_accepting("/query", &body, PROTOBUF).await).map_err(internal)?;
+    let parsed: Value =
+        serde_json::from_str(&answer).map_err(|e| internal(format!("{e}: {answer}")))?;
+    if status != 200 {
+        return Err((status, parsed));
+    }
+    proto_rows(&parsed).map_err(internal)
+}
+
+/// A Protobuf pull query's response with each row's message in text format, as ksqlDB's
+/// test runner compares them.
+fn proto_rows(response: &Value) -> Result<Value, String> {
+    use base64::Engine as _;
+    let elements = response.as_array().ok_or("not a JSON array")?;
+    let schema = elements
+        .first()
+        .and_then(|h| h["header"]["protoSchema"].as_str())
+        .ok_or("no protoSchema in the header")?;
+    let message = crate::format::protobuf::compile(schema, None)?;
+    (elements.iter())
+        .map(|e| match e["row"]["protobufBytes"].as_str() {
+            Some(b64) => {
+                let bytes = (base64::engine::general_purpose::STANDARD.decode(b64))
+                    .map_err(|e| e.to_string())?;
+                let row = crate::format::protobuf::decode(&message, &bytes)?;
+                let mut text = String::new();
+                text_format(&row, "", &mut text);
+                Ok(json!({ "row": text }))
+            }
+            None => Ok(e.clone()),
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Value::Array)
+}
+
+/// A message in Protobuf's text format as Java's `TextFormat` prints it: set fields one per
+/// line, each element of a repeated field as a field of its own, messages in braces.
+fn text_format(message: &prost_reflect::DynamicMessage, indent: &str, out: &mut String) {
+    use prost_reflect::Value as V;
+    for field in message.descriptor().fields() {
+        if !message.has_field(&field) {
+            continue;
+        }
+        let value = message.get_field(&field);
+        let items: Vec<V> = match value.as_ref() {
+            V::List(items) => items.clone(),
+            V::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| {
+                    let entry = field.kind();
+                    let mut m = prost_reflect::DynamicMessage::new(
+                        entry
+                            .as_message()
+                            .cloned()
+                            .unwrap_or_else(|| message.descriptor()),
+                    );
+                    m.set_field_by_number(1, k.clone().into());
+                    m.set_field_by_number(2, v.clone());
+                    V::Message(m)
+                })
+                .collect(),
+            other => vec![other.clone()],
+        };
+        for item in items {
+            match item {
+                V::Message(inner) => {
+                    out.push_str(&format!("{indent}{} {{\n", field.name()));
+                    text_format(&inner, &format!("{indent}  "), out);
+                    out.push_str(&format!("{indent}}}\n"));
+                }
+                scalar => out.push_str(&format!(
+                    "{indent}{}: {}\n",
+                    field.name(),
+                    text_scalar(&scalar, &field)
+                )),
+            }
+        }
+    }
+}
+
+fn text_scalar(value: &prost_reflect::Value, field: &prost_reflect::FieldDescriptor) -> String {
+    use prost_reflect::Value as V;
+    let quoted = |bytes: &[u8]| {
+        let mut s = String::from("\"");
+        for b in bytes {
+            match b {
+                b'"' => s.push_str("\\\""),
+                b'\\' => s.push_str("\\\\"),
+                b'\n' => s.push_str("\\n"),
+                0x20..=0x7e => s.push(*b as char),
+                other => s.push_str(&format!("\\{other:03o}")),
+            }
+        }
+        s.push('"');
+        s
+    };
+    match value {
+        V::String(text) => quoted(text.as_bytes()),
+        V::Bytes(bytes) => quoted(bytes),
+        V::F64(f) => format!("{f:?}"),
+        V::F32(f) => format!("{f:?}"),
+        V::EnumNumber(n) => match field.kind().as_enum().and_then(|e| e.get_value(*n)) {
+            Some(v) => v.name().to_string(),
+            None => n.to_string(),
+        },
+        V::Bool(b) => b.to_string(),
+        V::I32(n) => n.to_string(),
+        V::I64(n) => n.to_string(),
+        V::U32(n) => n.to_string(),
+        V::U64(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 fn internal(why: String) -> Failure {
     (0, json!({ "message": why }))
 }
 
 /// POSTs and parses a JSON response; a non-200 status is a failure.
 async fn request(server: &TestServer, path: &str, body: &Value) -> Result<Value, Failure> {
-    let (status, text) = server.post(path, body).await.map_err(internal)?;
+    request_as(server, path, body, crate::server::rest::KSQL_JSON).await
+}
+
+/// [`request`] asking for the content type `accept`.
+async fn request_as(
+    server: &TestServer,
+    path: &str,
+    body: &Value,
+    accept: &str,
+) -> Result<Value, Failure> {
+    let (status, text) = (server.post_accepting(path, body, accept).await).map_err(internal)?;
     let parsed: Value =
         serde_json::from_str(&text).map_err(|e| internal(format!("{e}: {text}")))?;
     if status == 200 {
@@ -269,7 +417,10 @@ fn check_responses(case: &Case, actual: &[Value]) -> Result<(), String> {
         let statement = case.statements.get(i).map_or("", String::as_str);
         let matched = match (want.get("query"), got.get("query")) {
             (Some(w), Some(g)) => query_matches(w, g, ordered, statement),
-            _ => partial_match(want, got, statement),
+            _ => match (want.get("queryProto"), got.get("queryProto")) {
+                (Some(w), Some(g)) => query_matches(w, g, ordered, statement),
+                _ => partial_match(want, got, statement),
+            },
         };
         if !matched {
             return Err(format!("response {i}: expected {want}, got {got}"));
