@@ -346,3 +346,46 @@ async fn insert_values_writes_one_record_in_the_source_formats() {
         .unwrap_err();
     assert!(err.to_string().contains("Did you mean S?"), "{err}");
 }
+
+/// Another service's command topic, a query's changelog and Kafka's own topics can be read
+/// but not written: CREATE ... AS, INSERT INTO and INSERT VALUES are refused with ksqlDB's
+/// message, and nothing is created.
+#[tokio::test]
+async fn internal_topics_are_read_only() {
+    let mut engine = engine_with(
+        "CREATE STREAM commands (k VARCHAR KEY, statement VARCHAR) WITH (KAFKA_TOPIC='_eddy-shop_-command', VALUE_FORMAT='JSON', PARTITIONS=1);
+         CREATE STREAM clicks (k VARCHAR KEY, statement VARCHAR) WITH (KAFKA_TOPIC='clicks', VALUE_FORMAT='JSON', PARTITIONS=1);",
+    )
+    .await;
+    for (sql, topic) in [
+        (
+            "INSERT INTO commands (k, statement) VALUES ('x', 'DROP STREAM orders;');",
+            "_eddy-shop_-command",
+        ),
+        (
+            "INSERT INTO commands SELECT * FROM clicks;",
+            "_eddy-shop_-command",
+        ),
+        (
+            "CREATE STREAM copy WITH (KAFKA_TOPIC='shop_-query-CTAS_T_1-Aggregate-Materialize-changelog') AS SELECT * FROM clicks;",
+            "shop_-query-CTAS_T_1-Aggregate-Materialize-changelog",
+        ),
+        (
+            "CREATE STREAM offsets WITH (KAFKA_TOPIC='__consumer_offsets') AS SELECT * FROM clicks;",
+            "__consumer_offsets",
+        ),
+    ] {
+        let err = engine.execute_script(sql).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("Cannot insert into read-only topic: {topic}")),
+            "{sql}: {err}"
+        );
+    }
+    assert!(engine.catalog().get("COPY").is_none());
+    assert!(engine.queries().is_empty());
+    // Reading one stays allowed.
+    engine
+        .execute_script("CREATE STREAM seen AS SELECT * FROM commands;")
+        .await
+        .unwrap();
+}

@@ -5,6 +5,7 @@
 //! the in-memory metastore the engine updates statement by statement; it does not run
 //! queries or talk to Kafka.
 
+pub mod reserved;
 pub mod schema;
 
 use std::collections::BTreeMap;

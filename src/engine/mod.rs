@@ -215,6 +215,16 @@ pub struct QueryInfo {
     pub plan: String,
 }
 
+/// Refuses writing to an internal topic (see [`crate::catalog::reserved`]).
+fn writable(target: &Source) -> Result<(), PlanError> {
+    match crate::catalog::reserved::is_read_only(&target.topic) {
+        true => Err(PlanError::Invalid(crate::catalog::reserved::refusal(
+            &target.topic,
+        ))),
+        false => Ok(()),
+    }
+}
+
 /// Executes statements.
 #[derive(Debug)]
 pub struct Engine<R> {
@@ -367,6 +377,7 @@ impl<R: Runtime> Engine<R> {
             Statement::InsertInto(i) => self.insert_into(i, &statement.to_string()).await,
             Statement::InsertValues(i) => {
                 let target = insert::target(&self.catalog, i)?;
+                writable(&target)?;
                 insert::insert(&self.runtime, &self.registry, &target, i).await?;
                 Ok(Outcome::Noop(String::new()))
             }
@@ -550,6 +561,7 @@ impl<R: Runtime> Engine<R> {
 
     /// Starts a planned query (after its repartition stages) and records it.
     async fn start(&mut self, id: String, text: &str, plan: QueryPlan) -> Result<(), Error> {
+        writable(&plan.sink)?;
         let assembled =
             pipeline::assemble(&self.runtime, &self.registry, (&id, text), &plan, None).await?;
         if let Some(store) = &assembled.store {
@@ -803,6 +815,7 @@ impl<R: Runtime> Engine<R> {
         source: &Source,
         row: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), Error> {
+        writable(source)?;
         insert::insert_json(&self.runtime, &self.registry, source, row).await?;
         self.runtime.settle().await
     }

@@ -564,7 +564,10 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
                     .map_err(|e| RestError::from_engine(&e, text, vec![]))?;
                 let shown: Vec<(String, i32)> = topics
                     .into_iter()
-                    .filter(|(name, _)| *all || !name.starts_with('_'))
+                    .filter(|(name, _)| {
+                        *all || !(name.starts_with('_')
+                            || crate::catalog::reserved::is_read_only(name))
+                    })
                     .collect();
                 entities::topic_list(text, &shown)
             }
