@@ -705,9 +705,15 @@ impl<R: Runtime> Engine<R> {
                     ))
                 })?;
             let mut inferred = inferred;
-            // WRAP_SINGLE_VALUE=false: the whole record is the one value column.
+            // The whole record is one column: a value with WRAP_SINGLE_VALUE=false, or an
+            // AVRO or JSON_SR key (a STRUCT ROWKEY; Protobuf keys are always messages, their
+            // fields the key columns).
             let record = !(inferred.len() == 1 && inferred[0].0 == "ROWVAL");
-            if kind == ColumnKind::Value && !source.wrap_single_value && record {
+            let whole = match kind {
+                ColumnKind::Key => !format.is_protobuf(),
+                _ => !source.wrap_single_value,
+            };
+            if whole && record {
                 let fields: arrow::datatypes::Fields = (inferred.iter())
                     .map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true))
                     .collect();
