@@ -48,6 +48,9 @@ pub enum Error {
     /// The schema registry is misconfigured or failed.
     #[error("{0}")]
     Registry(String),
+    /// A server property asks for something Eddy cannot do.
+    #[error("{0}")]
+    Config(String),
     /// Reading a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -73,6 +76,7 @@ impl Error {
                 ErrorKind::User
             }
             Error::Kafka(_) | Error::Io { .. } | Error::Registry(_) => ErrorKind::External,
+            Error::Config(_) => ErrorKind::User,
         }
     }
 }

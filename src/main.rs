@@ -64,6 +64,12 @@ enum Command {
         /// Output format: tabular or json.
         #[arg(long, default_value = "tabular")]
         output: String,
+        /// User for a server with Basic authentication.
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        /// The user's password (default: the EDDY_PASSWORD environment variable).
+        #[arg(long, short = 'p', env = "EDDY_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
     /// Parse and plan SQL files (folders: their .sql files); report problems as file:line:col.
     Check {
@@ -296,7 +302,10 @@ fn run(args: Cli) -> ExitCode {
             file,
             vi,
             output,
+            user,
+            password,
         } => cli(eddy::cli::CliOptions {
+            credentials: user.map(|u| (u, password.unwrap_or_default())),
             url,
             execute,
             file,

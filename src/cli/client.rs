@@ -70,8 +70,26 @@ pub enum QueryEvent {
 impl Client {
     /// A client of the server at `url`.
     pub fn new(url: &str) -> Self {
+        Self::with_credentials(url, None)
+    }
+
+    /// A client of the server at `url` sending `user` and password with every request
+    /// (HTTP Basic authentication).
+    pub fn with_credentials(url: &str, credentials: Option<(&str, &str)>) -> Self {
+        use base64::Engine as _;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some((user, password)) = credentials {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            if let Ok(value) = reqwest::header::HeaderValue::from_str(&format!("Basic {token}")) {
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
         Self {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap_or_default(),
             url: url.trim_end_matches('/').to_string(),
         }
     }

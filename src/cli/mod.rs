@@ -40,6 +40,8 @@ pub struct CliOptions {
     pub vi: bool,
     /// Output format.
     pub output: OutputFormat,
+    /// User and password for a server with Basic authentication.
+    pub credentials: Option<(String, String)>,
 }
 
 /// The shell's session.
@@ -56,7 +58,10 @@ struct Shell {
 /// Runs the shell; returns whether every statement succeeded.
 pub async fn run(options: CliOptions) -> bool {
     let mut shell = Shell {
-        client: Client::new(&options.url),
+        client: Client::with_credentials(
+            &options.url,
+            (options.credentials.as_ref()).map(|(u, p)| (u.as_str(), p.as_str())),
+        ),
         properties: Map::new(),
         output: options.output,
         helper: ShellHelper {

@@ -94,13 +94,14 @@ impl KafkaConfig {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
-        // ksqlDB's own server properties (`ksql.*`) and the embedded schema registry's
-        // (`schema.registry.*`) are no client's.
+        // ksqlDB's own server properties (`ksql.*`, `authentication.*`) and the embedded
+        // schema registry's (`schema.registry.*`) are no client's.
         for (k, v) in &self.properties {
             let lower = k.to_ascii_lowercase();
             if !QuerySettings::is_setting(k)
                 && !lower.starts_with("ksql.")
                 && !lower.starts_with("schema.registry.")
+                && !lower.starts_with("authentication.")
             {
                 config.set(k, v);
             }

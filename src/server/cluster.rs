@@ -432,10 +432,11 @@ impl Cluster {
 
     /// A server's own rows of the pull query `body`, and which partitions they are from.
     async fn ask(&self, url: &str, body: &Value) -> Result<(BTreeSet<i32>, Rows), String> {
-        let response = self
-            .client
-            .post(format!("{url}/query"))
-            .json(body)
+        let mut request = self.client.post(format!("{url}/query")).json(body);
+        if let Some(credentials) = super::auth::forwarded() {
+            request = request.header(reqwest::header::AUTHORIZATION, credentials);
+        }
+        let response = request
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)

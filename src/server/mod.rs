@@ -14,6 +14,7 @@
 //! ids, and each query resumes from its committed offsets with its state restored from its
 //! changelog (see [`crate::kafka::changelog`]).
 
+pub mod auth;
 pub mod cluster;
 pub mod commands;
 pub mod entities;
@@ -77,12 +78,9 @@ fn is_true(properties: &[(String, String)], name: &str) -> bool {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<(), Error> {
-    // The queries' default settings (`-p processing.guarantee=...`) must be valid.
-    crate::engine::QuerySettings::from_properties(
-        config.kafka.properties.iter().map(|(k, v)| (k, v)),
-    )?;
+    let auth = checked_properties(&config)?;
     let mut engine = Engine::new(KafkaRuntime::connect(config.kafka.clone())?);
-    use_registry(&mut engine, &config).await?;
+    use_registry(&mut engine, &config, auth.clone()).await?;
     let headless = config.queries_file.is_some();
     let log = match &config.queries_file {
         Some(queries) => {
@@ -104,6 +102,7 @@ pub async fn run(config: ServerConfig) -> Result<(), Error> {
             limits: config.limits,
             cluster: Some(std::sync::Arc::clone(&cluster)),
             standby_reads: is_true(&config.kafka.properties, rest::STANDBY_READS),
+            auth: auth.clone(),
             properties: vec![
                 (
                     "bootstrap.servers".into(),
@@ -190,15 +189,29 @@ async fn schema_registry(kafka: &KafkaConfig) -> Result<Registry, Error> {
     })
 }
 
+/// Checks the server's properties: the queries' default settings (`-p
+/// processing.guarantee=...`) and the authentication they ask for.
+fn checked_properties(
+    config: &ServerConfig,
+) -> Result<Option<std::sync::Arc<auth::BasicAuth>>, Error> {
+    crate::engine::QuerySettings::from_properties(
+        config.kafka.properties.iter().map(|(k, v)| (k, v)),
+    )?;
+    Ok(auth::BasicAuth::from_properties(&config.kafka.properties)
+        .map_err(Error::Config)?
+        .map(std::sync::Arc::new))
+}
+
 /// Gives the engine the server's schema registry, and serves the embedded one's API.
 async fn use_registry(
     engine: &mut Engine<KafkaRuntime>,
     config: &ServerConfig,
+    users: Option<std::sync::Arc<auth::BasicAuth>>,
 ) -> Result<(), Error> {
     let registry = schema_registry(&config.kafka).await?;
     engine.set_registry(std::sync::Arc::new(registry.registry));
-    if let Some(serve) = registry.serve {
-        spawn_registry(serve, config.limits);
+    if let Some((router, listener)) = registry.serve {
+        spawn_registry((auth::protect(router, users), listener), config.limits);
     }
     Ok(())
 }

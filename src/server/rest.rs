@@ -63,6 +63,8 @@ pub struct ServerInfo {
     /// `ksql.query.pull.enable.standby.reads`: a partition whose task has no live server
     /// may be answered from a standby copy.
     pub standby_reads: bool,
+    /// Who may use the API (none: anyone).
+    pub auth: Option<Arc<super::auth::BasicAuth>>,
 }
 
 /// The property that lets pull queries read standby copies.
@@ -200,7 +202,8 @@ pub async fn serve<R: Runtime + Sync + 'static>(
 ) -> std::io::Result<()> {
     let limits = state.info.limits;
     let closing = Arc::clone(&state);
-    super::http::serve(router(state), listener, limits, shutdown, move || {
+    let app = super::auth::protect(router(Arc::clone(&state)), state.info.auth.clone());
+    super::http::serve(app, listener, limits, shutdown, move || {
         closing.close_all();
     })
     .await

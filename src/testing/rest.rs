@@ -52,6 +52,7 @@ impl TestServer {
                 limits: crate::server::http::HttpLimits::default(),
                 cluster: None,
                 standby_reads: false,
+                auth: None,
             },
             None,
         );
