@@ -60,9 +60,22 @@ pub struct SchemaChoice {
     pub key_full_name: Option<String>,
     /// The values' message or record name.
     pub value_full_name: Option<String>,
+    /// How generated Protobuf key schemas represent NULLs.
+    pub key_nullable: crate::format::protobuf::Nullable,
+    /// How generated Protobuf value schemas represent NULLs.
+    pub value_nullable: crate::format::protobuf::Nullable,
 }
 
 impl SchemaChoice {
+    /// How generated Protobuf schemas of keys (`key`) or values represent NULLs.
+    pub fn nullable(&self, key: bool) -> crate::format::protobuf::Nullable {
+        if key {
+            self.key_nullable
+        } else {
+            self.value_nullable
+        }
+    }
+
     /// The id and full name for keys (`key`) or values.
     pub fn part(&self, key: bool) -> (Option<u32>, Option<&str>) {
         if key {

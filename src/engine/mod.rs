@@ -692,8 +692,14 @@ impl<R: Runtime> Engine<R> {
                 if latest.is_none() {
                     let single = declared.len() == 1
                         && (kind == ColumnKind::Key || !source.wrap_single_value);
-                    framed::writer_for(format, &subject, &declared, single, &self.registry)
-                        .map_err(PlanError::Invalid)?;
+                    let nullable = source.schemas.nullable(kind == ColumnKind::Key);
+                    framed::writer_for(
+                        format,
+                        &subject,
+                        (&declared, single, nullable),
+                        &self.registry,
+                    )
+                    .map_err(PlanError::Invalid)?;
                 }
                 continue;
             }

@@ -84,8 +84,8 @@ impl SourceDecoder {
             None => None,
         };
         let nosr = (
-            nosr(source.key_format, &keys)?,
-            nosr(source.value_format, &values)?,
+            nosr(source.key_format, &keys, source.schemas.key_nullable)?,
+            nosr(source.value_format, &values, source.schemas.value_nullable)?,
         );
         Ok(Self {
             schema: source.schema.batch_schema(source.window.is_some()),
@@ -422,11 +422,15 @@ fn text(bytes: &[u8]) -> Result<String, String> {
 }
 
 /// The schema PROTOBUF_NOSR records of these columns have.
-fn nosr(format: Format, columns: &[(String, DataType)]) -> Result<Option<Writer>, FormatError> {
+fn nosr(
+    format: Format,
+    columns: &[(String, DataType)],
+    nullable: super::protobuf::Nullable,
+) -> Result<Option<Writer>, FormatError> {
     if format != Format::ProtobufNoSr {
         return Ok(None);
     }
-    Writer::protobuf_nosr(columns)
+    Writer::protobuf_nosr(columns, nullable)
         .map(Some)
         .map_err(FormatError::Unsupported)
 }

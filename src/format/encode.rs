@@ -25,8 +25,9 @@ fn registry_writer(
     batch_schema: &arrow::datatypes::Schema,
     indexes: &[usize],
     unwrapped: bool,
-    (registry, chosen): (&SchemaRegistry, (Option<u32>, Option<&str>)),
+    (registry, schemas, key): (&SchemaRegistry, &SchemaChoice, bool),
 ) -> Result<Option<Writer>, FormatError> {
+    let chosen = schemas.part(key);
     if !format.is_framed() {
         return Ok(None);
     }
@@ -44,7 +45,8 @@ fn registry_writer(
             (f.name().clone(), f.data_type().clone())
         })
         .collect();
-    framed::writer_for(format, subject, &columns, unwrapped, registry)
+    let shape = (&columns[..], unwrapped, schemas.nullable(key));
+    framed::writer_for(format, subject, shape, registry)
         .map(Some)
         .map_err(FormatError::Unsupported)
 }
@@ -134,7 +136,7 @@ impl SinkEncoder {
                 batch_schema,
                 indexes,
                 unwrapped,
-                (registry, schemas.part(suffix == "key")),
+                (registry, schemas, suffix == "key"),
             )
         };
         let key_writer = writer(key_format, "key", &keys, keys.len() == 1)?;

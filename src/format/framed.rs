@@ -30,11 +30,17 @@ pub struct Writer {
 
 impl Writer {
     /// A PROTOBUF_NOSR writer (and reader) for these columns.
-    pub fn protobuf_nosr(columns: &[(String, DataType)]) -> Result<Self, String> {
+    pub fn protobuf_nosr(
+        columns: &[(String, DataType)],
+        nullable: protobuf::Nullable,
+    ) -> Result<Self, String> {
         Ok(Self {
             id: None,
             avro: None,
-            proto: Some(protobuf::compile(&protobuf::schema_text(columns), None)?),
+            proto: Some(protobuf::compile(
+                &protobuf::schema_text_as(columns, nullable),
+                None,
+            )?),
             indexes: vec![0],
         })
     }
@@ -45,8 +51,7 @@ impl Writer {
 pub fn writer_for(
     format: Format,
     subject: &str,
-    columns: &[(String, DataType)],
-    unwrapped: bool,
+    (columns, unwrapped, nullable): (&[(String, DataType)], bool, protobuf::Nullable),
     registry: &SchemaRegistry,
 ) -> Result<Writer, String> {
     match format {
@@ -84,7 +89,7 @@ pub fn writer_for(
             })
         }
         Format::Protobuf => {
-            let text = protobuf::schema_text(columns);
+            let text = protobuf::schema_text_as(columns, nullable);
             let id = registry
                 .register(subject, SchemaKind::Protobuf, &text)
                 .map_err(|e| e.to_string())?;
@@ -95,7 +100,7 @@ pub fn writer_for(
                 indexes: vec![0],
             })
         }
-        Format::ProtobufNoSr => Writer::protobuf_nosr(columns),
+        Format::ProtobufNoSr => Writer::protobuf_nosr(columns, nullable),
         other => Err(format!("{other} does not use a schema registry")),
     }
 }
@@ -406,7 +411,8 @@ mod tests {
         ];
         for format in [Format::Avro, Format::JsonSr, Format::Protobuf] {
             let subject = format!("{format}-value");
-            let writer = writer_for(format, &subject, &columns, false, &registry).unwrap();
+            let shape = (&columns[..], false, protobuf::Nullable::Default);
+            let writer = writer_for(format, &subject, shape, &registry).unwrap();
             let bytes = write(&writer, &json!({"A": 1, "B": "x"})).unwrap();
             assert_eq!(
                 read(format, &bytes, &registry, None).unwrap(),

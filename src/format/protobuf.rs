@@ -205,10 +205,54 @@ fn descriptor_of(text: &str) -> Option<prost_reflect::prost_types::FileDescripto
     prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()
 }
 
+/// How a generated schema represents NULLs of primitive fields
+/// (`KEY_/VALUE_PROTOBUF_NULLABLE_REPRESENTATION`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Nullable {
+    /// Plain proto3 fields: a NULL is written as the type's default.
+    #[default]
+    Default,
+    /// `optional` fields: a NULL is an unset field.
+    Optional,
+    /// Google's wrapper types (`google.protobuf.Int32Value`, ...): a NULL is an unset wrapper.
+    Wrapper,
+}
+
+impl Nullable {
+    /// The representation named `name` (`OPTIONAL`, `WRAPPER`).
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "OPTIONAL" => Ok(Self::Optional),
+            "WRAPPER" => Ok(Self::Wrapper),
+            other => Err(format!(
+                "Invalid nullable representation: {other}. Valid values are: OPTIONAL, WRAPPER"
+            )),
+        }
+    }
+}
+
+/// The wrapper type of a primitive field type.
+fn wrapper_of(field_type: &str) -> Option<&'static str> {
+    Some(match field_type {
+        "bool" => "google.protobuf.BoolValue",
+        "int32" => "google.protobuf.Int32Value",
+        "int64" => "google.protobuf.Int64Value",
+        "double" => "google.protobuf.DoubleValue",
+        "string" => "google.protobuf.StringValue",
+        "bytes" => "google.protobuf.BytesValue",
+        _ => return None,
+    })
+}
+
 /// The `.proto` text ksqlDB writes for these columns.
 pub fn schema_text(columns: &[(String, DataType)]) -> String {
+    schema_text_as(columns, Nullable::Default)
+}
+
+/// [`schema_text`] with NULLs represented as `nullable` asks.
+pub fn schema_text_as(columns: &[(String, DataType)], nullable: Nullable) -> String {
     let mut counter = 1;
-    let body = message("ConnectDefault1", columns, &mut counter);
+    let body = message(("ConnectDefault1", nullable), columns, &mut counter);
     let mut imports = String::new();
     for (needle, file) in [
         ("confluent.type.Decimal", "confluent/type/decimal.proto"),
@@ -223,6 +267,9 @@ pub fn schema_text(columns: &[(String, DataType)]) -> String {
             imports.push_str(&format!("import \"{file}\";\n"));
         }
     }
+    if nullable == Nullable::Wrapper && body.contains("Value ") {
+        imports.push_str("import \"google/protobuf/wrappers.proto\";\n");
+    }
     if !imports.is_empty() {
         imports.push('\n');
     }
@@ -230,24 +277,35 @@ pub fn schema_text(columns: &[(String, DataType)]) -> String {
     format!("syntax = \"proto3\";\n\n{imports}{body}")
 }
 
-fn message(name: &str, columns: &[(String, DataType)], counter: &mut usize) -> String {
+fn message(
+    (name, nullable): (&str, Nullable),
+    columns: &[(String, DataType)],
+    counter: &mut usize,
+) -> String {
     let mut fields = String::new();
     let mut nested = Vec::new();
     for (i, (column, t)) in columns.iter().enumerate() {
         let declared = match t {
             DataType::List(item) => format!(
                 "repeated {}",
-                field_type(item.data_type(), counter, &mut nested)
+                field_type(item.data_type(), counter, &mut nested, nullable)
             ),
             DataType::Map(entries, _) => match entries.data_type() {
                 DataType::Struct(kv) => format!(
                     "map<{}, {}>",
-                    field_type(kv[0].data_type(), counter, &mut nested),
-                    field_type(kv[1].data_type(), counter, &mut nested)
+                    field_type(kv[0].data_type(), counter, &mut nested, nullable),
+                    field_type(kv[1].data_type(), counter, &mut nested, nullable)
                 ),
                 _ => "string".into(),
             },
-            other => field_type(other, counter, &mut nested),
+            other => {
+                let base = field_type(other, counter, &mut nested, nullable);
+                match (nullable, wrapper_of(&base)) {
+                    (Nullable::Wrapper, Some(wrapper)) => wrapper.to_string(),
+                    (Nullable::Optional, Some(_)) => format!("optional {base}"),
+                    _ => base,
+                }
+            }
         };
         fields.push_str(&format!("  {declared} {column} = {};\n", i + 1));
     }
@@ -265,7 +323,12 @@ fn message(name: &str, columns: &[(String, DataType)], counter: &mut usize) -> S
     out
 }
 
-fn field_type(t: &DataType, counter: &mut usize, nested: &mut Vec<String>) -> String {
+fn field_type(
+    t: &DataType,
+    counter: &mut usize,
+    nested: &mut Vec<String>,
+    nullable: Nullable,
+) -> String {
     match t {
         DataType::Boolean => "bool".into(),
         DataType::Int32 => "int32".into(),
@@ -283,7 +346,7 @@ fn field_type(t: &DataType, counter: &mut usize, nested: &mut Vec<String>) -> St
                 .iter()
                 .map(|f| (f.name().clone(), f.data_type().clone()))
                 .collect();
-            let inner = message(&name, &columns, counter);
+            let inner = message((&name, nullable), &columns, counter);
             nested.push(inner);
             name
         }
@@ -309,12 +372,42 @@ fn field_data_type(field: &FieldDescriptor) -> Result<DataType, String> {
             kind_data_type(&entry.map_entry_value_field().kind())?,
         ));
     }
-    let t = kind_data_type(&field.kind())?;
+    let t = match kind_data_type(&field.kind())? {
+        DataType::Decimal128(p, s) => decimal_meta(field).unwrap_or(DataType::Decimal128(p, s)),
+        other => other,
+    };
     Ok(if field.is_list() {
         DataType::List(std::sync::Arc::new(Field::new("item", t, true)))
     } else {
         t
     })
+}
+
+/// A decimal field's precision and scale, from its `(confluent.field_meta)` parameters.
+fn decimal_meta(field: &FieldDescriptor) -> Option<DataType> {
+    let extension = field
+        .parent_pool()
+        .get_extension_by_name("confluent.field_meta")?;
+    let options = field.options();
+    if !options.has_extension(&extension) {
+        return None;
+    }
+    let meta = options.get_extension(&extension);
+    let Value::Message(meta) = meta.as_ref() else {
+        return None;
+    };
+    let params = meta.get_field_by_name("params")?;
+    let Value::Map(params) = params.as_ref() else {
+        return None;
+    };
+    let param = |name: &str| {
+        params
+            .get(&MapKey::String(name.into()))
+            .and_then(|v| v.as_str()?.parse::<i64>().ok())
+    };
+    let precision = u8::try_from(param("precision")?).ok()?;
+    let scale = i8::try_from(param("scale").unwrap_or(0)).ok()?;
+    Some(DataType::Decimal128(precision, scale))
 }
 
 fn kind_data_type(kind: &Kind) -> Result<DataType, String> {
@@ -329,6 +422,10 @@ fn kind_data_type(kind: &Kind) -> Result<DataType, String> {
         Kind::Float | Kind::Double => DataType::Float64,
         Kind::String | Kind::Enum(_) => DataType::Utf8,
         Kind::Bytes => DataType::Binary,
+        Kind::Message(m) if is_wrapper(m) => match m.get_field_by_name("value") {
+            Some(value) => kind_data_type(&value.kind())?,
+            None => DataType::Utf8,
+        },
         Kind::Message(m) => match m.full_name() {
             "confluent.type.Decimal" => DataType::Decimal128(38, 2),
             "google.protobuf.Timestamp" => DataType::Timestamp(TimeUnit::Millisecond, None),
@@ -421,8 +518,18 @@ fn int_field(m: &DynamicMessage, name: &str) -> i64 {
     }
 }
 
+/// Whether `m` is one of Google's wrapper types (`google.protobuf.Int32Value`, ...): a
+/// nullable primitive, its `value` field.
+fn is_wrapper(m: &MessageDescriptor) -> bool {
+    m.package_name() == "google.protobuf" && m.name().ends_with("Value") && m.fields().len() == 1
+}
+
 /// ksqlDB's logical types, read as the JSON format holds them.
 fn logical_json(m: &DynamicMessage) -> Option<Json> {
+    if is_wrapper(&m.descriptor()) {
+        let field = m.descriptor().get_field_by_name("value")?;
+        return Some(value_json(&m.get_field(&field), &field.kind()));
+    }
     Some(match m.descriptor().full_name() {
         "confluent.type.Decimal" => {
             let Some(Value::Bytes(b)) = m.get_field_by_name("value").as_deref().cloned() else {
@@ -571,6 +678,12 @@ fn scalar_value(v: &Json, kind: &Kind) -> Result<Value, String> {
 /// ksqlDB's logical types written from the JSON format's values.
 fn logical_message(v: &Json, m: &MessageDescriptor) -> Result<Option<DynamicMessage>, String> {
     let mut out = DynamicMessage::new(m.clone());
+    if is_wrapper(m)
+        && let Some(field) = m.get_field_by_name("value")
+    {
+        out.set_field(&field, scalar_value(v, &field.kind())?);
+        return Ok(Some(out));
+    }
     let n = || v.as_i64().ok_or_else(|| format!("{v} is not a number"));
     match m.full_name() {
         "confluent.type.Decimal" => {
@@ -667,5 +780,32 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
+    }
+
+    #[test]
+    fn nulls_survive_optional_and_wrapper_fields() {
+        let columns = vec![
+            ("I".to_string(), DataType::Int32),
+            ("S".to_string(), DataType::Utf8),
+        ];
+        for nullable in [Nullable::Optional, Nullable::Wrapper] {
+            let text = schema_text_as(&columns, nullable);
+            let descriptor = compile(&text, None).unwrap();
+            for row in [json!({"I": null, "S": ""}), json!({"I": 0, "S": null})] {
+                let bytes = encode(&from_json(&row, &descriptor).unwrap());
+                assert_eq!(
+                    to_json(&decode(&descriptor, &bytes).unwrap()),
+                    row,
+                    "{text}"
+                );
+            }
+            let inferred = columns_of(&descriptor).unwrap();
+            assert_eq!(inferred, columns, "{text}");
+        }
+        assert!(
+            schema_text_as(&columns, Nullable::Wrapper)
+                .contains("google.protobuf.Int32Value I = 1;")
+        );
+        assert!(schema_text_as(&columns, Nullable::Optional).contains("optional string S = 2;"));
     }
 }

@@ -249,7 +249,16 @@ pub fn schema_choice(
         }
         Ok(Some(name.trim().to_string()))
     };
+    let nullable = |name: &str| -> Result<crate::format::protobuf::Nullable> {
+        props
+            .get_str(name)
+            .map(|v| crate::format::protobuf::Nullable::from_name(&v).map_err(PlanError::Invalid))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
     Ok(crate::catalog::SchemaChoice {
+        key_nullable: nullable("KEY_PROTOBUF_NULLABLE_REPRESENTATION")?,
+        value_nullable: nullable("VALUE_PROTOBUF_NULLABLE_REPRESENTATION")?,
         key_id: id("KEY_SCHEMA_ID")?,
         value_id: id("VALUE_SCHEMA_ID")?,
         key_full_name: full_name(&["KEY_SCHEMA_FULL_NAME"], key_format)?,

@@ -440,7 +440,8 @@ fn writer(
         ColumnKind::Header(_) => return Err("headers have no writer".into()),
     };
     if format == Format::ProtobufNoSr {
-        return framed::Writer::protobuf_nosr(&source.schema.typed(part));
+        let nullable = source.schemas.nullable(part == ColumnKind::Key);
+        return framed::Writer::protobuf_nosr(&source.schema.typed(part), nullable);
     }
     let (id, full_name) = source.schemas.part(part == ColumnKind::Key);
     let id = match id {
