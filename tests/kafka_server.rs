@@ -91,9 +91,18 @@ async fn statements(http: &Http, topic: &str, run: i64) {
         error["message"].as_str().unwrap().starts_with("line 2:1:"),
         "{error}"
     );
-    let (_, shown) = http.ksql("SHOW TABLES; DESCRIBE counts;").await;
+    let (_, shown) = http
+        .ksql("SHOW TABLES; DESCRIBE counts; DESCRIBE clicks;")
+        .await;
     assert_eq!(shown[0]["tables"][0]["name"], "COUNTS");
     assert_eq!(shown[1]["sourceDescription"]["fields"][0]["type"], "KEY");
+    // The query reading CLICKS writes COUNTS's topic.
+    let reads = &shown[2]["sourceDescription"]["readQueries"][0];
+    assert_eq!(
+        reads["sinkKafkaTopics"],
+        serde_json::json!([format!("counts_{run}")]),
+        "{reads}"
+    );
 }
 
 /// Records from a producer, INSERT VALUES and /inserts-stream: every user at 11.

@@ -118,11 +118,17 @@ impl SchemaLog {
 
     /// Waits until every change written so far has been read.
     pub fn sync(&self) -> Result<(), RegistryError> {
-        let (_, end) = self
-            .watermarks
-            .fetch_watermarks(&self.topic, 0, TIMEOUT)
-            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
         let deadline = Instant::now() + TIMEOUT;
+        let end = loop {
+            // A topic just created may not have its leader yet (NotLeaderForPartition).
+            match self.watermarks.fetch_watermarks(&self.topic, 0, TIMEOUT) {
+                Ok((_, end)) => break end,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(RegistryError::Unavailable(e.to_string()));
+                }
+                Err(_) => std::thread::park_timeout(Duration::from_millis(100)),
+            }
+        };
         let mut state = self.shared.lock();
         while state.position < end {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -607,7 +607,9 @@ impl<R: Runtime + Sync + 'static> AppState<R> {
             ..SourceDetails::default()
         };
         for (id, info) in engine.queries() {
-            let reference = entities::query_summary(id, info, Some(source.topic.as_str()));
+            // Each query as it writes: its sink's topic.
+            let sink_topic = engine.catalog().get(&info.sink).map(|s| s.topic.clone());
+            let reference = entities::query_summary(id, info, sink_topic.as_deref());
             if info.sink == source.name {
                 if let Some(last) = info.status.errors().last() {
                     details.errors.push(format!("{id}: {}", last.message));
