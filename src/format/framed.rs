@@ -105,18 +105,25 @@ pub fn writer_for(
     }
 }
 
-/// A writer for the latest schema of `subject` (what a producer with auto-registration off
-/// would use).
-pub fn latest_writer(
+/// A writer for the registered schema `id`, or without one the latest schema of `subject`
+/// (what a producer with auto-registration off would use), and in it the message
+/// `full_name`.
+pub fn registered_writer(
     format: Format,
     subject: &str,
+    (id, full_name): (Option<u32>, Option<&str>),
     registry: &SchemaRegistry,
 ) -> Result<Writer, String> {
-    let latest = registry
-        .latest(subject)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no schema registered for subject {subject}"))?;
-    writer_with(format, latest.id, None, registry)
+    let id = match id {
+        Some(id) => id,
+        None => {
+            (registry.latest(subject))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no schema registered for subject {subject}"))?
+                .id
+        }
+    };
+    writer_with(format, id, full_name, registry)
 }
 
 /// A writer for the registered schema `id` (a sink's `VALUE_SCHEMA_ID`), and in it the

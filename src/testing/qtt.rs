@@ -428,7 +428,8 @@ pub(crate) fn source_for(
 }
 
 /// How a producer writes the key or value (`part`) of `source` in a schema format: with the
-/// latest schema of the topic's subject, or for PROTOBUF_NOSR the columns' own schema.
+/// schema the source names (`*_SCHEMA_ID`, `*_SCHEMA_FULL_NAME`) or the latest of the topic's
+/// subject, or for PROTOBUF_NOSR the columns' own schema.
 fn writer(
     source: &Source,
     part: ColumnKind,
@@ -443,18 +444,9 @@ fn writer(
         let nullable = source.schemas.nullable(part == ColumnKind::Key);
         return framed::Writer::protobuf_nosr(&source.schema.typed(part), nullable);
     }
-    let (id, full_name) = source.schemas.part(part == ColumnKind::Key);
-    let id = match id {
-        Some(id) => id,
-        None => {
-            let subject = format!("{}-{suffix}", source.topic);
-            (registry.latest(&subject))
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no schema registered for subject {subject}"))?
-                .id
-        }
-    };
-    framed::writer_with(format, id, full_name, registry)
+    let subject = format!("{}-{suffix}", source.topic);
+    let chosen = source.schemas.part(part == ColumnKind::Key);
+    framed::registered_writer(format, &subject, chosen, registry)
 }
 
 fn encode_key(

@@ -321,51 +321,38 @@ impl SchemaRegistry {
         self.backend.import(subject, schema, id)
     }
 
-    /// Registers `schema` (with its references) under `subject`; returns its id.
+    /// Registers `schema` (with its references) under `subject`; returns its id (the
+    /// existing one if the subject already has this exact schema).
     pub fn register_schema(&self, subject: &str, schema: &Schema) -> Result<u32, RegistryError> {
-        self.backend.register(subject, schema)
+        let key = (subject.to_string(), schema.clone());
+        if let Some(id) = self.lock().ids.get(&key) {
+            return Ok(*id);
+        }
+        let id = self.backend.register(subject, schema)?;
+        self.lock().ids.insert(key, id);
+        Ok(id)
     }
 
-    /// Registers `text` under `subject`; returns its id (the existing one if the subject
-    /// already has this exact schema).
+    /// Registers `text` under `subject` (see [`Self::register_schema`]).
     pub fn register(
         &self,
         subject: &str,
         kind: SchemaKind,
         text: &str,
     ) -> Result<u32, RegistryError> {
-        let schema = Schema::new(kind, text);
-        let key = (subject.to_string(), schema);
-        if let Some(id) = self.lock().ids.get(&key) {
-            return Ok(*id);
-        }
-        let id = self.backend.register(subject, &key.1)?;
-        self.lock().ids.insert(key, id);
-        Ok(id)
+        self.register_schema(subject, &Schema::new(kind, text))
     }
 
     /// The latest schema of `subject`.
     pub fn latest(&self, subject: &str) -> Result<Option<Registered>, RegistryError> {
-        Ok(self.backend.latest(subject)?.map(|(id, schema)| {
-            let registered = Registered {
-                id,
-                kind: schema.kind,
-                text: schema.text,
-                references: schema.references,
-            };
-            self.lock().by_id.insert(id, registered.clone());
-            registered
-        }))
+        Ok(self
+            .backend
+            .latest(subject)?
+            .map(|(id, schema)| self.remember(id, schema)))
     }
 
-    /// The schema with `id`.
-    pub fn by_id(&self, id: u32) -> Result<Option<Registered>, RegistryError> {
-        if let Some(found) = self.lock().by_id.get(&id) {
-            return Ok(Some(found.clone()));
-        }
-        let Some(schema) = self.backend.schema(id)? else {
-            return Ok(None);
-        };
+    /// Caches schema `id` (it never changes).
+    fn remember(&self, id: u32, schema: Schema) -> Registered {
         let registered = Registered {
             id,
             kind: schema.kind,
@@ -373,7 +360,18 @@ impl SchemaRegistry {
             references: schema.references,
         };
         self.lock().by_id.insert(id, registered.clone());
-        Ok(Some(registered))
+        registered
+    }
+
+    /// The schema with `id`.
+    pub fn by_id(&self, id: u32) -> Result<Option<Registered>, RegistryError> {
+        if let Some(found) = self.lock().by_id.get(&id) {
+            return Ok(Some(found.clone()));
+        }
+        Ok(self
+            .backend
+            .schema(id)?
+            .map(|schema| self.remember(id, schema)))
     }
 
     fn text(&self, id: u32) -> Result<Registered, String> {
